@@ -1,0 +1,206 @@
+// procsync/detail/robust_lock.hpp — the 40-byte robust futex lock under
+// procsync::mutex and procsync::recursive_mutex.
+//
+// Word states (the kernel's robust-futex format, see robust_list.hpp):
+//   0                         free
+//   tid [| waiters]           held by thread `tid`; `waiters`: someone may sleep
+//   owner_died [| waiters]    free: the holder died; the next owner must repair
+//   tid | owner_died [| w]    held by `tid`, data inconsistent until consistent()
+//   not_recoverable           poisoned: unlocked while inconsistent
+// The kernel writes `owner_died [| waiters]` when the holder dies and wakes one
+// waiter. Everyone else only ever CASes the word; only the holder clears it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "../error.hpp"
+#include "clock.hpp"
+#include "futex.hpp"
+#include "robust_list.hpp"
+
+namespace procsync {
+
+/// What a robust acquisition found.
+enum class lock_status {
+  acquired,     ///< the caller holds the lock; the protected data is consistent
+  owner_died,   ///< the caller holds the lock, but the previous holder died holding
+                ///< it: repair the data, then call consistent() (or unlock to poison)
+  unavailable,  ///< not acquired: try_lock found it held, or the deadline passed
+};
+
+/// True when `s` means the caller now holds the lock.
+constexpr bool holds(lock_status s) noexcept { return s != lock_status::unavailable; }
+
+namespace detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+class robust_lock {
+ public:
+  robust_lock() noexcept = default;
+  robust_lock(const robust_lock&) = delete;
+  robust_lock& operator=(const robust_lock&) = delete;
+
+  /// Blocks until acquired or `deadline` (nullptr: forever) passes.
+  lock_status acquire(const char* kind, const timespec* deadline) {
+    thread_identity& self = current_thread();
+    set_pending(self, &node_);
+    std::uint32_t expected = 0;
+    // Acquire: the critical section must see everything the last holder wrote.
+    if (word_.compare_exchange_strong(expected, self.tid, std::memory_order_acquire, std::memory_order_relaxed))
+      [[likely]] {
+      robust_enqueue(self, &node_);
+      clear_pending(self);
+      return lock_status::acquired;
+    }
+    return acquire_contended(self, kind, deadline);
+  }
+
+  lock_status try_acquire(const char* kind) {
+    thread_identity& self = current_thread();
+    set_pending(self, &node_);
+    std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    while ((seen & word_tid_mask) == 0) {
+      // Acquire: as in acquire(); keep `waiters`, which belongs to the sleepers.
+      if (word_.compare_exchange_weak(seen, seen | self.tid, std::memory_order_acquire, std::memory_order_relaxed))
+        return took_ownership(self, seen);
+    }
+    clear_pending(self);
+    if (seen == word_not_recoverable) throw_not_recoverable(kind);
+    if ((seen & word_tid_mask) == self.tid) throw_would_deadlock(kind);
+    return lock_status::unavailable;
+  }
+
+  void release(const char* kind) {
+    const std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    const thread_identity& self = current_thread();
+    if ((seen & word_tid_mask) != self.tid || seen == word_not_recoverable) throw_not_owner(kind, seen);
+    set_pending(self, &node_);
+    robust_dequeue(&node_);
+    // Release: the next holder must see our writes. Unlocking while
+    // inconsistent poisons the lock for good (pthread's ENOTRECOVERABLE).
+    const std::uint32_t next = (seen & word_owner_died) ? word_not_recoverable : 0;
+    const std::uint32_t before = word_.exchange(next, std::memory_order_release);
+    if (next == word_not_recoverable)
+      futex_wake_all(&word_);
+    else if (before & word_waiters)
+      futex_wake(&word_, 1);
+    clear_pending(self);
+  }
+
+  /// Marks the data repaired after lock_status::owner_died.
+  void make_consistent(const char* kind) {
+    const std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    if ((seen & word_tid_mask) != current_tid() || seen == word_not_recoverable) throw_not_owner(kind, seen);
+    // Relaxed: only the holder touches this bit, and release() publishes it.
+    word_.fetch_and(~word_owner_died, std::memory_order_relaxed);
+  }
+
+  bool held_by_caller() const { return (word_.load(std::memory_order_relaxed) & word_tid_mask) == current_tid(); }
+  bool inconsistent() const noexcept { return (word_.load(std::memory_order_relaxed) & word_owner_died) != 0; }
+  bool not_recoverable() const noexcept { return word_.load(std::memory_order_relaxed) == word_not_recoverable; }
+
+  /// The TID of the holder, 0 when free (a snapshot, for diagnostics).
+  std::uint32_t holder_tid() const noexcept {
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    return w == word_not_recoverable ? 0 : (w & word_tid_mask);
+  }
+
+  /// Spare room in the 40 bytes, before the robust node; owned by the wrapper.
+  std::uint32_t& aux(std::size_t i) noexcept { return aux_[i]; }
+
+ private:
+  lock_status took_ownership(thread_identity& self, std::uint32_t previous) {
+    robust_enqueue(self, &node_);
+    clear_pending(self);
+    return (previous & word_owner_died) ? lock_status::owner_died : lock_status::acquired;
+  }
+
+  lock_status acquire_contended(thread_identity& self, const char* kind, const timespec* deadline) {
+    // Once we have slept, other sleepers may exist that nobody else knows of:
+    // take the lock with `waiters` set so our unlock wakes the next one.
+    std::uint32_t mark = 0;
+    std::uint32_t seen = spin_while_held();
+    for (;;) {
+      if (seen == word_not_recoverable) {
+        clear_pending(self);
+        throw_not_recoverable(kind);
+      }
+      const std::uint32_t owner = seen & word_tid_mask;
+      if (owner == 0) {
+        if (word_.compare_exchange_weak(seen, seen | self.tid | mark, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+          return took_ownership(self, seen);
+        continue;
+      }
+      if (owner == self.tid) {
+        clear_pending(self);
+        throw_would_deadlock(kind);
+      }
+      if (!(seen & word_waiters) &&
+          !word_.compare_exchange_weak(seen, seen | word_waiters, std::memory_order_relaxed))
+        continue;
+      mark = word_waiters;
+      if (futex_wait(&word_, seen | word_waiters, deadline) == wait_result::timed_out) {
+        clear_pending(self);
+        return lock_status::unavailable;
+      }
+      seen = word_.load(std::memory_order_relaxed);
+    }
+  }
+
+  // A short spin pays off when the holder runs on another CPU and is about to
+  // release; it is cut short as soon as the lock is free or waiters queue up.
+  std::uint32_t spin_while_held() const noexcept {
+    std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    for (int i = 0; i < 100 && (seen & word_tid_mask) != 0 && !(seen & word_waiters); ++i) {
+      cpu_relax();
+      seen = word_.load(std::memory_order_relaxed);
+    }
+    return seen;
+  }
+
+  [[noreturn]] static void throw_not_recoverable(const char* kind) {
+    throw_error(errc::not_recoverable, std::string("procsync::") + kind +
+                                           ": not recoverable: a previous owner died holding it and the next "
+                                           "owner unlocked it without calling consistent()");
+  }
+  [[noreturn]] static void throw_would_deadlock(const char* kind) {
+    throw_error(errc::would_deadlock, std::string("procsync::") + kind +
+                                          ": lock by the thread that already holds it (would deadlock)");
+  }
+  [[noreturn]] void throw_not_owner(const char* kind, std::uint32_t seen) const {
+    const std::uint32_t holder = seen == word_not_recoverable ? 0 : (seen & word_tid_mask);
+    throw_error(errc::not_owner, std::string("procsync::") + kind + ": released by thread " +
+                                     std::to_string(current_tid()) + ", which does not own it (" +
+                                     (holder ? "held by thread " + std::to_string(holder) : std::string("not held")) +
+                                     ")");
+  }
+
+  std::atomic<std::uint32_t> word_{0};
+  std::uint32_t aux_[5] = {};
+  robust_node node_{};
+
+  friend struct robust_lock_layout;
+};
+
+struct robust_lock_layout {
+  static_assert(offsetof(robust_lock, node_) - offsetof(robust_lock, word_) == robust_node_offset,
+                "the robust node must sit where glibc's robust list expects it");
+};
+
+static_assert(sizeof(robust_lock) == 40);
+
+}  // namespace detail
+}  // namespace procsync

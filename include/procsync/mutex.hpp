@@ -1,0 +1,131 @@
+// procsync/mutex.hpp — a robust mutex shared between processes.
+//
+// procsync::mutex is a 40-byte, pointer-free futex lock that lives in shared
+// memory (see segment.hpp) and is owned by one thread of one process at a time,
+// as std::mutex is. It meets the std Lockable and TimedLockable requirements,
+// so std::lock_guard, std::unique_lock, std::scoped_lock and std::lock work.
+//
+// Robustness. If the holder dies — SIGKILL, a crash, a thread that returns while
+// holding it — the kernel releases the lock at once (the robust-futex list; no
+// polling) and the next locker is told: the robust calls (lock_robust() and the
+// try_ variants) return lock_status::owner_died. The new holder repairs the
+// protected data and calls consistent(). If it unlocks without doing so, the
+// mutex becomes *not recoverable*: every later lock attempt throws
+// procsync::error with errc::not_recoverable (pthread's EOWNERDEAD /
+// ENOTRECOVERABLE contract).
+//
+// Plain lock()/try_lock() (what std::lock_guard uses) acquire the lock after an
+// owner's death as well; the holder can ask inconsistent() to learn about it.
+// A holder that ignores it poisons the mutex on unlock, so a death is never
+// silently forgotten: at worst every later user gets errc::not_recoverable.
+//
+// Misuse is an error, not undefined behaviour: unlock() by a thread that does
+// not hold the mutex throws errc::not_owner; lock() by the thread that already
+// holds it throws errc::would_deadlock instead of hanging.
+//
+// Cost: lock+unlock without contention is two atomic instructions and no system
+// call; a system call is made only when a thread has to sleep or wake a sleeper.
+//
+// Requirements and limits:
+//  - Place it in memory shared by all users (MAP_SHARED); it works at any
+//    mapping address in each process. Construct it once, before others use it;
+//    it needs no destruction (destroying a held mutex is harmless).
+//  - All processes sharing it must live in one PID namespace (the holder is
+//    recorded by TID, as with glibc's robust mutexes).
+//  - While held, the mutex is linked into the holder thread's robust list; a
+//    holder must not unmap the memory it lives in before unlocking.
+//  - glibc is required (procsync joins glibc's per-thread robust list; it
+//    checks the list layout and throws errc::unsupported if it differs).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "detail/clock.hpp"
+#include "detail/robust_lock.hpp"
+
+namespace procsync {
+
+class mutex {
+ public:
+  /// Layout identity, checked when the mutex is opened in a named segment.
+  static constexpr const char* kind_name = "procsync::mutex";
+  static constexpr std::uint32_t layout_version = 1;
+
+  /// An unlocked mutex.
+  mutex() noexcept = default;
+  mutex(const mutex&) = delete;
+  mutex& operator=(const mutex&) = delete;
+
+  /// Blocks until the calling thread holds the mutex.
+  /// Throws errc::would_deadlock if the caller already holds it,
+  /// errc::not_recoverable if it was poisoned. After an owner's death it
+  /// succeeds and inconsistent() is true.
+  void lock() { (void)core_.acquire(kind, nullptr); }
+
+  /// Like lock(), reporting whether the previous owner died.
+  [[nodiscard]] lock_status lock_robust() { return core_.acquire(kind, nullptr); }
+
+  /// Takes the mutex if it is free now; never blocks. Same errors as lock().
+  [[nodiscard]] bool try_lock() { return holds(core_.try_acquire(kind)); }
+  [[nodiscard]] lock_status try_lock_robust() { return core_.try_acquire(kind); }
+
+  /// Blocks until acquired or `timeout` has passed (on steady_clock); returns
+  /// whether the caller holds the mutex. Never returns false early.
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
+  }
+
+  /// Blocks until acquired or `deadline` passes. A deadline on another clock
+  /// (system_clock) is converted to steady_clock once, so clock jumps do not
+  /// move it.
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    return holds(try_lock_robust_until(deadline));
+  }
+
+  template <class Rep, class Period>
+  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return try_lock_robust_until(detail::deadline_after(timeout));
+  }
+
+  template <class Clock, class Duration>
+  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
+    return core_.acquire(kind, &ts);
+  }
+
+  /// Releases the mutex. Requires: the calling thread holds it (else throws
+  /// errc::not_owner). If the previous owner died and consistent() was not
+  /// called, the mutex becomes not recoverable and every waiter is woken to
+  /// learn it.
+  void unlock() { core_.release(kind); }
+
+  /// Declares the protected data repaired after an owner's death.
+  /// Requires: the caller holds the mutex (else errc::not_owner). No effect if
+  /// the mutex is already consistent.
+  void consistent() { core_.make_consistent(kind); }
+
+  /// True while the holder has not yet called consistent() after acquiring the
+  /// mutex from a dead owner. Meaningful to the holder.
+  [[nodiscard]] bool inconsistent() const noexcept { return core_.inconsistent(); }
+
+  /// True once the mutex was poisoned (see unlock()).
+  [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
+
+  /// True if the calling thread holds the mutex.
+  [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
+
+  /// The kernel thread id of the holder, 0 if free: a racy snapshot for
+  /// diagnostics (and the deadlock detector), never for decisions.
+  [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+
+ private:
+  static constexpr const char* kind = "mutex";
+  detail::robust_lock core_;
+};
+
+static_assert(sizeof(mutex) == 40, "procsync::mutex is 40 bytes, pthread_mutex_t's size");
+
+}  // namespace procsync

@@ -1,0 +1,109 @@
+// procsync/recursive_mutex.hpp — a robust, re-entrant mutex shared between
+// processes.
+//
+// Like procsync::mutex (same robustness contract, same placement rules, 40
+// bytes), but the holder may lock it again; it is released when unlock() has
+// been called as many times as it was locked. Only the holder may unlock it:
+// any other thread gets errc::not_owner ("released by a thread that does not
+// own it", Python RLock's rule). The depth is limited to 2^32 - 1
+// (errc::invalid_argument beyond).
+//
+// After an owner's death the next holder starts at depth 1, whatever depth the
+// dead owner had reached.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+
+#include "detail/clock.hpp"
+#include "detail/robust_lock.hpp"
+
+namespace procsync {
+
+class recursive_mutex {
+ public:
+  static constexpr const char* kind_name = "procsync::recursive_mutex";
+  static constexpr std::uint32_t layout_version = 1;
+
+  recursive_mutex() noexcept = default;
+  recursive_mutex(const recursive_mutex&) = delete;
+  recursive_mutex& operator=(const recursive_mutex&) = delete;
+
+  /// Blocks until the caller holds the mutex; re-entrant for the holder.
+  void lock() { (void)lock_robust(); }
+
+  /// Like lock(); reports lock_status::owner_died on first acquisition after an
+  /// owner's death.
+  [[nodiscard]] lock_status lock_robust() {
+    if (reenter()) return lock_status::acquired;
+    return first_hold(core_.acquire(kind, nullptr));
+  }
+
+  [[nodiscard]] bool try_lock() { return holds(try_lock_robust()); }
+  [[nodiscard]] lock_status try_lock_robust() {
+    if (reenter()) return lock_status::acquired;
+    return first_hold(core_.try_acquire(kind));
+  }
+
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    return holds(try_lock_robust_until(deadline));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    if (reenter()) return lock_status::acquired;
+    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
+    return first_hold(core_.acquire(kind, &ts));
+  }
+
+  /// Releases one level. Requires: the caller holds it (else errc::not_owner).
+  void unlock() {
+    if (!core_.held_by_caller())
+      detail::throw_error(errc::not_owner,
+                          "procsync::recursive_mutex: cannot release un-acquired lock (released by thread " +
+                              std::to_string(detail::current_tid()) + ", which does not own it)");
+    if (--depth() == 0) core_.release(kind);
+  }
+
+  /// See mutex::consistent().
+  void consistent() { core_.make_consistent(kind); }
+  [[nodiscard]] bool inconsistent() const noexcept { return core_.inconsistent(); }
+  [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
+  [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
+  [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+
+  /// How many times the caller holds it (0 if it does not).
+  [[nodiscard]] std::uint32_t depth_of_caller() const {
+    return core_.held_by_caller() ? const_cast<recursive_mutex*>(this)->depth() : 0;
+  }
+
+ private:
+  static constexpr const char* kind = "recursive_mutex";
+
+  // The depth lives in the core's spare room and is touched only by the holder.
+  std::uint32_t& depth() noexcept { return core_.aux(0); }
+
+  bool reenter() {
+    if (!core_.held_by_caller()) return false;
+    if (depth() == std::numeric_limits<std::uint32_t>::max())
+      detail::throw_error(errc::invalid_argument, "procsync::recursive_mutex: recursion depth limit reached");
+    ++depth();
+    return true;
+  }
+
+  lock_status first_hold(lock_status status) {
+    if (holds(status)) depth() = 1;
+    return status;
+  }
+
+  detail::robust_lock core_;
+};
+
+static_assert(sizeof(recursive_mutex) == 40);
+
+}  // namespace procsync

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every public header must compile on its own (only it included), warning-free
+# with -Wall -Wextra -Wpedantic -Werror, on g++ and on clang++ (when installed).
+set -u
+root=${1:-$(dirname "$0")/..}
+cd "$root/include" || exit 1
+status=0
+compilers=(g++)
+command -v clang++ >/dev/null && compilers+=(clang++)
+for cxx in "${compilers[@]}"; do
+  for header in $(find procsync -name '*.hpp' | sort); do
+    if ! echo "#include <$header>" | "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I. -x c++ - 2>/tmp/check-headers.$$; then
+      echo "FAIL $cxx $header"; cat /tmp/check-headers.$$; status=1
+    else
+      echo "ok   $cxx $header"
+    fi
+  done
+done
+rm -f /tmp/check-headers.$$
+exit $status

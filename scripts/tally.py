@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Counts test cases over one or more Meson build dirs and prints the closing
+line CI reads: `N passed, N failed`. A Boost.Test executable contributes its
+per-case XML report; any other test (or a Boost one that crashed before writing
+its report) counts as one case."""
+import json, sys, xml.etree.ElementTree as ET
+from pathlib import Path
+
+passed = failed = 0
+for build in sys.argv[1:]:
+    log = Path(build) / 'meson-logs' / 'testlog.json'
+    if not log.exists():
+        print(f'tally: {log} missing: counted as one failure'); failed += 1; continue
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        ok = entry['result'] in ('OK', 'EXPECTEDFAIL', 'SKIP')
+        report = Path(build) / 'tests' / 'reports' / (entry['name'] + '.xml')
+        p = f = 0
+        if report.exists():
+            try:
+                for case in ET.parse(report).iter('TestCase'):
+                    if case.get('result') == 'passed': p += 1
+                    elif case.get('result') != 'skipped': f += 1
+            except ET.ParseError:
+                p = f = 0
+        if p + f == 0:
+            p, f = (1, 0) if ok else (0, 1)
+        elif not ok and f == 0:
+            f = 1  # the executable failed outside any case (crash, leak, timeout)
+        passed += p; failed += f
+        if f: print(f'FAILED: {build}: {entry["name"]} ({entry["result"]})')
+print(f'{passed} passed, {failed} failed')
+sys.exit(1 if failed else 0)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, runs every test in a
+# normal build and again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then prints `N passed, N failed` (counted per Boost.Test case).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh || exit 1
+
+jobs=$(nproc)
+status=0
+run_suite() {  # build-dir, meson setup args...
+  local dir=$1; shift
+  if [ ! -d "$dir" ]; then meson setup "$dir" "$@" >/dev/null || return 1; fi
+  meson compile -C "$dir" || return 1
+  rm -rf "$dir/tests/reports"; mkdir -p "$dir/tests/reports"
+  meson test -C "$dir" --num-processes "$jobs" --print-errorlogs
+}
+run_suite build -Dbench=false || status=1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_suite build-sanitize -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false || status=1
+python3 scripts/tally.py build build-sanitize || status=1
+exit $status

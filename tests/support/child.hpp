@@ -1,0 +1,94 @@
+// tests/support/child.hpp — forking helpers for procsync's own tests.
+//
+// Every child dies with the test (PR_SET_PDEATHSIG), so a test killed by its
+// timeout never leaves workers behind; every wait has a watchdog, so a hung child
+// fails the test instead of hanging it.
+#pragma once
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <thread>
+
+namespace procsync_test {
+
+/// Forks; the child runs `body` (which returns its exit code or throws) and
+/// _exits without running the parent's atexit handlers or Boost.Test reports.
+template <class F>
+pid_t fork_child(F&& body) {
+  const pid_t parent = ::getpid();
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::abort();
+  }
+  if (pid > 0) return pid;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(97);  // the parent died before prctl
+  int code = 0;
+  try {
+    code = body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "child %d: uncaught exception: %s\n", ::getpid(), e.what());
+    code = 98;
+  } catch (...) {
+    code = 99;
+  }
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+/// The raw wait status of `pid`, or -1 if it did not end within `limit`
+/// (it is then SIGKILLed and reaped, so nothing is left behind).
+inline int wait_status(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -2;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+/// Exit code of a child that exited normally; -signal if killed; -1000 on watchdog.
+inline int wait_exit_code(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  const int status = wait_status(pid, limit);
+  if (status < 0) return -1000;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1001;
+}
+
+/// A name no other test run can produce: prefix, pid, and a per-process counter.
+inline std::string unique_name(const std::string& what) {
+  static std::atomic<int> counter{0};
+  return "procsync-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + what;
+}
+
+/// Polls `done` until it holds or `limit` passes; returns its last value.
+template <class Pred>
+bool eventually(Pred&& done, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+}  // namespace procsync_test
