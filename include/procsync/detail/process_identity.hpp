@@ -10,6 +10,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -71,14 +72,22 @@ inline process_identity identity_of(std::int32_t pid) noexcept {
   return {pid, 0, start};
 }
 
-/// The calling process's identity, cached; forks re-read it in the child.
-inline const process_identity& current_process_identity() noexcept {
+inline process_identity& cached_process_identity() noexcept {
   static process_identity cached{};
-  static std::int32_t cached_for = 0;
-  const std::int32_t pid = static_cast<std::int32_t>(::getpid());
-  if (cached_for != pid) {
-    cached = identity_of(pid);
-    cached_for = pid;
+  return cached;
+}
+
+inline void forget_process_identity_after_fork() noexcept { cached_process_identity() = process_identity{}; }
+
+/// The calling process's identity. Cached: the first call reads /proc, later
+/// calls cost a load (getpid() is a real syscall in glibc >= 2.25, and a slow one
+/// on some VMs). A fork child re-reads it (pthread_atfork hook).
+inline const process_identity& current_process_identity() noexcept {
+  process_identity& cached = cached_process_identity();
+  if (cached.pid == 0) [[unlikely]] {
+    static const bool fork_hook = ::pthread_atfork(nullptr, nullptr, forget_process_identity_after_fork) == 0;
+    (void)fork_hook;
+    cached = identity_of(static_cast<std::int32_t>(::getpid()));
   }
   return cached;
 }

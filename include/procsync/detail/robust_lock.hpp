@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <time.h>
 
 #include "../error.hpp"
 #include "clock.hpp"
@@ -37,6 +38,24 @@ enum class lock_status {
 constexpr bool holds(lock_status s) noexcept { return s != lock_status::unavailable; }
 
 namespace detail {
+
+class robust_lock;
+
+/// Slow-path hook for the deadlock detector (deadlock.hpp), process-local.
+/// When installed, a *contended* acquisition sleeps in slices of slice_ns() and
+/// calls on_slice() between them (it may throw errc::deadlock_detected); `slot`
+/// is the hook's per-wait state, handed to on_done() on every way out. When no
+/// hook is installed nothing changes, and the uncontended path never looks.
+struct contended_wait_hook {
+  std::int64_t (*slice_ns)(std::uint32_t slices_so_far) noexcept;
+  void (*on_slice)(robust_lock& lock, const char* kind, std::uint32_t seen, std::int32_t& slot);
+  void (*on_done)(std::int32_t slot) noexcept;
+};
+
+inline std::atomic<const contended_wait_hook*>& contended_hook() noexcept {
+  static std::atomic<const contended_wait_hook*> hook{nullptr};
+  return hook;
+}
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -131,6 +150,8 @@ class robust_lock {
     // Once we have slept, other sleepers may exist that nobody else knows of:
     // take the lock with `waiters` set so our unlock wakes the next one.
     std::uint32_t mark = 0;
+    // Acquire: pairs with the installer's release, so the hook's tables are seen.
+    hook_guard hook{contended_hook().load(std::memory_order_acquire)};
     std::uint32_t seen = spin_while_held();
     for (;;) {
       if (seen == word_not_recoverable) {
@@ -152,12 +173,53 @@ class robust_lock {
           !word_.compare_exchange_weak(seen, seen | word_waiters, std::memory_order_relaxed))
         continue;
       mark = word_waiters;
-      if (futex_wait(&word_, seen | word_waiters, deadline) == wait_result::timed_out) {
-        clear_pending(self);
-        return lock_status::unavailable;
-      }
+      if (!sleep_one_slice(hook, self, kind, seen | word_waiters, deadline)) return lock_status::unavailable;
       seen = word_.load(std::memory_order_relaxed);
     }
+  }
+
+  struct hook_guard {
+    const contended_wait_hook* hook;
+    std::int32_t slot = -1;
+    std::uint32_t slices = 0;
+    ~hook_guard() {
+      if (hook != nullptr && slot >= 0) hook->on_done(slot);
+    }
+  };
+
+  // Why sleep in slices even without a hook: a holder killed between its
+  // releasing exchange and its futex_wake leaves a sleeper unwoken if another
+  // thread barges in through the fast path meanwhile (the kernel only wakes for a
+  // dead unlocker while the word is still free, and the barger's word carries no
+  // `waiters` bit). Waking every rearm_slice_ns to re-set `waiters` bounds that
+  // rare stall; it costs one syscall per slice per sleeper and nothing otherwise.
+  static constexpr std::int64_t rearm_slice_ns = 200'000'000;
+
+  // One futex sleep of at most one slice; between slices the hook (if any) looks
+  // for a deadlock (and may throw). Returns false when `deadline` has passed.
+  bool sleep_one_slice(hook_guard& hook, thread_identity& self, const char* kind, std::uint32_t expected,
+                       const timespec* deadline) {
+    timespec slice{};
+    ::clock_gettime(CLOCK_MONOTONIC, &slice);
+    const std::int64_t ns =
+        slice.tv_nsec + (hook.hook != nullptr ? hook.hook->slice_ns(hook.slices++) : rearm_slice_ns);
+    slice.tv_sec += static_cast<time_t>(ns / 1000000000);
+    slice.tv_nsec = static_cast<long>(ns % 1000000000);
+    const bool last = deadline != nullptr && (deadline->tv_sec < slice.tv_sec ||
+                                              (deadline->tv_sec == slice.tv_sec && deadline->tv_nsec <= slice.tv_nsec));
+    if (futex_wait(&word_, expected, last ? deadline : &slice) != wait_result::timed_out) return true;
+    if (last) {
+      clear_pending(self);
+      return false;
+    }
+    if (hook.hook == nullptr) return true;
+    try {
+      hook.hook->on_slice(*this, kind, word_.load(std::memory_order_relaxed), hook.slot);
+    } catch (...) {
+      clear_pending(self);
+      throw;
+    }
+    return true;
   }
 
   // A short spin pays off when the holder runs on another CPU and is about to
