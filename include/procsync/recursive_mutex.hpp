@@ -54,6 +54,10 @@ class recursive_mutex {
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
     return holds(try_lock_robust_until(deadline));
   }
+  template <class Rep, class Period>
+  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return try_lock_robust_until(detail::deadline_after(timeout));
+  }
   template <class Clock, class Duration>
   [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
     if (reenter()) return lock_status::acquired;

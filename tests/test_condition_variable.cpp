@@ -1,0 +1,286 @@
+#define BOOST_TEST_MODULE procsync condition_variable
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <procsync/condition_variable.hpp>
+#include <procsync/mutex.hpp>
+
+#include "child.hpp"
+#include "shared_memory.hpp"
+
+using namespace procsync_test;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct block {
+  procsync::mutex m;
+  procsync::condition_variable cv;
+  procsync::condition_variable cv2;
+  long turn = 0;
+  long value = 0;
+  long ring[8] = {};
+  long head = 0, tail = 0;
+  std::atomic<int> waiting{0};
+  std::atomic<int> step{0};
+};
+
+template <class F>
+procsync::errc error_of(F&& f) {
+  try {
+    f();
+  } catch (const procsync::error& e) {
+    return static_cast<procsync::errc>(e.code().value());
+  }
+  return procsync::errc{};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ping_pong_between_processes) {
+  auto b = shared_new<block>();
+  constexpr long rounds = 2000;
+  // Two processes take turns: turn is even for the first, odd for the second.
+  auto player = [&](long parity) {
+    for (long i = 0; i < rounds; ++i) {
+      std::unique_lock lk(b->m);
+      b->cv.wait(lk, [&] { return b->turn % 2 == parity; });
+      ++b->turn;
+      b->cv.notify_one();
+    }
+    return 0;
+  };
+  const pid_t p0 = fork_child([&] { return player(0); });
+  const pid_t p1 = fork_child([&] { return player(1); });
+  BOOST_TEST(wait_exit_code(p0) == 0);
+  BOOST_TEST(wait_exit_code(p1) == 0);
+  BOOST_TEST(b->turn == 2 * rounds);
+}
+
+BOOST_AUTO_TEST_CASE(producer_consumer_exact) {
+  auto b = shared_new<block>();
+  constexpr long items = 5000;
+  constexpr int consumers = 2;
+  auto sum = shared_new<std::atomic<long>>(0);
+  auto count = shared_new<std::atomic<long>>(0);
+  const pid_t producer = fork_child([&] {
+    for (long i = 1; i <= items; ++i) {
+      std::unique_lock lk(b->m);
+      b->cv2.wait(lk, [&] { return b->tail - b->head < 8; });  // not full
+      b->ring[b->tail++ % 8] = i;
+      b->cv.notify_one();
+    }
+    std::unique_lock lk(b->m);
+    for (int c = 0; c < consumers; ++c) {
+      b->cv2.wait(lk, [&] { return b->tail - b->head < 8; });
+      b->ring[b->tail++ % 8] = -1;  // one stop marker per consumer
+      b->cv.notify_one();
+    }
+    return 0;
+  });
+  std::vector<pid_t> kids;
+  for (int c = 0; c < consumers; ++c)
+    kids.push_back(fork_child([&] {
+      for (;;) {
+        std::unique_lock lk(b->m);
+        b->cv.wait(lk, [&] { return b->tail != b->head; });  // not empty
+        const long v = b->ring[b->head++ % 8];
+        b->cv2.notify_one();
+        if (v < 0) return 0;
+        sum->fetch_add(v);
+        count->fetch_add(1);
+      }
+    }));
+  BOOST_TEST(wait_exit_code(producer) == 0);
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(count->load() == items);
+  BOOST_TEST(sum->load() == items * (items + 1) / 2);
+}
+
+BOOST_AUTO_TEST_CASE(notify_all_wakes_every_waiter) {
+  auto b = shared_new<block>();
+  constexpr int waiters = 5;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < waiters; ++i)
+    kids.push_back(fork_child([&] {
+      std::unique_lock lk(b->m);
+      b->waiting.fetch_add(1);
+      // No predicate: each waiter must really be woken by the one notify_all.
+      while (b->value == 0) b->cv.wait(lk);
+      return 0;
+    }));
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == waiters; }));
+  std::this_thread::sleep_for(30ms);
+  {
+    std::lock_guard g(b->m);
+    b->value = 1;
+  }
+  b->cv.notify_all();
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k, 30s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(wait_for_times_out_not_early) {
+  auto b = shared_new<block>();
+  std::unique_lock lk(b->m);
+  for (auto timeout : {1ms, 50ms, 150ms}) {
+    const auto t0 = clk::now();
+    BOOST_TEST((b->cv.wait_for(lk, timeout) == std::cv_status::timeout));
+    BOOST_TEST((clk::now() - t0 >= timeout));
+    BOOST_TEST((clk::now() - t0 < timeout + 5s));
+    BOOST_TEST(lk.owns_lock());
+    BOOST_TEST(b->m.owned_by_caller());
+  }
+  const auto t0 = clk::now();
+  BOOST_TEST(!b->cv.wait_for(lk, 50ms, [] { return false; }));
+  BOOST_TEST((clk::now() - t0 >= 50ms));
+  BOOST_TEST(!b->cv.wait_until(lk, std::chrono::system_clock::now() + 30ms, [] { return false; }));
+  BOOST_TEST((clk::now() - t0 >= 80ms - 1ms));
+  // A notification before the deadline ends the wait early with no_timeout.
+  const pid_t notifier = fork_child([&] {
+    std::lock_guard g(b->m);
+    b->value = 7;
+    b->cv.notify_one();
+    return 0;
+  });
+  BOOST_TEST(b->cv.wait_for(lk, 30s, [&] { return b->value == 7; }));
+  lk.unlock();
+  BOOST_TEST(wait_exit_code(notifier) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_others_still_work) {
+  auto b = shared_new<block>();
+  const pid_t victim = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->waiting.fetch_add(1);
+    b->cv.wait(lk, [&] { return b->value != 0; });
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 2; ++i)
+    kids.push_back(fork_child([&] {
+      std::unique_lock lk(b->m);
+      b->waiting.fetch_add(1);
+      b->cv.wait(lk, [&] { return b->value != 0; });
+      return 0;
+    }));
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 3; }));
+  std::this_thread::sleep_for(30ms);
+  ::kill(victim, SIGKILL);
+  BOOST_TEST(wait_exit_code(victim) == -SIGKILL);
+  {
+    std::lock_guard g(b->m);  // the mutex is free: the victim died waiting, not holding
+    b->value = 1;
+  }
+  b->cv.notify_all();
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k, 30s) == 0);
+  // notify_one still reaches a new waiter.
+  const pid_t late = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->step = 1;
+    b->cv.wait(lk, [&] { return b->value == 2; });
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return b->step.load() == 1; }));
+  {
+    std::lock_guard g(b->m);
+    b->value = 2;
+  }
+  b->cv.notify_one();
+  BOOST_TEST(wait_exit_code(late, 30s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported) {
+  auto b = shared_new<block>();
+  const pid_t waiter = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->waiting = 1;
+    procsync::lock_status s = procsync::lock_status::acquired;
+    while (b->value == 0) s = b->cv.wait_robust(lk);
+    if (s != procsync::lock_status::owner_died) return 1;
+    if (!b->m.inconsistent()) return 2;
+    b->value = 100;  // repair
+    b->m.consistent();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
+  const pid_t killer = fork_child([&]() -> int {
+    while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);  // the waiter released it in wait()
+    b->value = 1;
+    b->cv.notify_all();
+    ::raise(SIGKILL);  // die holding the mutex
+    return 1;
+  });
+  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
+  BOOST_TEST(b->value == 100);
+  BOOST_TEST((b->m.try_lock_robust() == procsync::lock_status::acquired));
+  b->m.unlock();
+
+  // The plain wait() returns too, with the death visible through inconsistent().
+  b->value = 0;
+  b->waiting = 0;
+  const pid_t waiter2 = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->waiting = 1;
+    b->cv.wait(lk, [&] { return b->value != 0; });
+    if (!b->m.inconsistent()) return 1;
+    b->m.consistent();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
+  const pid_t killer2 = fork_child([&]() -> int {
+    while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
+    b->value = 1;
+    b->cv.notify_one();
+    ::raise(SIGKILL);
+    return 1;
+  });
+  BOOST_TEST(wait_exit_code(killer2) == -SIGKILL);
+  BOOST_TEST(wait_exit_code(waiter2, 30s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(poisoned_mutex_during_wait_throws_and_releases_lock) {
+  auto b = shared_new<block>();
+  const pid_t waiter = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->waiting = 1;
+    const auto e = error_of([&] { b->cv.wait(lk, [&] { return b->value != 0; }); });
+    if (e != procsync::errc::not_recoverable) return 1;
+    return lk.owns_lock() ? 2 : 0;  // the unique_lock no longer claims the mutex
+  });
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
+  const pid_t killer = fork_child([&]() -> int {
+    while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
+    ::raise(SIGKILL);
+    return 1;
+  });
+  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  // The parent takes it from the dead owner and poisons it, then notifies.
+  BOOST_REQUIRE((b->m.try_lock_robust_for(30s) == procsync::lock_status::owner_died));
+  b->value = 1;
+  b->m.unlock();
+  b->cv.notify_all();
+  BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(misuse_and_no_syscall_without_waiters) {
+  auto b = shared_new<block>();
+  std::unique_lock lk(b->m, std::defer_lock);
+  BOOST_TEST((error_of([&] { b->cv.wait(lk); }) == procsync::errc::not_owner));
+  const auto before = procsync::detail::futex_syscalls.load();
+  for (int i = 0; i < 10000; ++i) {
+    b->cv.notify_one();
+    b->cv.notify_all();
+  }
+  BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}

@@ -1,0 +1,337 @@
+#define BOOST_TEST_MODULE procsync shared_mutex
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include "shared_memory.hpp"
+#include <procsync/shared_mutex.hpp>
+
+#include "child.hpp"
+
+using namespace procsync_test;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct block {
+  procsync::shared_mutex m;
+  std::atomic<int> step{0};
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+  std::atomic<int> stop{0};
+  long a = 0, b = 0;  // writers keep a == b
+};
+
+template <class F>
+procsync::errc error_of(F&& f) {
+  try {
+    f();
+  } catch (const procsync::error& e) {
+    return static_cast<procsync::errc>(e.code().value());
+  }
+  return procsync::errc{};
+}
+
+bool wait_flag(const std::atomic<int>& flag, int value) {
+  return eventually([&] { return flag.load() >= value; }, 30s);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(readers_share_writers_exclude_exactly) {
+  auto s = shared_new<block>();
+  constexpr int writers = 2, readers = 3, iters = 3000;
+  std::vector<pid_t> kids;
+  for (int w = 0; w < writers; ++w)
+    kids.push_back(fork_child([&] {
+      for (int i = 0; i < iters; ++i) {
+        std::lock_guard g(s->m);
+        ++s->a;
+        ++s->b;
+      }
+      return 0;
+    }));
+  for (int r = 0; r < readers; ++r)
+    kids.push_back(fork_child([&] {
+      int torn = 0;
+      for (int i = 0; i < iters; ++i) {
+        std::shared_lock g(s->m);
+        const int now = s->inside.fetch_add(1) + 1;
+        int seen = s->max_inside.load();
+        while (now > seen && !s->max_inside.compare_exchange_weak(seen, now)) {
+        }
+        if (s->a != s->b) ++torn;
+        s->inside.fetch_sub(1);
+      }
+      return torn == 0 ? 0 : 1;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(s->a == writers * iters);
+  BOOST_TEST(s->b == writers * iters);
+  BOOST_TEST(s->m.reader_count() == 0u);
+  BOOST_TEST_MESSAGE("most readers inside at once: " << s->max_inside.load());
+}
+
+BOOST_AUTO_TEST_CASE(many_readers_hold_at_once) {
+  auto s = shared_new<block>();
+  constexpr int readers = 5;
+  std::vector<pid_t> kids;
+  for (int r = 0; r < readers; ++r)
+    kids.push_back(fork_child([&] {
+      s->m.lock_shared();
+      s->inside.fetch_add(1);
+      // Every reader holds its share until all do: impossible unless shared.
+      if (!wait_flag(s->inside, readers)) return 1;
+      s->m.unlock_shared();
+      return 0;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(s->m.try_lock());
+  s->m.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(waiting_writer_blocks_new_readers) {
+  auto s = shared_new<block>();
+  s->m.lock_shared();  // the parent is a reader inside
+  const pid_t writer = fork_child([&] {
+    s->step = 1;
+    s->m.lock();
+    s->a = 1;
+    s->m.unlock();
+    return 0;
+  });
+  BOOST_REQUIRE(wait_flag(s->step, 1));
+  BOOST_REQUIRE(eventually([&] { return s->m.writer_tid() != 0; }));
+  // A new reader must not overtake the waiting writer...
+  const pid_t reader = fork_child([&] {
+    if (s->m.try_lock_shared()) return 1;
+    s->m.lock_shared();
+    const long seen = s->a;  // ...so it sees the writer's update
+    s->m.unlock_shared();
+    return seen == 1 ? 0 : 2;
+  });
+  std::this_thread::sleep_for(50ms);
+  BOOST_TEST(s->a == 0);  // the writer is still waiting for us
+  s->m.unlock_shared();
+  BOOST_TEST(wait_exit_code(writer) == 0);
+  BOOST_TEST(wait_exit_code(reader) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(writer_not_starved_by_overlapping_readers) {
+  auto s = shared_new<block>();
+  constexpr int readers = 3;
+  std::vector<pid_t> kids;
+  for (int r = 0; r < readers; ++r)
+    kids.push_back(fork_child([&] {
+      s->inside.fetch_add(1);
+      while (!s->stop.load()) {
+        std::shared_lock g(s->m);
+        std::this_thread::sleep_for(std::chrono::microseconds(300));  // readers overlap constantly
+      }
+      return 0;
+    }));
+  BOOST_REQUIRE(wait_flag(s->inside, readers));
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = clk::now();
+    BOOST_TEST(s->m.try_lock_for(10s));
+    BOOST_TEST((clk::now() - t0 < 10s));
+    ++s->a;
+    s->m.unlock();
+  }
+  s->stop = 1;
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(s->a == 20);
+}
+
+BOOST_AUTO_TEST_CASE(writer_death_owner_died_consistent_and_poison) {
+  auto s = shared_new<block>();
+  const pid_t w = fork_child([&]() -> int {
+    s->m.lock();
+    s->a = 1;  // torn: b not updated
+    s->step = 1;
+    for (;;) ::pause();
+  });
+  BOOST_REQUIRE(wait_flag(s->step, 1));
+  // A reader blocked behind the writer is released when it dies, and is told.
+  const pid_t reader = fork_child([&] {
+    const auto st = s->m.lock_shared_robust();
+    s->m.unlock_shared();
+    return st == procsync::lock_status::owner_died ? 0 : 1;
+  });
+  std::this_thread::sleep_for(30ms);
+  ::kill(w, SIGKILL);
+  BOOST_TEST(wait_exit_code(w) == -SIGKILL);
+  BOOST_TEST(wait_exit_code(reader) == 0);
+  BOOST_TEST(s->m.inconsistent());
+  BOOST_REQUIRE((s->m.try_lock_robust_for(10s) == procsync::lock_status::owner_died));
+  s->b = s->a;
+  s->m.consistent();
+  s->m.unlock();
+  BOOST_TEST(!s->m.inconsistent());
+  BOOST_TEST((s->m.lock_shared_robust() == procsync::lock_status::acquired));
+  s->m.unlock_shared();
+
+  // Second death; this time the repairer does not call consistent().
+  s->step = 0;
+  const pid_t w2 = fork_child([&]() -> int {
+    s->m.lock();
+    s->step = 1;
+    for (;;) ::pause();
+  });
+  BOOST_REQUIRE(wait_flag(s->step, 1));
+  ::kill(w2, SIGKILL);
+  BOOST_TEST(wait_exit_code(w2) == -SIGKILL);
+  BOOST_REQUIRE((s->m.lock_robust() == procsync::lock_status::owner_died));
+  // Others queue behind the repairer: a writer and a reader.
+  const pid_t blocked = fork_child([&] {
+    s->inside.fetch_add(1);
+    return error_of([&] { s->m.lock(); }) == procsync::errc::not_recoverable ? 0 : 1;
+  });
+  const pid_t blocked_reader = fork_child([&] {
+    s->inside.fetch_add(1);
+    return error_of([&] { s->m.lock_shared(); }) == procsync::errc::not_recoverable ? 0 : 1;
+  });
+  BOOST_REQUIRE(wait_flag(s->inside, 2));
+  std::this_thread::sleep_for(50ms);
+  s->m.unlock();  // without consistent(): poisons it and wakes them
+  BOOST_TEST(wait_exit_code(blocked_reader, 30s) == 0);
+  BOOST_TEST(wait_exit_code(blocked, 30s) == 0);
+  BOOST_TEST(s->m.not_recoverable());
+  BOOST_TEST((error_of([&] { s->m.lock(); }) == procsync::errc::not_recoverable));
+  BOOST_TEST((error_of([&] { (void)s->m.try_lock(); }) == procsync::errc::not_recoverable));
+  BOOST_TEST((error_of([&] { s->m.lock_shared(); }) == procsync::errc::not_recoverable));
+  BOOST_TEST((error_of([&] { (void)s->m.try_lock_shared_for(5ms); }) == procsync::errc::not_recoverable));
+}
+
+BOOST_AUTO_TEST_CASE(dead_readers_do_not_block_writers) {
+  auto s = shared_new<block>();
+  constexpr int readers = 3;
+  std::vector<pid_t> kids;
+  for (int r = 0; r < readers; ++r)
+    kids.push_back(fork_child([&]() -> int {
+      s->m.lock_shared();
+      s->inside.fetch_add(1);
+      for (;;) ::pause();
+    }));
+  BOOST_REQUIRE(wait_flag(s->inside, readers));
+  BOOST_TEST(s->m.reader_count() == static_cast<std::size_t>(readers));
+  BOOST_TEST(!s->m.try_lock());
+  // A writer waits; the readers are killed one by one; it gets in right after the last.
+  const pid_t writer = fork_child([&] {
+    s->step = 1;
+    return s->m.try_lock_robust_for(30s) == procsync::lock_status::acquired ? 0 : 1;
+  });
+  BOOST_REQUIRE(wait_flag(s->step, 1));
+  std::this_thread::sleep_for(30ms);
+  for (pid_t k : kids) {
+    ::kill(k, SIGKILL);
+    BOOST_TEST(wait_exit_code(k) == -SIGKILL);
+  }
+  const auto t0 = clk::now();
+  BOOST_TEST(wait_exit_code(writer, 30s) == 0);
+  BOOST_TEST((clk::now() - t0 < 10s));  // immediate in practice: the kernel clears the slots
+  BOOST_TEST(s->m.reader_count() == 0u);
+  // The writer child exited holding it: a dead writer for the next one.
+  BOOST_TEST((s->m.try_lock_robust() == procsync::lock_status::owner_died));
+  s->m.consistent();
+  s->m.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(timeouts_not_early) {
+  auto s = shared_new<block>();
+  const pid_t reader = fork_child([&] {
+    s->m.lock_shared();
+    s->step = 1;
+    wait_flag(s->stop, 1);
+    s->m.unlock_shared();
+    return 0;
+  });
+  BOOST_REQUIRE(wait_flag(s->step, 1));
+  auto t0 = clk::now();
+  BOOST_TEST(!s->m.try_lock_for(100ms));
+  BOOST_TEST((clk::now() - t0 >= 100ms));
+  BOOST_TEST((clk::now() - t0 < 5s));
+  BOOST_TEST(s->m.writer_tid() == 0u);  // the timed-out writer let go of the gate
+  BOOST_TEST(s->m.try_lock_shared());   // so readers still get in
+  s->m.unlock_shared();
+  s->stop = 1;
+  BOOST_TEST(wait_exit_code(reader) == 0);
+  s->m.lock();
+  const pid_t other = fork_child([&] {
+    const auto t1 = clk::now();
+    if (s->m.try_lock_shared_for(100ms)) return 1;
+    if (clk::now() - t1 < 100ms) return 2;
+    if (s->m.try_lock_shared_until(std::chrono::system_clock::now() + 20ms)) return 3;
+    return 0;
+  });
+  BOOST_TEST(wait_exit_code(other) == 0);
+  s->m.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(misuse_errors) {
+  auto s = shared_new<block>();
+  BOOST_TEST((error_of([&] { s->m.unlock_shared(); }) == procsync::errc::not_owner));
+  BOOST_TEST((error_of([&] { s->m.unlock(); }) == procsync::errc::not_owner));
+  s->m.lock();
+  BOOST_TEST((error_of([&] { s->m.lock(); }) == procsync::errc::would_deadlock));
+  BOOST_TEST((error_of([&] { s->m.lock_shared(); }) == procsync::errc::would_deadlock));
+  const pid_t other = fork_child([&] {
+    return error_of([&] { s->m.unlock(); }) == procsync::errc::not_owner ? 0 : 1;
+  });
+  BOOST_TEST(wait_exit_code(other) == 0);
+  s->m.unlock();
+  s->m.lock_shared();
+  BOOST_TEST(s->m.shared_by_caller());
+  BOOST_TEST((error_of([&] { s->m.lock(); }) == procsync::errc::would_deadlock));
+  procsync::errc from_thread{};
+  std::thread t([&] { from_thread = error_of([&] { s->m.unlock_shared(); }); });
+  t.join();
+  BOOST_TEST((from_thread == procsync::errc::not_owner));
+  s->m.unlock_shared();
+  BOOST_TEST(!s->m.shared_by_caller());
+}
+
+BOOST_AUTO_TEST_CASE(no_futex_syscall_without_contention) {
+  auto s = shared_new<block>();
+  s->m.lock();
+  s->m.unlock();
+  const auto before = procsync::detail::futex_syscalls.load();
+  for (int i = 0; i < 10000; ++i) {
+    s->m.lock_shared();
+    s->m.lock_shared();  // a second share (another slot) is fine without a writer
+    s->m.unlock_shared();
+    s->m.unlock_shared();
+    s->m.lock();
+    s->m.unlock();
+  }
+  BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}
+
+BOOST_AUTO_TEST_CASE(more_readers_than_slots_queue) {
+  auto s = shared_new<block>();
+  constexpr int threads = static_cast<int>(procsync::shared_mutex::reader_slots) + 8;
+  std::vector<std::thread> ts;
+  std::atomic<int> done{0};
+  for (int i = 0; i < threads; ++i)
+    ts.emplace_back([&] {
+      for (int j = 0; j < 200; ++j) {
+        std::shared_lock g(s->m);
+        s->inside.fetch_add(1);
+        BOOST_CHECK(s->inside.load() <= static_cast<int>(procsync::shared_mutex::reader_slots));
+        s->inside.fetch_sub(1);
+      }
+      done.fetch_add(1);
+    });
+  for (auto& t : ts) t.join();
+  BOOST_TEST(done.load() == threads);
+  BOOST_TEST(s->m.reader_count() == 0u);
+}
