@@ -42,9 +42,16 @@ enum class errc {
   corrupt_segment,        ///< the segment's bytes fail validation
   permission_denied,      ///< the segment belongs to another user or mode forbids access
   unsupported,            ///< the platform lacks something procsync needs
+  undo_slots_exhausted,   ///< every undo slot of a semaphore is held by a live process
+  not_parent,             ///< join/is_alive/exitcode on a child by a process that did not start it
 };
 
 }  // namespace procsync
+
+// Lets a procsync::errc convert to std::error_code, so
+// `e.code() == procsync::errc::not_owner` compiles and compares category + value.
+template <>
+struct std::is_error_code_enum<procsync::errc> : std::true_type {};
 
 namespace procsync {
 namespace detail {
@@ -78,6 +85,8 @@ class error_category final : public std::error_category {
       case errc::corrupt_segment: return "corrupt shared memory segment";
       case errc::permission_denied: return "permission denied";
       case errc::unsupported: return "unsupported on this platform";
+      case errc::undo_slots_exhausted: return "semaphore undo slots exhausted";
+      case errc::not_parent: return "only the process that started a child may wait for it";
     }
     return "unknown procsync error " + std::to_string(value);
   }

@@ -1,0 +1,581 @@
+// procsync/process.hpp — child processes with Python multiprocessing.Process
+// semantics: start, join (with a timeout), exit codes, daemons, no zombies.
+//
+//   int work(int n) { ...; return 0; }
+//
+//   procsync::process p{work, 42};       // the callable and its arguments are copied in
+//   p.start();                            // fork(); the child runs work(42) and _exits
+//   if (!p.join(std::chrono::seconds(5))) p.terminate();
+//   p.join();
+//   std::optional<int> code = p.exitcode();   // 0..255, or -N when killed by signal N
+//
+// or, as with Python's `class Downloader(Process)`:
+//
+//   struct downloader : procsync::process {
+//     explicit downloader(std::string url) : url_(std::move(url)) {}
+//     int run() override { ...; return 0; }   // runs in the child
+//     std::string url_;
+//   };
+//
+// How it works and why:
+//  - start() is fork(), not posix_spawn or clone3: the child must run the
+//    target in a copy of the caller's memory (shared mappings, like
+//    make_anonymous<T>(), stay shared), and glibc's fork handlers keep malloc,
+//    stdio and the robust-futex list usable in the child.
+//  - Right after fork the parent opens a pidfd (pidfd_open, Linux >= 5.3). The
+//    child cannot be reaped before that (only we wait for it), so the pidfd
+//    names exactly this child. terminate()/kill() signal through it
+//    (pidfd_send_signal), so a recycled pid is never signalled; join(timeout)
+//    and sentinel() poll it, so waiting with a timeout never busy-polls.
+//  - The child ends with _exit after flushing stdio and std::cout/cerr/clog:
+//    the parent's atexit handlers and static destructors never run twice, and
+//    buffered output is neither lost nor duplicated (start() flushes before
+//    fork). A child that calls std::exit(n) ends the same way with code n
+//    (an on_exit hook registered in the child runs first and _exits).
+//  - Reaping happens in join(), is_alive(), exitcode(), active_children() and
+//    the destructor, so a child never stays a zombie once it is looked at or
+//    its handle is gone.
+//
+// When the main program exits normally (return from main, std::exit), an
+// atexit handler installed by the first start() does what Python's does:
+// SIGTERM every daemon child still running, then join every child still
+// running (daemon or not) — so a leaked or static process object still never
+// leaves a zombie or an orphan it did not mean to. A child process does the
+// same for its own children before it _exits.
+//
+// Thread safety: a process object is used from one thread at a time (as in
+// Python); distinct objects may be started and joined from different threads.
+// A parent that has other threads when it forks gets a child with only the
+// forking thread, exactly like Python's "fork" start method: the child should
+// not touch locks those threads might have held.
+//
+// Requirement: nothing else in the process reaps our children. With SIGCHLD
+// set to SIG_IGN, or a waitpid(-1, ...) elsewhere, the exit status is lost and
+// join()/exitcode() throw an errno error (ECHILD) saying so.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>  // on_exit (glibc)
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <concepts>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <procsync/detail/clock.hpp>
+#include <procsync/error.hpp>
+
+namespace procsync {
+
+class process;
+
+/// What current_process() reports about the calling process.
+struct process_info {
+  pid_t pid = 0;         ///< getpid()
+  std::string name;      ///< "MainProcess", or the name of the process object that started us
+  bool daemon = false;   ///< whether we were started as a daemon (and so may not start children)
+  pid_t parent_pid = 0;  ///< the process that started us (main process: getppid())
+};
+
+/// The calling process as procsync sees it: in the main program name
+/// "MainProcess"; inside a child started by procsync::process, that process's
+/// name and daemon flag as they were at start().
+process_info current_process();
+
+/// The children this process started that are still running, as pointers to
+/// their (live) process objects. Finished children are reaped on the way, as
+/// Python's active_children() does. Children started by other processes
+/// (a parent's children, seen through a copy of its memory) are never listed.
+std::vector<process*> active_children();
+
+namespace detail {
+
+inline int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
+
+inline int pidfd_send_signal(int pidfd, int sig) noexcept {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
+}
+
+/// Who the calling process is, in procsync's eyes. Rewritten in a child right
+/// after fork (while it has one thread), read-only otherwise.
+struct process_self {
+  std::string name = "MainProcess";
+  std::string identity_prefix;  // "" in the main process, "3:" in its third child, "3:1:" ...
+  bool daemon = false;
+  pid_t parent_pid = 0;  // 0: the main process, whose parent is getppid()
+  // Numbers default names; relaxed: only uniqueness matters, not ordering.
+  std::atomic<unsigned> next_number{1};
+};
+
+/// Never destroyed (leaked on purpose): a process object with static storage
+/// may be destroyed after any other static, and still needs this.
+inline process_self& self() {
+  static process_self* state = new process_self;
+  return *state;
+}
+
+struct child_entry {
+  process* object;
+  pid_t started_by;  // only the process that started a child ever dereferences `object`
+};
+
+/// The children started by this process (Python's _children), guarded by `lock`.
+/// start() holds `lock` across fork() so the child's copy is consistent.
+struct process_registry {
+  std::mutex lock;
+  std::vector<child_entry> children;
+  bool exit_handler_installed = false;  // inherited over fork along with the registration
+};
+
+inline process_registry& registry() {
+  static process_registry* state = new process_registry;  // never destroyed, as above
+  return *state;
+}
+
+/// Flushes everything a child could have buffered: stdio and the standard iostreams.
+inline void flush_standard_streams() noexcept {
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+    std::clog.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+}
+
+/// Holds a type-erased callable and its arguments, invoked once in the child.
+struct process_target {
+  virtual ~process_target() = default;
+  virtual int invoke() = 0;
+};
+
+template <class F, class... Args>
+struct process_target_of final : process_target {
+  template <class G, class... A>
+  explicit process_target_of(G&& g, A&&... a) : function(std::forward<G>(g)), arguments(std::forward<A>(a)...) {}
+
+  int invoke() override {
+    return std::apply(
+        [this](Args&... args) -> int {
+          // Invoked with rvalues, as std::thread does: the child uses them once.
+          using result = std::invoke_result_t<F, Args...>;
+          if constexpr (std::is_convertible_v<result, int> && !std::is_void_v<result>) {
+            return static_cast<int>(std::invoke(std::move(function), std::move(args)...));
+          } else {
+            std::invoke(std::move(function), std::move(args)...);
+            return 0;
+          }
+        },
+        arguments);
+  }
+
+  F function;
+  std::tuple<Args...> arguments;
+};
+
+}  // namespace detail
+
+/// A child process running a callable or an overridden run(), with Python's
+/// multiprocessing.Process semantics. The object is the handle: it is neither
+/// copyable nor movable (hold it in a std::unique_ptr to move it around).
+class process {
+ public:
+  /// A process with no target: run() does nothing and returns 0 unless a
+  /// subclass overrides it. Default name "process-N" (N counts the process
+  /// objects created by the calling process; "process-N:M" in a child).
+  process() : identity_(detail::self().identity_prefix + next_number()), name_("process-" + identity_) {}
+
+  /// A process that runs `std::invoke(f, args...)` in the child. `f` and every
+  /// argument are copied or moved into the object now (decayed, as std::thread
+  /// does); pass std::ref to share a reference — it stays valid in the child,
+  /// which has a copy of the caller's memory. The child's exit code is the
+  /// return value if it converts to int (void or other types: 0). Returning
+  /// bool is rejected at compile time: `return true` would mean exit code 1.
+  template <class F, class... Args>
+    requires(!std::is_base_of_v<process, std::remove_cvref_t<F>> &&
+             std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>)
+  explicit process(F&& f, Args&&... args) : process() {
+    using result = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+    static_assert(!std::is_same_v<std::remove_cvref_t<result>, bool>,
+                  "procsync::process: the target returns bool; return an int exit code (0 = success) instead");
+    target_ = std::make_unique<detail::process_target_of<std::decay_t<F>, std::decay_t<Args>...>>(
+        std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  /// If the child still runs: a daemon child is terminated (SIGTERM) and
+  /// joined; a non-daemon child is joined — this may block as long as the
+  /// child runs, exactly as Python's main process waits for its children.
+  /// Nothing is left as a zombie. Errors are swallowed (a destructor cannot
+  /// report them). In any process other than the one that started the child
+  /// (a fork's copy of this object) only the pidfd is closed.
+  virtual ~process() {
+    if (pid_ != 0 && started_by_ == ::getpid()) {
+      try {
+        if (!ended_) {
+          if (daemon_) send_signal(SIGTERM, "~process");
+          reap(true);
+        }
+      } catch (...) {
+      }
+      unregister();
+    }
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
+
+  /// Forks a child that runs run() (by default, the target) and then _exits:
+  /// with run()'s return value; with n if it calls std::exit(n); with 1 after
+  /// printing "process NAME (pid N): uncaught exception: WHAT" to stderr if an
+  /// exception escapes. Before exiting, the child terminates its own daemon
+  /// children, joins the others, and flushes stdio and the standard iostreams.
+  /// Throws errc::already_started if called twice, errc::daemon_children in a
+  /// daemon process, an errno error if fork or pidfd_open fails (then no child
+  /// is left behind). Never returns in the child.
+  void start() {
+    if (pid_ != 0)
+      detail::throw_error(errc::already_started, "procsync::process::start: '" + name_ +
+                                                     "' was already started (pid " + std::to_string(pid_) +
+                                                     "); a process object runs once");
+    if (detail::self().daemon)
+      detail::throw_error(errc::daemon_children,
+                          "procsync::process::start: cannot start '" + name_ + "' from '" + detail::self().name +
+                              "', a daemon process; daemonic processes are not allowed to have children");
+    const pid_t parent = ::getpid();
+    detail::flush_standard_streams();  // else buffered output would be written twice
+    auto& children = detail::registry();
+    std::unique_lock guard(children.lock);
+    children.children.reserve(children.children.size() + 1);  // push_back below must not throw
+    const pid_t child = ::fork();
+    if (child < 0) {
+      const int err = errno;
+      guard.unlock();
+      detail::throw_errno(err, "procsync::process::start: fork failed for '" + name_ + "'");
+    }
+    if (child == 0) {
+      // Unlocking a mutex the parent's thread locked is what pthread_atfork
+      // child handlers do; the child has one thread and its own copy.
+      guard.unlock();
+      child_main(parent);
+    }
+    const int pidfd = detail::pidfd_open(child);
+    if (pidfd < 0) {
+      const int err = errno;
+      // The child is unreaped, so its pid is still ours to signal.
+      ::kill(child, SIGKILL);
+      while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      guard.unlock();
+      detail::throw_errno(err, "procsync::process::start: pidfd_open failed for '" + name_ +
+                                   "' (procsync needs Linux >= 5.3)");
+    }
+    pid_ = child;
+    pidfd_ = pidfd;
+    started_by_ = parent;
+    children.children.push_back({this, parent});
+    if (!children.exit_handler_installed) {
+      children.exit_handler_installed = true;
+      std::atexit(&process::at_main_exit);
+    }
+  }
+
+  /// Waits until the child ends and reaps it. Afterwards exitcode() has a value.
+  /// Throws errc::not_started before start(), errc::not_parent in a process
+  /// other than the one that started the child.
+  void join() {
+    check_waitable("join");
+    reap(true);
+  }
+
+  /// Waits at most `timeout` (on the monotonic clock) for the child to end;
+  /// returns whether it ended (then it is reaped). Never returns false early.
+  /// Sleeps in ppoll on the pidfd: no busy polling. Same errors as join().
+  template <class Rep, class Period>
+  bool join(const std::chrono::duration<Rep, Period>& timeout) {
+    return join_until(detail::deadline_after(timeout));
+  }
+
+  /// join(timeout) with a deadline on any clock (converted once to steady_clock).
+  template <class Clock, class Duration>
+  bool join_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    check_waitable("join");
+    const auto until = detail::to_steady(deadline);
+    for (;;) {
+      if (reap(false)) return true;
+      const auto now = detail::steady::now();
+      if (now >= until) return false;
+      // Capped so that a far deadline stays a valid timespec; the loop resumes.
+      const auto remaining = std::min<detail::steady::duration>(until - now, std::chrono::hours(24));
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(remaining);
+      const timespec wait{static_cast<time_t>(secs.count()),
+                          static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(remaining - secs).count())};
+      pollfd readable{pidfd_, POLLIN, 0};
+      if (::ppoll(&readable, 1, &wait, nullptr) < 0 && errno != EINTR)
+        detail::throw_errno(errno, "procsync::process::join: ppoll on the pidfd of '" + name_ + "' failed");
+    }
+  }
+
+  /// Whether the child has started and not yet ended. Reaps it if it ended.
+  /// False before start(). Throws errc::not_parent if the child's status is
+  /// not known yet and the caller is not the process that started it.
+  bool is_alive() {
+    if (pid_ == 0 || ended_) return false;
+    check_waitable("is_alive");
+    return !reap(false);
+  }
+
+  /// The child's exit status: nullopt before start() and while it runs; then
+  /// the exit code (0..255: the value passed to _exit, modulo 256), or -N if
+  /// signal N killed it. Reaps the child if it ended. Errors as is_alive().
+  std::optional<int> exitcode() {
+    if (pid_ == 0) return std::nullopt;
+    if (!ended_) {
+      check_waitable("exitcode");
+      if (!reap(false)) return std::nullopt;
+    }
+    return exitcode_;
+  }
+
+  /// The child's pid; 0 before start(). Kept after the child ends (as in
+  /// Python), but only signal it through terminate()/kill(): once reaped, the
+  /// number may belong to another process.
+  pid_t pid() const noexcept { return pid_; }
+
+  /// The name, for messages and current_process().name in the child.
+  const std::string& name() const noexcept { return name_; }
+
+  /// Renames the process; after start() this changes only the parent's view.
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  /// Whether the child is (to be) a daemon.
+  bool daemon() const noexcept { return daemon_; }
+
+  /// Makes the child a daemon (before start(); afterwards errc::already_started).
+  /// A daemon child:
+  ///  - may not start children of its own (errc::daemon_children), as in Python;
+  ///  - is terminated (SIGTERM) and joined when its parent exits normally
+  ///    (return from main or std::exit: an atexit handler) or destroys its
+  ///    process object — a daemon that ignores SIGTERM makes that join hang,
+  ///    as in Python;
+  ///  - is SIGKILLed by the kernel when its parent dies any other way
+  ///    (PR_SET_PDEATHSIG; a parent that died before the child set it is
+  ///    detected through getppid()). Caveat: the kernel sends that signal when
+  ///    the *thread* that called start() ends, not the whole process — start
+  ///    daemons from a thread that lives as long as they should.
+  void set_daemon(bool daemon) {
+    if (pid_ != 0)
+      detail::throw_error(errc::already_started, "procsync::process::set_daemon: '" + name_ +
+                                                     "' was already started (pid " + std::to_string(pid_) +
+                                                     "); set the daemon flag before start()");
+    daemon_ = daemon;
+  }
+
+  /// Sends SIGTERM (which, unless handled, ends the child with exitcode -15).
+  /// Does not wait: call join() next. Nothing happens if the child has been
+  /// reaped already. Throws errc::not_started before start(). Signals through
+  /// the pidfd, so a recycled pid is never signalled.
+  void terminate() { send_signal(SIGTERM, "terminate"); }
+
+  /// Sends SIGKILL (exitcode -9 after join()); otherwise as terminate().
+  void kill() { send_signal(SIGKILL, "kill"); }
+
+  /// A pidfd for the child: poll()/select()/epoll report it readable once the
+  /// child has ended. Owned by this object (closed by its destructor; close-on-exec).
+  /// Throws errc::not_started before start().
+  int sentinel() const {
+    if (pid_ == 0)
+      detail::throw_error(errc::not_started,
+                          "procsync::process::sentinel: '" + name_ + "' has no sentinel before start()");
+    return pidfd_;
+  }
+
+ protected:
+  /// What the child runs; its return value is the exit code. By default,
+  /// invokes the target given to the constructor (no target: returns 0).
+  /// Subclasses override it, as Python's Process.run.
+  virtual int run() { return target_ ? target_->invoke() : 0; }
+
+ private:
+  friend std::vector<process*> active_children();
+
+  static std::string next_number() {
+    // relaxed: names need distinct numbers, not an order between threads.
+    return std::to_string(detail::self().next_number.fetch_add(1, std::memory_order_relaxed));
+  }
+
+  [[noreturn]] void child_main(pid_t parent) noexcept {
+    if (daemon_) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // The parent may have died before prctl: then we were reparented already.
+      if (::getppid() != parent) ::raise(SIGKILL);
+    }
+    // The parent's children are not ours to wait for or to list.
+    detail::registry().children.clear();
+    auto& me = detail::self();
+    try {
+      me.identity_prefix = identity_ + ":";
+      me.name = name_;
+    } catch (...) {
+      ::_exit(1);  // out of memory right after fork: nothing sensible to report
+    }
+    me.daemon = daemon_;
+    me.parent_pid = parent;
+    me.next_number.store(1, std::memory_order_relaxed);  // one thread now: no ordering needed
+    pid_ = ::getpid();
+    started_by_ = parent;  // so that join()/is_alive() on ourselves say not_parent
+    // std::exit(n) in the target: this runs before every handler inherited
+    // from the parent (handlers run in reverse order of registration).
+    ::on_exit(&process::child_exit_hook, nullptr);
+    int code = 1;
+    try {
+      code = run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "process %s (pid %d): uncaught exception: %s\n", name_.c_str(), static_cast<int>(::getpid()),
+                   e.what());
+    } catch (...) {
+      std::fprintf(stderr, "process %s (pid %d): uncaught exception: unknown exception (not a std::exception)\n",
+                   name_.c_str(), static_cast<int>(::getpid()));
+    }
+    child_exit_hook(code, nullptr);
+  }
+
+  // How a child ends, whether run() returned or it called std::exit.
+  [[noreturn]] static void child_exit_hook(int code, void*) {
+    finish_children();
+    detail::flush_standard_streams();
+    ::_exit(code);
+  }
+
+  // Python's exit function: terminate daemon children, then join every child.
+  static void finish_children() noexcept {
+    std::vector<process*> mine;
+    try {
+      auto& reg = detail::registry();
+      std::lock_guard guard(reg.lock);
+      const pid_t me = ::getpid();
+      for (const auto& entry : reg.children)
+        if (entry.started_by == me) mine.push_back(entry.object);
+    } catch (...) {
+      return;
+    }
+    for (process* p : mine) {
+      try {
+        if (p->daemon_ && !p->ended_) p->terminate();
+      } catch (...) {
+      }
+    }
+    for (process* p : mine) {
+      try {
+        if (!p->ended_) p->reap(true);
+      } catch (...) {
+      }
+    }
+  }
+
+  static void at_main_exit() { finish_children(); }
+
+  void check_waitable(const char* operation) const {
+    if (pid_ == 0)
+      detail::throw_error(errc::not_started, std::string("procsync::process::") + operation + ": '" + name_ +
+                                                 "' was never started; call start() first");
+    if (started_by_ != ::getpid())
+      detail::throw_error(errc::not_parent, std::string("procsync::process::") + operation + ": '" + name_ +
+                                                "' (pid " + std::to_string(pid_) + ") was started by pid " +
+                                                std::to_string(started_by_) + ", not by the caller (pid " +
+                                                std::to_string(::getpid()) + ")");
+  }
+
+  // Named so as not to hide ::signal from a subclass's run().
+  void send_signal(int sig, const char* operation) {
+    if (pid_ == 0)
+      detail::throw_error(errc::not_started, std::string("procsync::process::") + operation + ": '" + name_ +
+                                                 "' was never started; call start() first");
+    if (ended_) return;
+    // ESRCH: it has exited already (the pidfd never names another process).
+    if (detail::pidfd_send_signal(pidfd_, sig) < 0 && errno != ESRCH)
+      detail::throw_errno(errno, std::string("procsync::process::") + operation + ": pidfd_send_signal to '" + name_ +
+                                     "' (pid " + std::to_string(pid_) + ") failed");
+  }
+
+  // Reaps the child if it has ended (or, with `block`, once it ends); returns
+  // whether it has. The pid is safe to wait for: it stays ours until reaped.
+  bool reap(bool block) {
+    if (ended_) return true;
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+      if (r == pid_) {
+        ended_ = true;
+        exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+        return true;
+      }
+      if (r == 0) return false;
+      if (errno == EINTR) continue;
+      const int err = errno;
+      detail::throw_errno(err, "procsync::process: waitpid for '" + name_ + "' (pid " + std::to_string(pid_) +
+                                   ") failed" +
+                                   (err == ECHILD ? std::string(": it was reaped elsewhere (SIGCHLD ignored, or "
+                                                                "waitpid(-1) in this process); its status is lost")
+                                                  : std::string()));
+    }
+  }
+
+  void unregister() noexcept {
+    auto& reg = detail::registry();
+    std::lock_guard guard(reg.lock);
+    auto& list = reg.children;
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->object == this) {
+        list.erase(it);
+        return;
+      }
+    }
+  }
+
+  std::string identity_;  // "3", or "3:1" in a child of process-3: numbers default names
+  std::string name_;
+  std::unique_ptr<detail::process_target> target_;
+  pid_t pid_ = 0;         // 0: not started
+  pid_t started_by_ = 0;  // the process that may wait for the child
+  int pidfd_ = -1;
+  bool daemon_ = false;
+  bool ended_ = false;  // reaped; exitcode_ is valid
+  int exitcode_ = 0;
+};
+
+inline process_info current_process() {
+  const auto& me = detail::self();
+  return {::getpid(), me.name, me.daemon, me.parent_pid != 0 ? me.parent_pid : ::getppid()};
+}
+
+inline std::vector<process*> active_children() {
+  auto& reg = detail::registry();
+  std::lock_guard guard(reg.lock);
+  const pid_t me = ::getpid();
+  std::vector<process*> alive;
+  for (const auto& entry : reg.children)
+    if (entry.started_by == me && !entry.object->reap(false)) alive.push_back(entry.object);
+  return alive;
+}
+
+}  // namespace procsync
