@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs procsync into a staging directory and builds a tiny consumer three
+# ways: pkg-config, CMake find_package, and as a Meson subproject. Runs each
+# consumer. Exits non-zero on any failure.
+#   tests/consumer/run.sh SRC_ROOT WORK_DIR
+set -euo pipefail
+src=$(cd "${1:?usage: run.sh SRC_ROOT WORK_DIR}" && pwd)
+work=${2:?usage: run.sh SRC_ROOT WORK_DIR}
+here="$src/tests/consumer"
+prefix=/opt/procsync
+cxx=${CXX:-c++}
+
+rm -rf "$work"
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+dest="$work/dest"
+step() { echo "== $*"; }
+
+step "install with --destdir $dest (prefix $prefix)"
+meson setup "$work/build" "$src" --prefix "$prefix" -Dtests=false -Dbench=false -Dexamples=false >"$work/setup.log" 2>&1 ||
+  { cat "$work/setup.log"; exit 1; }
+meson install -C "$work/build" --destdir "$dest" >"$work/install.log" 2>&1 || { cat "$work/install.log"; exit 1; }
+for f in include/procsync/mutex.hpp include/procsync/segment.hpp include/procsync/error.hpp \
+         lib/cmake/procsync/procsyncConfig.cmake lib/cmake/procsync/procsyncConfigVersion.cmake; do
+  [ -f "$dest$prefix/$f" ] || { echo "missing after install: $prefix/$f"; exit 1; }
+done
+pc=$(find "$dest$prefix" -name procsync.pc | head -n 1)
+[ -n "$pc" ] || { echo "missing after install: procsync.pc"; exit 1; }
+
+step "pkg-config consumer"
+flags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --cflags --libs procsync)
+echo "pkg-config: $flags"
+case "$flags" in *"$dest$prefix/include"*) ;; *) echo "pkg-config flags lack the staged include dir"; exit 1 ;; esac
+# shellcheck disable=SC2086
+"$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/main.cpp" -o "$work/consumer-pkgconfig" $flags
+"$work/consumer-pkgconfig"
+
+step "CMake consumer"
+cmake -S "$here/cmake" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$dest$prefix" -DCMAKE_CXX_COMPILER="$cxx" \
+  >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
+cmake --build "$work/cmake-build" >>"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
+"$work/cmake-build/consumer"
+# The version check refuses an incompatible request.
+mkdir -p "$work/cmake-version"
+cat >"$work/cmake-version/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(version_check NONE)
+find_package(procsync 99 QUIET)
+if(procsync_FOUND)
+  message(FATAL_ERROR "procsync 99 accepted")
+endif()
+CMAKE
+cmake -S "$work/cmake-version" -B "$work/cmake-version/build" -DCMAKE_PREFIX_PATH="$dest$prefix" \
+  >"$work/cmake-version.log" 2>&1 || { cat "$work/cmake-version.log"; exit 1; }
+
+step "Meson subproject consumer"
+mkdir -p "$work/meson-consumer/subprojects"
+cp "$here/meson/meson.build" "$here/main.cpp" "$work/meson-consumer/"
+ln -s "$src" "$work/meson-consumer/subprojects/procsync"
+meson setup "$work/meson-consumer/build" "$work/meson-consumer" >"$work/meson.log" 2>&1 || { cat "$work/meson.log"; exit 1; }
+meson compile -C "$work/meson-consumer/build" >>"$work/meson.log" 2>&1 || { cat "$work/meson.log"; exit 1; }
+"$work/meson-consumer/build/consumer"
+
+step "all consumers passed"
