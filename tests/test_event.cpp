@@ -1,0 +1,234 @@
+#define BOOST_TEST_MODULE procsync event
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <procsync/detail/process_identity.hpp>
+#include <procsync/event.hpp>
+#include "shared_memory.hpp"
+
+#include "child.hpp"
+
+using namespace procsync_test;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+using mode = procsync::event::reset_mode;
+
+namespace {
+
+bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::milliseconds limit = 30s) {
+  return eventually([&] { return flag.load() >= value; }, limit);
+}
+
+// True once process `pid` sleeps (state 'S'): after it announced that it is
+// about to wait, this means it sleeps in the futex.
+bool sleeping(pid_t pid) {
+  char state = 0;
+  std::uint64_t start = 0;
+  return procsync::detail::read_proc_stat(pid, state, start) && state == 'S';
+}
+
+struct block {
+  explicit block(mode m = mode::manual) : ev(m) {}
+  procsync::event ev;
+  std::atomic<int> started{0};
+  std::atomic<int> woke{0};
+  std::atomic<int> stop{0};
+  std::atomic<int> ready{0};
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(set_clear_is_set_and_timeouts) {
+  procsync::event ev;
+  BOOST_TEST((ev.mode() == mode::manual));
+  BOOST_TEST(!ev.is_set());
+  for (auto timeout : {1ms, 30ms}) {
+    const auto t0 = clk::now();
+    BOOST_TEST(!ev.wait_for(timeout));
+    BOOST_TEST((clk::now() - t0 >= timeout));
+  }
+  const auto t0 = clk::now();
+  BOOST_TEST(!ev.wait_until(std::chrono::system_clock::now() + 30ms));
+  BOOST_TEST((clk::now() - t0 >= 29ms));
+  BOOST_TEST(!ev.wait_for(-1ms));
+  ev.set();
+  BOOST_TEST(ev.is_set());
+  BOOST_TEST(ev.wait_for(0ms));
+  BOOST_TEST(ev.wait_for(1s));  // manual: stays set
+  ev.wait();
+  ev.set();  // idempotent
+  BOOST_TEST(ev.is_set());
+  ev.clear();
+  BOOST_TEST(!ev.is_set());
+  BOOST_TEST(!ev.wait_for(5ms));
+  procsync::event initially(mode::manual, true);
+  BOOST_TEST(initially.is_set());
+  BOOST_TEST(sizeof(procsync::event) < 32u);
+}
+
+BOOST_AUTO_TEST_CASE(set_in_one_process_wakes_a_waiter_in_another_and_timeouts_cross_processes) {
+  auto b = shared_new<block>();
+  const pid_t timed = fork_child([&] {
+    const auto t0 = clk::now();
+    const bool fired = b->ev.wait_for(50ms);
+    return !fired && clk::now() - t0 >= 50ms ? 0 : 1;
+  });
+  BOOST_TEST(wait_exit_code(timed) == 0);
+  const pid_t waiter = fork_child([&] {
+    b->started = 1;
+    return b->ev.wait_for(30s) ? 0 : 1;
+  });
+  BOOST_REQUIRE(wait_flag(b->started, 1));
+  std::this_thread::sleep_for(20ms);
+  b->ev.set();
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  // And the other way round: the child sets, the parent waits.
+  b->ev.clear();
+  const pid_t setter = fork_child([&] {
+    std::this_thread::sleep_for(20ms);
+    b->ev.set();
+    return 0;
+  });
+  BOOST_TEST(b->ev.wait_for(30s));
+  BOOST_TEST(wait_exit_code(setter) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(manual_reset_set_wakes_all_waiters) {
+  auto b = shared_new<block>();
+  constexpr int n = 5;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < n; ++i)
+    kids.push_back(fork_child([&] {
+      b->started.fetch_add(1);
+      if (!b->ev.wait_for(30s)) return 1;
+      b->woke.fetch_add(1);
+      return 0;
+    }));
+  BOOST_REQUIRE(wait_flag(b->started, n));
+  BOOST_REQUIRE(eventually([&] {
+    for (pid_t k : kids)
+      if (!sleeping(k)) return false;
+    return true;
+  }));
+  BOOST_TEST(b->woke.load() == 0);
+  b->ev.set();
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(b->woke.load() == n);
+}
+
+BOOST_AUTO_TEST_CASE(manual_set_then_clear_still_releases_those_waiting) {
+  // Python's Event: waiters present at set() return true even if clear()
+  // follows at once, before they run.
+  auto b = shared_new<block>();
+  constexpr int n = 3;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < n; ++i)
+    kids.push_back(fork_child([&] {
+      b->started.fetch_add(1);
+      return b->ev.wait_for(30s) ? 0 : 1;
+    }));
+  BOOST_REQUIRE(wait_flag(b->started, n));
+  BOOST_REQUIRE(eventually([&] {
+    for (pid_t k : kids)
+      if (!sleeping(k)) return false;
+    return true;
+  }));
+  b->ev.set();
+  b->ev.clear();
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(!b->ev.is_set());
+}
+
+BOOST_AUTO_TEST_CASE(auto_reset_releases_exactly_one_waiter_per_set) {
+  auto b = shared_new<block>(mode::automatic);
+  BOOST_TEST((b->ev.mode() == mode::automatic));
+  constexpr int n = 4, sets = 8;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < n; ++i)
+    kids.push_back(fork_child([&] {
+      b->started.fetch_add(1);
+      while (!b->stop.load())
+        if (b->ev.wait_for(20ms)) b->woke.fetch_add(1);
+      return 0;
+    }));
+  BOOST_REQUIRE(wait_flag(b->started, n));
+  for (int k = 1; k <= sets; ++k) {
+    b->ev.set();
+    BOOST_REQUIRE(wait_flag(b->woke, k));
+    std::this_thread::sleep_for(40ms);  // time for a wrong second release to show
+    BOOST_TEST(b->woke.load() == k);
+    BOOST_TEST(!b->ev.is_set());  // the released waiter consumed it
+  }
+  b->stop = 1;
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(b->woke.load() == sets);
+}
+
+BOOST_AUTO_TEST_CASE(auto_reset_set_without_waiters_releases_the_next_wait_only) {
+  procsync::event ev(mode::automatic);
+  ev.set();
+  ev.set();  // absorbed: events do not count
+  BOOST_TEST(ev.is_set());
+  BOOST_TEST(ev.wait_for(0ms));
+  BOOST_TEST(!ev.is_set());
+  BOOST_TEST(!ev.wait_for(10ms));
+  auto b = shared_new<block>(mode::automatic);
+  b->ev.set();
+  const pid_t first = fork_child([&] { return b->ev.wait_for(30s) ? 0 : 1; });
+  BOOST_TEST(wait_exit_code(first) == 0);
+  const pid_t second = fork_child([&] { return b->ev.wait_for(50ms) ? 1 : 0; });
+  BOOST_TEST(wait_exit_code(second) == 0);
+}
+
+namespace {
+procsync::event* signal_event = nullptr;
+void set_from_handler(int) { signal_event->set(); }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(set_from_a_signal_handler_wakes_another_process) {
+  auto b = shared_new<block>();
+  const pid_t setter = fork_child([&]() -> int {
+    signal_event = &b->ev;
+    struct sigaction sa {};
+    sa.sa_handler = set_from_handler;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(SIGUSR1, &sa, nullptr) != 0) return 2;
+    b->ready = 1;
+    while (!b->ev.is_set()) ::pause();
+    return 0;
+  });
+  const pid_t waiter = fork_child([&] {
+    b->started = 1;
+    return b->ev.wait_for(30s) ? 0 : 1;
+  });
+  BOOST_REQUIRE(wait_flag(b->ready, 1));
+  BOOST_REQUIRE(wait_flag(b->started, 1));
+  BOOST_REQUIRE(eventually([&] { return sleeping(waiter); }));
+  BOOST_TEST(!b->ev.is_set());
+  ::kill(setter, SIGUSR1);
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  BOOST_TEST(wait_exit_code(setter) == 0);
+  BOOST_TEST(b->ev.is_set());
+}
+
+BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters) {
+  procsync::event manual;
+  procsync::event automatic(mode::automatic);
+  const auto before = procsync::detail::futex_syscalls.load();
+  for (int i = 0; i < 10000; ++i) {
+    manual.set();
+    manual.wait();
+    BOOST_REQUIRE(manual.wait_for(1s));
+    manual.clear();
+    automatic.set();
+    BOOST_REQUIRE(automatic.wait_for(1s));
+  }
+  BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}

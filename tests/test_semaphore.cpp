@@ -1,0 +1,370 @@
+#define BOOST_TEST_MODULE procsync semaphore
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <procsync/semaphore.hpp>
+#include "shared_memory.hpp"
+
+#include "child.hpp"
+
+using namespace procsync_test;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+template <class F>
+procsync::errc error_of(F&& f) {
+  try {
+    f();
+  } catch (const procsync::error& e) {
+    return static_cast<procsync::errc>(e.code().value());
+  }
+  return procsync::errc{};
+}
+
+bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::milliseconds limit = 30s) {
+  return eventually([&] { return flag.load() >= value; }, limit);
+}
+
+template <class Sem>
+struct occupancy_block {
+  template <class... A>
+  explicit occupancy_block(A... a) : sem(a...) {}
+  Sem sem;
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+  std::atomic<long> passes{0};
+  std::atomic<int> go{0};
+};
+
+// N processes hammer a semaphore of `permits`; never more than `permits` inside.
+template <class Sem, class... A>
+void check_occupancy(int permits, int procs, int iters, A... ctor_args) {
+  auto b = shared_new<occupancy_block<Sem>>(ctor_args...);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < procs; ++i)
+    kids.push_back(fork_child([&] {
+      b->go.fetch_add(1);
+      while (b->go.load() < procs) std::this_thread::yield();
+      for (int j = 0; j < iters; ++j) {
+        b->sem.acquire();
+        const int now = b->inside.fetch_add(1) + 1;
+        int seen = b->max_inside.load();
+        while (now > seen && !b->max_inside.compare_exchange_weak(seen, now)) {
+        }
+        if (j % 64 == 0) std::this_thread::yield();  // let others pile up inside
+        b->inside.fetch_sub(1);
+        b->passes.fetch_add(1);
+        b->sem.release();
+      }
+      return 0;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(b->passes.load() == long(procs) * iters);
+  BOOST_TEST(b->max_inside.load() <= permits);
+  BOOST_TEST(b->max_inside.load() >= 1);
+  BOOST_TEST(b->inside.load() == 0);
+  BOOST_TEST(b->sem.value() == permits);
+  BOOST_TEST_MESSAGE("most processes inside at once: " << b->max_inside.load() << " of " << permits);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(never_more_than_the_permits_inside_and_counts_exact) {
+  check_occupancy<procsync::counting_semaphore<3>>(3, 6, 3000, 3);
+}
+
+BOOST_AUTO_TEST_CASE(binary_semaphore_is_mutual_exclusion) {
+  check_occupancy<procsync::binary_semaphore>(1, 4, 3000, 1);
+}
+
+BOOST_AUTO_TEST_CASE(undo_mode_never_more_than_the_permits_inside) {
+  check_occupancy<procsync::undo_semaphore<2, 8>>(2, 4, 1500, procsync::undo, 2);
+}
+
+BOOST_AUTO_TEST_CASE(release_in_one_process_wakes_acquirer_in_another) {
+  struct block {
+    procsync::counting_semaphore<> sem{0};
+    std::atomic<int> started{0};
+  };
+  auto b = shared_new<block>();
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 3; ++i)
+    kids.push_back(fork_child([&] {
+      b->started.fetch_add(1);
+      return b->sem.try_acquire_for(30s) ? 0 : 1;
+    }));
+  BOOST_REQUIRE(wait_flag(b->started, 3));
+  std::this_thread::sleep_for(20ms);  // let them sleep (not needed for correctness)
+  b->sem.release(3);
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(b->sem.value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(try_acquire_for_times_out_never_early) {
+  auto b = shared_new<procsync::counting_semaphore<4>>(0);
+  BOOST_TEST(!b->try_acquire());
+  for (auto timeout : {1ms, 20ms, 60ms}) {
+    const auto t0 = clk::now();
+    BOOST_TEST(!b->try_acquire_for(timeout));
+    const auto took = clk::now() - t0;
+    BOOST_TEST((took >= timeout));
+    BOOST_TEST((took < timeout + 10s));
+  }
+  const auto t0 = clk::now();
+  BOOST_TEST(!b->try_acquire_until(std::chrono::system_clock::now() + 30ms));
+  BOOST_TEST((clk::now() - t0 >= 29ms));  // converted once; clock granularity aside, not early
+  BOOST_TEST(!b->try_acquire_for(-5ms));
+  b->release();
+  BOOST_TEST(b->try_acquire_for(0ms));
+}
+
+BOOST_AUTO_TEST_CASE(release_past_max_throws_overflow_and_changes_nothing) {
+  procsync::counting_semaphore<2> s(1);
+  BOOST_TEST(s.max() == 2);
+  s.release();
+  BOOST_TEST((error_of([&] { s.release(); }) == procsync::errc::semaphore_overflow));
+  BOOST_TEST(s.value() == 2);
+  BOOST_TEST(!s.try_release());
+  BOOST_TEST(s.value() == 2);
+  BOOST_TEST(s.try_acquire());
+  BOOST_TEST((error_of([&] { s.release(2); }) == procsync::errc::semaphore_overflow));
+  BOOST_TEST(s.value() == 1);
+  BOOST_TEST(s.try_release(1));
+  BOOST_TEST(s.value() == 2);
+  try {
+    s.release();
+    BOOST_FAIL("expected an overflow");
+  } catch (const procsync::error& e) {
+    BOOST_TEST(std::string(e.what()).find("released too many times") != std::string::npos);
+  }
+
+  procsync::binary_semaphore bin(0);
+  bin.release();
+  BOOST_TEST((error_of([&] { bin.release(); }) == procsync::errc::semaphore_overflow));
+  BOOST_TEST((error_of([&] { bin.release(-1); }) == procsync::errc::invalid_argument));
+  BOOST_TEST(!bin.try_release(-1));
+  BOOST_TEST((error_of([] { procsync::binary_semaphore bad(2); }) == procsync::errc::invalid_argument));
+  BOOST_TEST((error_of([] { procsync::counting_semaphore<> bad(-1); }) == procsync::errc::invalid_argument));
+
+  // The default max is the largest 32-bit count, and it does not wrap either.
+  procsync::counting_semaphore<> big(procsync::counting_semaphore<>::max());
+  BOOST_TEST((error_of([&] { big.release(); }) == procsync::errc::semaphore_overflow));
+  BOOST_TEST(big.value() == procsync::counting_semaphore<>::max());
+}
+
+BOOST_AUTO_TEST_CASE(kind_name_encodes_max_and_undo_capacity) {
+  BOOST_TEST(procsync::counting_semaphore<4>::kind_name() != procsync::counting_semaphore<8>::kind_name());
+  BOOST_TEST(procsync::binary_semaphore::kind_name() == "procsync::counting_semaphore<1>");
+  BOOST_TEST((procsync::undo_semaphore<4, 8>::kind_name() != procsync::counting_semaphore<4>::kind_name()));
+  BOOST_TEST(sizeof(procsync::counting_semaphore<>) < 32u);
+}
+
+namespace {
+procsync::counting_semaphore<8>* signal_sem = nullptr;
+std::atomic<int> handler_result{-1};
+void post_from_handler(int) { handler_result.store(signal_sem->try_release() ? 1 : 0); }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(try_release_from_a_signal_handler_wakes_another_process) {
+  struct block {
+    procsync::counting_semaphore<8> sem{0};
+    std::atomic<int> poster_ready{0};
+    std::atomic<int> waiter_started{0};
+    std::atomic<int> handled{0};
+  };
+  auto b = shared_new<block>();
+  const pid_t poster = fork_child([&]() -> int {
+    signal_sem = &b->sem;
+    struct sigaction sa {};
+    sa.sa_handler = post_from_handler;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(SIGUSR1, &sa, nullptr) != 0) return 2;
+    b->poster_ready = 1;
+    for (;;) {
+      ::pause();
+      if (handler_result.load() >= 0) {
+        b->handled = handler_result.load() == 1 ? 1 : 2;
+        handler_result = -1;
+      }
+    }
+  });
+  const pid_t waiter = fork_child([&] {
+    b->waiter_started = 1;
+    return b->sem.try_acquire_for(30s) ? 0 : 1;
+  });
+  BOOST_REQUIRE(wait_flag(b->poster_ready, 1));
+  BOOST_REQUIRE(wait_flag(b->waiter_started, 1));
+  std::this_thread::sleep_for(20ms);
+  ::kill(poster, SIGUSR1);
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  BOOST_TEST(wait_flag(b->handled, 1));
+  BOOST_TEST(b->handled.load() == 1);
+  ::kill(poster, SIGKILL);
+  BOOST_TEST(wait_exit_code(poster) == -SIGKILL);
+  BOOST_TEST(b->sem.value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters) {
+  procsync::counting_semaphore<> s(2);
+  procsync::undo_semaphore<2, 4> u(procsync::undo, 2);
+  const auto before = procsync::detail::futex_syscalls.load();
+  for (int i = 0; i < 10000; ++i) {
+    s.acquire();
+    BOOST_REQUIRE(s.try_acquire());
+    s.release(2);
+    BOOST_REQUIRE(s.try_acquire_for(1s));
+    BOOST_REQUIRE(s.try_release());
+    u.acquire();
+    u.release();
+  }
+  BOOST_TEST(u.try_acquire_for(0ms));
+  u.release();
+  BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}
+
+namespace {
+template <class Sem>
+struct holder_block {
+  template <class... A>
+  explicit holder_block(A... a) : sem(a...) {}
+  Sem sem;
+  std::atomic<int> holding{0};
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(undo_mode_returns_a_killed_holders_permits) {
+  auto b = shared_new<holder_block<procsync::undo_semaphore<3, 4>>>(procsync::undo, 3);
+  BOOST_TEST(b->sem.undo_enabled());
+  const pid_t holder = fork_child([&]() -> int {
+    b->sem.acquire();
+    b->sem.acquire();
+    if (b->sem.held_by_current_process() != 2) return 3;
+    b->holding = 1;
+    for (;;) ::pause();
+  });
+  BOOST_REQUIRE(wait_flag(b->holding, 1));
+  BOOST_TEST(b->sem.value() == 1);
+  BOOST_TEST(b->sem.try_acquire());  // the last free permit; the parent holds it
+  BOOST_TEST(!b->sem.try_acquire());
+  BOOST_TEST(b->sem.held_by_current_process() == 1);
+  // A waiter already blocked when the holder dies gets a permit.
+  const pid_t waiter = fork_child([&] { return b->sem.try_acquire_for(30s) ? 0 : 1; });
+  std::this_thread::sleep_for(30ms);
+  ::kill(holder, SIGKILL);
+  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  // The waiter took one of the two and then exited holding it (not killed, but
+  // gone without releasing: also given back). Exactly once: all 3 return.
+  BOOST_TEST(eventually([&] {
+    (void)b->sem.reclaim_dead_holders();
+    return b->sem.value() == 2;
+  }, 10s));
+  BOOST_TEST(b->sem.reclaim_dead_holders() == 0);
+  b->sem.release();
+  BOOST_TEST(b->sem.value() == 3);
+  BOOST_TEST(b->sem.held_by_current_process() == 0);
+  BOOST_TEST((error_of([&] { b->sem.release(); }) == procsync::errc::semaphore_overflow));
+}
+
+BOOST_AUTO_TEST_CASE(without_undo_a_killed_holders_permits_stay_taken) {
+  auto plain = shared_new<holder_block<procsync::counting_semaphore<2>>>(2);
+  // An undo-capable type constructed without the tag behaves the same.
+  auto untagged = shared_new<holder_block<procsync::undo_semaphore<2, 4>>>(2);
+  BOOST_TEST(!untagged->sem.undo_enabled());
+  const pid_t holder = fork_child([&]() -> int {
+    plain->sem.acquire();
+    plain->sem.acquire();
+    untagged->sem.acquire();
+    untagged->sem.acquire();
+    plain->holding = 1;
+    for (;;) ::pause();
+  });
+  BOOST_REQUIRE(wait_flag(plain->holding, 1));
+  ::kill(holder, SIGKILL);
+  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  BOOST_TEST(!plain->sem.try_acquire_for(100ms));
+  BOOST_TEST(!untagged->sem.try_acquire_for(100ms));
+  BOOST_TEST(untagged->sem.reclaim_dead_holders() == 0);
+  BOOST_TEST(plain->sem.value() == 0);
+  BOOST_TEST(untagged->sem.value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(undo_mode_gives_permits_back_exactly_once_under_random_kills) {
+  // Workers acquire and release in a loop while being SIGKILLed at random
+  // instants (some inside the bookkeeping); when all are dead, every permit is
+  // back: none lost, none counted twice.
+  struct block {
+    procsync::undo_semaphore<3, 16> sem{procsync::undo, 3};
+    std::atomic<long> rounds{0};
+  };
+  auto b = shared_new<block>();
+  auto worker = [&] {
+    return fork_child([&]() -> int {
+      for (;;) {
+        if (!b->sem.try_acquire_for(20s)) return 1;
+        if (b->sem.try_acquire()) b->sem.release();
+        b->rounds.fetch_add(1);
+        b->sem.release();
+      }
+    });
+  };
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 4; ++i) kids.push_back(worker());
+  std::mt19937 rng(12345);
+  for (int kill_no = 0; kill_no < 40; ++kill_no) {
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20000));
+    const std::size_t victim = rng() % kids.size();
+    ::kill(kids[victim], SIGKILL);
+    BOOST_TEST(wait_exit_code(kids[victim]) == -SIGKILL);
+    kids[victim] = worker();
+  }
+  for (pid_t k : kids) {
+    ::kill(k, SIGKILL);
+    BOOST_TEST(wait_exit_code(k) == -SIGKILL);
+  }
+  (void)b->sem.reclaim_dead_holders();
+  BOOST_TEST(b->sem.value() == 3);
+  BOOST_TEST(b->rounds.load() > 0);
+  BOOST_TEST_MESSAGE("rounds completed between kills: " << b->rounds.load());
+  for (int i = 0; i < 3; ++i) BOOST_TEST(b->sem.try_acquire());
+  BOOST_TEST(!b->sem.try_acquire());
+  b->sem.release(3);
+}
+
+BOOST_AUTO_TEST_CASE(undo_slots_exhausted_is_an_error_and_takes_nothing) {
+  struct block {
+    procsync::undo_semaphore<10, 2> sem{procsync::undo, 10};
+    std::atomic<int> holding{0};
+  };
+  auto b = shared_new<block>();
+  std::vector<pid_t> holders;
+  for (int i = 0; i < 2; ++i)
+    holders.push_back(fork_child([&]() -> int {
+      b->sem.acquire();
+      b->holding.fetch_add(1);
+      for (;;) ::pause();
+    }));
+  BOOST_REQUIRE(wait_flag(b->holding, 2));
+  BOOST_TEST((error_of([&] { b->sem.acquire(); }) == procsync::errc::undo_slots_exhausted));
+  BOOST_TEST(b->sem.value() == 8);
+  // A dead holder's slot is reused.
+  ::kill(holders[0], SIGKILL);
+  BOOST_TEST(wait_exit_code(holders[0]) == -SIGKILL);
+  BOOST_TEST(b->sem.try_acquire());
+  BOOST_TEST(b->sem.value() == 8);  // 9 after reclaiming, minus ours
+  b->sem.release();
+  ::kill(holders[1], SIGKILL);
+  BOOST_TEST(wait_exit_code(holders[1]) == -SIGKILL);
+  BOOST_TEST(b->sem.reclaim_dead_holders() == 1);
+  BOOST_TEST(b->sem.value() == 10);
+}
