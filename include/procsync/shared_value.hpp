@@ -1,0 +1,588 @@
+// procsync/shared_value.hpp — a value and an array shared between processes,
+// with a built-in robust lock, that no crash can tear.
+//
+// shared_value<T> is the C++ answer to Python's multiprocessing.Value:
+//
+//   auto total = procsync::make_anonymous<procsync::shared_value<long>>(0);
+//   // in each of N forked workers:
+//   total->update([](long t) { return t + 1; });   // the seeds' `total += 1`, done right
+//   total->fetch_add(1);                           // the same, one instruction
+//
+//   struct account { long balance; long deposits; };
+//   auto acct = procsync::make_anonymous<procsync::shared_value<account>>();
+//   acct->with_lock([](account& a) { a.balance += 10; a.deposits += 1; });
+//   { auto v = acct->lock(); v->balance -= 5; v->deposits += 1; }  // committed here
+//
+// shared_array<T, N> is the same for N elements (Python's multiprocessing.Array).
+//
+// T must be trivially copyable and hold no pointers (it lives in shared memory
+// mapped at different addresses). shared_value and shared_array are fixed-size,
+// standard-layout, pointer-free and trivially destructible: place them with
+// make_anonymous<> or named_segment::construct<> (see segment.hpp).
+//
+// Crash consistency. A process killed at any instruction — in the middle of
+// store(), update(), with_lock() or a locked view — never leaves a torn or
+// half-updated value behind: every reader sees the last *committed* value, and
+// the next writer continues from it. A multi-step with_lock() or locked view
+// commits all its changes or none (also when fn throws). How:
+//  - "Lock-free" T (see is_lock_free below): every write is one atomic
+//    instruction on the value, so there is no intermediate state to see.
+//  - Any other T (structs, large values) and every shared_array: two copies of
+//    the value and a commit counter. A writer modifies the uncommitted copy
+//    (a fresh copy of the committed one) and publishes it with one atomic
+//    store. If it dies before that store, its work is simply never published;
+//    the next lock holder is told owner_died by the robust lock, discards the
+//    scratch copy and marks the lock consistent (see detail/shared_value_slots.hpp).
+//
+// Which operations take the lock, and which are lock-free:
+//
+//   | operation                       | lock-free T           | any other T, shared_array |
+//   |---------------------------------|-----------------------|---------------------------|
+//   | load, snapshot                  | atomic load           | no lock (seqlock read)*   |
+//   | store, exchange                 | atomic store/exchange | lock                      |
+//   | fetch_add/sub/and/or/xor        | atomic RMW            | lock                      |
+//   | update(fn)                      | CAS loop, no lock**   | lock, fn runs once        |
+//   | with_lock(fn)                   | lock + CAS commit**   | lock, fn runs once        |
+//   | lock() (locked view)            | not available***      | lock until destroyed      |
+//
+//   *   Readers never wait for a writer, alive or dead. They retry when a
+//       commit happens during their copy and, after 16 failed attempts, take
+//       the lock for one copy (so a reader cannot starve).
+//   **  fn may run more than once: again on the fresh value when another
+//       process changed it in between (update: any writer; with_lock: only the
+//       lock-free writers store/exchange/fetch_*/update, since with_lock
+//       callers exclude each other). Keep such fn free of other side effects.
+//   *** A view cannot re-run the caller's code if a lock-free writer changed
+//       the value meanwhile; use update() or with_lock() for lock-free T.
+//
+// "Lock-free T" means integral, floating-point or enum T for which
+// std::atomic_ref<T> is always lock-free (every such type on x86-64 up to 8
+// bytes). There the lock only serializes with_lock() callers (and users of
+// get_lock()); lock-free operations do not wait for it.
+//
+// No system call is made on any path without contention: the lock is a
+// procsync::mutex (a futex only when someone must sleep).
+//
+// Memory order: the lock-free operations take a std::memory_order like
+// std::atomic (default seq_cst). Everything else is at least acquire (reads)
+// and release (commits), so data written before a commit is visible to a
+// process that reads the committed value.
+//
+// The lock. get_lock() is the procsync::mutex every locking operation above
+// uses; hold it (e.g. with std::unique_lock, or with procsync's
+// condition_variable) to keep writers out while you wait for or act on a
+// value. Writing operations called by a thread that holds it throw
+// errc::would_deadlock (from inside with_lock()'s fn, too: modify the T& it
+// passes instead). Our operations treat a lock owner's death as repaired (the
+// value is always consistent), so do not use this lock to guard other data.
+//
+// Threads inside one process may share these objects as well.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/shared_value_slots.hpp"
+#include "error.hpp"
+#include "mutex.hpp"
+
+namespace procsync {
+
+namespace detail {
+
+template <class T>
+struct atomic_ref_always_lock_free : std::bool_constant<std::atomic_ref<T>::is_always_lock_free> {};
+
+/// T whose every operation maps to one atomic instruction.
+template <class T>
+inline constexpr bool lock_free_scalar =
+    std::conjunction_v<std::disjunction<std::is_integral<T>, std::is_floating_point<T>, std::is_enum<T>>,
+                       atomic_ref_always_lock_free<T>>;
+
+template <class T>
+inline constexpr bool arithmetic_value = (std::is_integral_v<T> && !std::is_same_v<T, bool>) ||
+                                         std::is_floating_point_v<T>;
+
+template <class T>
+inline constexpr bool bitwise_value = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+
+template <class T>
+constexpr void check_shared_value_type() {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "shared_value<T>/shared_array<T, N>: T is copied byte-wise between processes, so it must be "
+                "trivially copyable");
+  static_assert(!std::is_pointer_v<T> && !std::is_member_pointer_v<T>,
+                "shared_value<T>/shared_array<T, N>: a pointer means nothing in another process");
+  static_assert(!std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_reference_v<T>,
+                "shared_value<T>/shared_array<T, N>: T must be a plain object type");
+}
+
+/// The lock-free representation: one suitably aligned T.
+template <class T>
+struct scalar_cell {
+  explicit scalar_cell(const T& initial) noexcept : value(initial) {}
+  std::atomic_ref<T> ref() const noexcept { return std::atomic_ref<T>(const_cast<T&>(value)); }
+  alignas(std::atomic_ref<T>::required_alignment) T value;
+};
+
+/// Unlocks on scope exit (fn may throw).
+struct unlock_guard {
+  procsync::mutex& m;
+  ~unlock_guard() noexcept(false) { m.unlock(); }
+};
+
+[[noreturn]] inline void throw_index(const char* op, std::size_t index, std::size_t size) {
+  throw_error(errc::invalid_argument, std::string("procsync::shared_array::") + op + ": index " +
+                                          std::to_string(index) + " is out of range for an array of size " +
+                                          std::to_string(size));
+}
+
+}  // namespace detail
+
+/// A value of trivially copyable T in shared memory: atomic operations,
+/// read-modify-write across processes, a robust built-in lock, and crash
+/// consistency (see the top of this file).
+template <class T>
+class shared_value {
+  static constexpr bool lock_free = detail::lock_free_scalar<T>;
+  using storage = std::conditional_t<lock_free, detail::scalar_cell<T>, detail::committed_slots<T>>;
+
+ public:
+  using value_type = T;
+
+  /// Layout identity, checked when opened in a named segment (with sizeof).
+  static constexpr const char* kind_name = "procsync::shared_value";
+  static constexpr std::uint32_t layout_version = 1;
+
+  /// True when T's loads, stores and read-modify-writes are single atomic
+  /// instructions (see the table at the top of this file).
+  static constexpr bool is_lock_free = lock_free;
+
+  /// A value-initialized T (zero for scalars).
+  shared_value() noexcept : shared_value(T{}) {}
+
+  /// Holds `initial`.
+  explicit shared_value(const T& initial) noexcept : storage_(initial) { detail::check_shared_value_type<T>(); }
+
+  shared_value(const shared_value&) = delete;
+  shared_value& operator=(const shared_value&) = delete;
+
+  /// The last committed value; never a torn one. Lock-free T: one atomic load.
+  /// Other T: takes no lock unless commits keep racing with the copy; then
+  /// it may throw errc::not_recoverable if the lock was poisoned through
+  /// get_lock(). Called inside with_lock()'s fn, returns the value as it was
+  /// before fn started (the change is not yet committed).
+  [[nodiscard]] T load(std::memory_order order = std::memory_order_seq_cst) const {
+    if constexpr (lock_free)
+      return storage_.ref().load(order);
+    else
+      return storage_.read(lock_);
+  }
+
+  /// Replaces the value. Lock-free T: one atomic store; otherwise one commit
+  /// under the lock (errc::would_deadlock if the caller holds it).
+  void store(const T& desired, std::memory_order order = std::memory_order_seq_cst) {
+    if constexpr (lock_free) {
+      storage_.ref().store(desired, order);
+    } else {
+      detail::lock_for_commit(lock_);
+      detail::unlock_guard guard{lock_};
+      std::memcpy(&storage_.begin_write(false), &desired, sizeof(T));
+      storage_.publish();
+    }
+  }
+
+  /// Replaces the value; returns the one it replaced (atomically).
+  T exchange(const T& desired, std::memory_order order = std::memory_order_seq_cst) {
+    if constexpr (lock_free) {
+      return storage_.ref().exchange(desired, order);
+    } else {
+      detail::lock_for_commit(lock_);
+      detail::unlock_guard guard{lock_};
+      const T previous = storage_.committed_for_holder();
+      std::memcpy(&storage_.begin_write(false), &desired, sizeof(T));
+      storage_.publish();
+      return previous;
+    }
+  }
+
+  /// Atomically replaces the value v by fn's result, and returns the new value.
+  /// fn either takes T& and modifies it (returning void), or takes const T&
+  /// (or T) and returns the new value. Lock-free T: a CAS loop that takes no
+  /// lock, so fn may run more than once (on the fresh value each time): keep
+  /// it free of side effects. Other T: fn runs once, under the lock; if it
+  /// throws, nothing changes.
+  template <class F>
+  T update(F&& fn) {
+    if constexpr (lock_free) {
+      const std::atomic_ref<T> ref = storage_.ref();
+      // Relaxed: a stale guess only costs one failed CAS.
+      T current = ref.load(std::memory_order_relaxed);
+      for (;;) {
+        const T next = detail::apply_update<T>(fn, current);
+        // seq_cst on success: as strong as std::atomic's default RMW.
+        // Acquire on failure: fn's next run sees what the winner published.
+        if (ref.compare_exchange_weak(current, next, std::memory_order_seq_cst, std::memory_order_acquire))
+          return next;
+      }
+    } else {
+      return detail::write_transaction(lock_, storage_, [&fn](T& v) -> T {
+        detail::apply_update_in_place<T>(fn, v);
+        return v;
+      });
+    }
+  }
+
+  /// Runs fn(T&) holding the lock, for multi-step changes, and commits what fn
+  /// leaves in the T& when it returns (nothing if it throws, or if the caller
+  /// is killed meanwhile). Returns fn's result (by value). Other with_lock()
+  /// callers and lock() views wait meanwhile. The T& is valid only inside fn.
+  /// Lock-free T: fn works on a copy committed by CAS; it runs again on the
+  /// fresh value if a lock-free writer (store, fetch_*, update) changed it in
+  /// between. Throws errc::would_deadlock if the caller already holds the
+  /// lock, errc::not_recoverable if it was poisoned through get_lock().
+  template <class F>
+  auto with_lock(F&& fn) {
+    static_assert(std::is_invocable_v<F&, T&>, "with_lock(fn): fn must accept T&");
+    if constexpr (lock_free) {
+      detail::lock_for_commit(lock_);
+      detail::unlock_guard guard{lock_};
+      const std::atomic_ref<T> ref = storage_.ref();
+      // Acquire: fn must see what the last writer published with the value.
+      T current = ref.load(std::memory_order_acquire);
+      for (;;) {
+        T copy = current;
+        if constexpr (std::is_void_v<std::invoke_result_t<F&, T&>>) {
+          fn(copy);
+          // seq_cst / acquire: as in update().
+          if (ref.compare_exchange_strong(current, copy, std::memory_order_seq_cst, std::memory_order_acquire))
+            return;
+        } else {
+          std::decay_t<std::invoke_result_t<F&, T&>> result = fn(copy);
+          if (ref.compare_exchange_strong(current, copy, std::memory_order_seq_cst, std::memory_order_acquire))
+            return result;
+        }
+      }
+    } else {
+      return detail::write_transaction(lock_, storage_, fn);
+    }
+  }
+
+  /// A view holding the lock: read and modify the value through -> and *;
+  /// the changes are committed, all together, when the view is destroyed (or
+  /// commit() is called), and discarded if it is destroyed by an exception's
+  /// unwinding, by cancel(), or by the process dying. Must be destroyed by
+  /// the thread that created it. Not for lock-free T (see the table above).
+  class locked_view {
+   public:
+    locked_view(locked_view&& other) noexcept
+        : owner_(std::exchange(other.owner_, nullptr)), value_(other.value_), exceptions_(other.exceptions_) {}
+    locked_view(const locked_view&) = delete;
+    locked_view& operator=(const locked_view&) = delete;
+    locked_view& operator=(locked_view&&) = delete;
+
+    /// Commits unless an exception thrown after the view was made is
+    /// unwinding the stack (then the changes are discarded).
+    ~locked_view() noexcept(false) {
+      if (owner_ == nullptr) return;
+      if (std::uncaught_exceptions() > exceptions_)
+        cancel();
+      else
+        commit();
+    }
+
+    /// The uncommitted value. Requires: the view is active.
+    T* operator->() const noexcept { return value_; }
+    T& operator*() const noexcept { return *value_; }
+
+    /// Whether the view still holds the lock.
+    [[nodiscard]] bool active() const noexcept { return owner_ != nullptr; }
+
+    /// Commits the changes now and releases the lock. No effect if inactive.
+    void commit() {
+      if (shared_value* owner = std::exchange(owner_, nullptr)) {
+        owner->storage_.publish();
+        owner->lock_.unlock();
+      }
+    }
+
+    /// Discards the changes and releases the lock. No effect if inactive.
+    void cancel() {
+      if (shared_value* owner = std::exchange(owner_, nullptr)) owner->lock_.unlock();
+    }
+
+   private:
+    friend class shared_value;
+    explicit locked_view(shared_value& owner)
+        : owner_(&owner), value_(&owner.storage_.begin_write(true)), exceptions_(std::uncaught_exceptions()) {}
+
+    shared_value* owner_;
+    T* value_;
+    int exceptions_;
+  };
+
+  /// Takes the lock (blocking) and returns a view of an uncommitted copy of
+  /// the value (see locked_view). Same errors as with_lock().
+  [[nodiscard]] locked_view lock()
+    requires(!lock_free)
+  {
+    detail::lock_for_commit(lock_);
+    return locked_view(*this);
+  }
+
+  /// Adds `delta`; returns the previous value. Integral (not bool) and
+  /// floating-point T only. Lock-free T: one atomic instruction (a CAS loop
+  /// for floating point); otherwise a commit under the lock.
+  T fetch_add(T delta, std::memory_order order = std::memory_order_seq_cst)
+    requires detail::arithmetic_value<T>
+  {
+    if constexpr (lock_free)
+      return storage_.ref().fetch_add(delta, order);
+    else
+      return locked_rmw([delta](T v) { return static_cast<T>(v + delta); });
+  }
+
+  /// Subtracts `delta`; returns the previous value. As fetch_add.
+  T fetch_sub(T delta, std::memory_order order = std::memory_order_seq_cst)
+    requires detail::arithmetic_value<T>
+  {
+    if constexpr (lock_free)
+      return storage_.ref().fetch_sub(delta, order);
+    else
+      return locked_rmw([delta](T v) { return static_cast<T>(v - delta); });
+  }
+
+  /// Bitwise and/or/xor with `mask`; returns the previous value. Integral T
+  /// (not bool) only.
+  T fetch_and(T mask, std::memory_order order = std::memory_order_seq_cst)
+    requires detail::bitwise_value<T>
+  {
+    if constexpr (lock_free)
+      return storage_.ref().fetch_and(mask, order);
+    else
+      return locked_rmw([mask](T v) { return static_cast<T>(v & mask); });
+  }
+
+  T fetch_or(T mask, std::memory_order order = std::memory_order_seq_cst)
+    requires detail::bitwise_value<T>
+  {
+    if constexpr (lock_free)
+      return storage_.ref().fetch_or(mask, order);
+    else
+      return locked_rmw([mask](T v) { return static_cast<T>(v | mask); });
+  }
+
+  T fetch_xor(T mask, std::memory_order order = std::memory_order_seq_cst)
+    requires detail::bitwise_value<T>
+  {
+    if constexpr (lock_free)
+      return storage_.ref().fetch_xor(mask, order);
+    else
+      return locked_rmw([mask](T v) { return static_cast<T>(v ^ mask); });
+  }
+
+  /// The robust lock every locking operation uses (see the top of this file).
+  [[nodiscard]] procsync::mutex& get_lock() const noexcept { return lock_; }
+
+ private:
+  template <class F>
+  T locked_rmw(F op) {
+    return detail::write_transaction(lock_, storage_, [&op](T& v) -> T {
+      const T previous = v;
+      v = op(v);
+      return previous;
+    });
+  }
+
+  mutable procsync::mutex lock_;
+  storage storage_;
+};
+
+/// N values of trivially copyable T in shared memory, with one robust lock:
+/// per-element and whole-array operations, and multi-element changes that
+/// commit all or nothing (see the top of this file). Reads take no lock;
+/// every write takes the lock and commits a new copy of the whole array, so
+/// a write costs O(N * sizeof(T)): batch many element writes in one
+/// with_lock() or lock() view.
+template <class T, std::size_t N>
+class shared_array {
+  static_assert(N > 0, "shared_array<T, N>: N must be at least 1");
+
+ public:
+  using value_type = T;
+  using array_type = std::array<T, N>;
+
+  /// Layout identity, checked when opened in a named segment (with sizeof).
+  static constexpr const char* kind_name = "procsync::shared_array";
+  static constexpr std::uint32_t layout_version = 1;
+
+  /// Every element value-initialized (zero for scalars).
+  shared_array() noexcept : shared_array(array_type{}) {}
+
+  /// Every element equal to `fill`.
+  explicit shared_array(const T& fill) noexcept : shared_array(filled(fill)) {}
+
+  /// The elements of `initial`.
+  explicit shared_array(const array_type& initial) noexcept : slots_(initial) {
+    detail::check_shared_value_type<T>();
+  }
+
+  shared_array(const shared_array&) = delete;
+  shared_array& operator=(const shared_array&) = delete;
+
+  [[nodiscard]] static constexpr std::size_t size() noexcept { return N; }
+
+  /// Element `i` as last committed. No lock (as shared_value::load).
+  /// Throws errc::invalid_argument if i >= size().
+  [[nodiscard]] T load(std::size_t i) const {
+    check(i, "load");
+    T value;
+    slots_.read(lock_, i * sizeof(T), sizeof(T), &value);
+    return value;
+  }
+
+  /// All elements, from one commit (never a mix of two). No lock.
+  [[nodiscard]] array_type snapshot() const { return slots_.read(lock_); }
+
+  /// Sets element `i` (one commit, under the lock). errc::invalid_argument if
+  /// i >= size().
+  void store(std::size_t i, const T& desired) {
+    check(i, "store");
+    (void)detail::write_transaction(lock_, slots_, [&](array_type& a) { a[i] = desired; });
+  }
+
+  /// Replaces every element, in one commit.
+  void store_all(const array_type& desired) {
+    detail::lock_for_commit(lock_);
+    detail::unlock_guard guard{lock_};
+    std::memcpy(&slots_.begin_write(false), &desired, sizeof(array_type));
+    slots_.publish();
+  }
+
+  /// Sets element `i`; returns its previous value (atomically).
+  T exchange(std::size_t i, const T& desired) {
+    check(i, "exchange");
+    return detail::write_transaction(lock_, slots_, [&](array_type& a) -> T { return std::exchange(a[i], desired); });
+  }
+
+  /// Replaces element `i` by fn's result (fn as in shared_value::update; runs
+  /// once, under the lock); returns the new value. Nothing changes if fn
+  /// throws.
+  template <class F>
+  T update(std::size_t i, F&& fn) {
+    check(i, "update");
+    return detail::write_transaction(lock_, slots_, [&](array_type& a) -> T {
+      detail::apply_update_in_place<T>(fn, a[i]);
+      return a[i];
+    });
+  }
+
+  /// Adds `delta` to element `i`; returns its previous value.
+  T fetch_add(std::size_t i, T delta)
+    requires detail::arithmetic_value<T>
+  {
+    check(i, "fetch_add");
+    return detail::write_transaction(lock_, slots_, [&](array_type& a) -> T {
+      const T previous = a[i];
+      a[i] = static_cast<T>(a[i] + delta);
+      return previous;
+    });
+  }
+
+  /// Runs fn(std::span<T, N>) holding the lock; commits every change fn made
+  /// when it returns, or none (fn throws, or the caller is killed). Returns
+  /// fn's result by value; the span is valid only inside fn. Throws
+  /// errc::would_deadlock if the caller holds the lock.
+  template <class F>
+  auto with_lock(F&& fn) {
+    static_assert(std::is_invocable_v<F&, std::span<T, N>>, "with_lock(fn): fn must accept std::span<T, N>");
+    return detail::write_transaction(lock_, slots_, [&fn](array_type& a) { return fn(std::span<T, N>(a)); });
+  }
+
+  /// A view holding the lock over an uncommitted copy of the array; committed
+  /// when destroyed, as shared_value::locked_view.
+  class locked_view {
+   public:
+    locked_view(locked_view&& other) noexcept
+        : owner_(std::exchange(other.owner_, nullptr)), elements_(other.elements_), exceptions_(other.exceptions_) {}
+    locked_view(const locked_view&) = delete;
+    locked_view& operator=(const locked_view&) = delete;
+    locked_view& operator=(locked_view&&) = delete;
+
+    ~locked_view() noexcept(false) {
+      if (owner_ == nullptr) return;
+      if (std::uncaught_exceptions() > exceptions_)
+        cancel();
+      else
+        commit();
+    }
+
+    /// Element i of the uncommitted copy (unchecked, like std::array).
+    T& operator[](std::size_t i) const noexcept { return (*elements_)[i]; }
+
+    /// Element i; errc::invalid_argument if i >= size().
+    T& at(std::size_t i) const {
+      check(i, "locked_view::at");
+      return (*elements_)[i];
+    }
+
+    /// All elements of the uncommitted copy.
+    std::span<T, N> elements() const noexcept { return std::span<T, N>(*elements_); }
+
+    [[nodiscard]] bool active() const noexcept { return owner_ != nullptr; }
+
+    void commit() {
+      if (shared_array* owner = std::exchange(owner_, nullptr)) {
+        owner->slots_.publish();
+        owner->lock_.unlock();
+      }
+    }
+
+    void cancel() {
+      if (shared_array* owner = std::exchange(owner_, nullptr)) owner->lock_.unlock();
+    }
+
+   private:
+    friend class shared_array;
+    explicit locked_view(shared_array& owner)
+        : owner_(&owner), elements_(&owner.slots_.begin_write(true)), exceptions_(std::uncaught_exceptions()) {}
+
+    shared_array* owner_;
+    array_type* elements_;
+    int exceptions_;
+  };
+
+  /// Takes the lock and returns a view (see locked_view).
+  [[nodiscard]] locked_view lock() {
+    detail::lock_for_commit(lock_);
+    return locked_view(*this);
+  }
+
+  /// The robust lock every write uses (see shared_value::get_lock()).
+  [[nodiscard]] procsync::mutex& get_lock() const noexcept { return lock_; }
+
+ private:
+  static void check(std::size_t i, const char* op) {
+    if (i >= N) [[unlikely]]
+      detail::throw_index(op, i, N);
+  }
+
+  static array_type filled(const T& fill) noexcept {
+    array_type a;
+    a.fill(fill);
+    return a;
+  }
+
+  mutable procsync::mutex lock_;
+  detail::committed_slots<array_type> slots_;
+};
+
+}  // namespace procsync
