@@ -1,0 +1,107 @@
+// dining_philosophers.cpp — five processes, five forks, one classic deadlock.
+//
+// Five philosophers sit at a round table with one fork between neighbours;
+// eating takes both the left and the right fork. Each philosopher is a process
+// and each fork a procsync::mutex in shared memory.
+//
+// Round 1, the naive way: everyone picks up the left fork, then the right.
+//   If all five hold their left fork at once, each waits for a neighbour
+//   forever: a cycle of five waiting processes. With install_deadlock_detector
+//   in each process, procsync's wait-for graph finds the cycle after the
+//   deadlock timeout and fails exactly one philosopher's lock() with
+//   errc::deadlock_detected; that one puts its fork down, and everyone eats.
+// Round 2, the fix: procsync::lock_all(left, right) takes both forks without
+//   ever waiting while holding one, so no cycle can form, whatever order the
+//   others use. Everyone eats three meals.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <procsync/deadlock.hpp>
+#include <procsync/error.hpp>
+#include <procsync/mutex.hpp>
+#include <procsync/process.hpp>
+#include <procsync/segment.hpp>
+
+namespace {
+
+constexpr int seats = 5, meals = 3;
+
+struct table {
+  procsync::deadlock_registry registry{std::chrono::milliseconds(100)};
+  procsync::mutex forks[seats];
+  std::atomic<int> holding_left{0};
+  std::atomic<int> meals_eaten{0};
+};
+
+int naive(table* t, int me) {
+  procsync::install_deadlock_detector(t->registry, "philosopher " + std::to_string(me + 1));
+  procsync::mutex& left = t->forks[me];
+  procsync::mutex& right = t->forks[(me + 1) % seats];
+  left.lock();
+  t->holding_left.fetch_add(1);
+  // Wait until all five hold their left fork: the deadlock is now certain.
+  while (t->holding_left.load() < seats) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  try {
+    right.lock();
+  } catch (const procsync::error& e) {
+    if (e.code() != procsync::errc::deadlock_detected) throw;
+    std::printf("philosopher %d: deadlock detected, puts the left fork down\n", me + 1);
+    left.unlock();
+    procsync::lock_all(left, right);  // try again, safely
+  }
+  std::printf("philosopher %d eats\n", me + 1);
+  t->meals_eaten.fetch_add(1);
+  right.unlock();
+  left.unlock();
+  return 0;
+}
+
+int polite(table* t, int me) {
+  procsync::mutex& left = t->forks[me];
+  procsync::mutex& right = t->forks[(me + 1) % seats];
+  for (int meal = 1; meal <= meals; ++meal) {
+    procsync::lock_all(left, right);  // both or none: never holds one while waiting
+    std::printf("philosopher %d eats meal %d\n", me + 1, meal);
+    t->meals_eaten.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    right.unlock();
+    left.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // think
+  }
+  return 0;
+}
+
+void dinner(table* t, int (*philosopher)(table*, int)) {
+  t->meals_eaten = 0;
+  std::vector<std::unique_ptr<procsync::process>> diners;
+  for (int i = 0; i < seats; ++i) {
+    diners.push_back(std::make_unique<procsync::process>(philosopher, t, i));
+    diners.back()->start();
+  }
+  int failed = 0;
+  for (auto& d : diners) {
+    d->join();
+    failed += d->exitcode().value() != 0;
+  }
+  std::printf("%d meals eaten, %d philosophers failed\n", t->meals_eaten.load(), failed);
+}
+
+}  // namespace
+
+int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  auto t = procsync::make_anonymous<table>();
+  std::printf("== Round 1: left fork, then right fork\n");
+  dinner(t.get(), naive);
+  std::printf("\n== Round 2: procsync::lock_all(left, right), %d meals each\n", meals);
+  dinner(t.get(), polite);
+  return 0;
+}
