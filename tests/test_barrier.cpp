@@ -194,3 +194,22 @@ BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too) {
   BOOST_TEST((clk::now() - t0 < 20s));
   BOOST_TEST(s->b.broken());
 }
+
+// The last party to arrive must not complete a cycle that counts a dead party,
+// however quickly it comes after the death (before any neighbour's poll).
+BOOST_AUTO_TEST_CASE(the_last_arrival_does_not_count_a_dead_party) {
+  auto s = shared_new<block>(2);
+  const pid_t victim = fork_child([&] {
+    (void)s->b.wait();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
+  ::kill(victim, SIGKILL);
+  BOOST_TEST(wait_exit_code(victim) == -SIGKILL);
+  BOOST_TEST(is_broken_error(error_of([&] { s->b.wait(); })));
+  BOOST_TEST(s->b.broken());
+  s->b.reset();
+  const pid_t partner = fork_child([&] { return s->b.wait() < 2 ? 0 : 1; });
+  BOOST_TEST(s->b.wait(30s) < 2u);
+  BOOST_TEST(wait_exit_code(partner) == 0);
+}

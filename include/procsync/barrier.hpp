@@ -231,18 +231,26 @@ class barrier {
     std::uint32_t p = 0;
     std::uint32_t index = 0;
     bool last = false;
+    bool dead_party = false;
     {
       guard g(*this);
       p = phase_.load(std::memory_order_relaxed);
       if (p & broken_bit) throw_broken("on arrival");
       index = arrived_.load(std::memory_order_relaxed);
-      if (index + 1 == parties_) {
+      if (index + 1 == parties_ && !waiters_alive_locked(index)) {
+        break_locked(reason_party_died);
+        dead_party = true;
+      } else if (index + 1 == parties_) {
         end_cycle_locked(p, false);
         last = true;
       } else {
         waiting_[index] = detail::current_process_identity();
         arrived_.store(index + 1, std::memory_order_relaxed);
       }
+    }
+    if (dead_party) {
+      wake_all();
+      throw_broken("on arrival");
     }
     if (last) {
       wake_all();
@@ -278,6 +286,17 @@ class barrier {
       }
       check_neighbour(p, index);
     }
+  }
+
+  /// Whether all `waiting` parties of this cycle still live (lock held). The
+  /// last arrival checks before it completes a cycle: a party killed while
+  /// waiting must break the barrier, not be counted as arrived, however quickly
+  /// the others come (the neighbours' polling alone has a window of one
+  /// interval). Costs one /proc read per waiting party, once per cycle.
+  bool waiters_alive_locked(std::uint32_t waiting) const noexcept {
+    for (std::uint32_t i = 0; i < waiting; ++i)
+      if (!detail::process_alive(waiting_[i])) return false;
+    return true;
   }
 
   /// Breaks the barrier if the party that arrived just before us (the last
