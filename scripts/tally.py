@@ -14,7 +14,8 @@ for build in sys.argv[1:]:
     for line in log.read_text().splitlines():
         entry = json.loads(line)
         ok = entry['result'] in ('OK', 'EXPECTEDFAIL', 'SKIP')
-        report = Path(build) / 'tests' / 'reports' / (entry['name'] + '.xml')
+        name = entry['name'].split(' / ')[-1]  # meson may prefix 'project / '
+        report = Path(build) / 'tests' / 'reports' / (name + '.xml')
         p = f = 0
         if report.exists():
             try:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs every test in a
-# normal build and again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then prints `N passed, N failed` (counted per Boost.Test case).
+# normal build (g++) and again under AddressSanitizer + UndefinedBehaviorSanitizer
+# (clang++, so every target is also compiled warning-free by the second
+# compiler), then prints `N passed, N failed` (counted per Boost.Test case).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh || exit 1
@@ -17,6 +18,6 @@ run_suite() {  # build-dir, meson setup args...
 }
 run_suite build -Dbench=false || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  run_suite build-sanitize -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false || status=1
+  CXX=clang++ run_suite build-sanitize -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false || status=1
 python3 scripts/tally.py build build-sanitize || status=1
 exit $status

@@ -195,7 +195,7 @@ class counting_semaphore {
       detail::throw_error(errc::invalid_argument, "procsync::counting_semaphore::release: expected update >= 0, got " +
                                                       std::to_string(update));
     if (update == 0) return;
-    const int result = add(update);
+    const std::int64_t result = add(update);
     if (result >= 0) return;
     detail::throw_error(errc::semaphore_overflow,
                         "procsync::counting_semaphore::release: released too many times: release(" +
@@ -278,7 +278,7 @@ class counting_semaphore {
 
   /// Adds `update` permits; returns 0 on success, or -(count + 1) on
   /// overflow. Lock-free (and async-signal-safe) unless in undo mode.
-  int add(std::ptrdiff_t update) noexcept(UndoSlots == 0) {
+  std::int64_t add(std::ptrdiff_t update) noexcept(UndoSlots == 0) {
     if constexpr (UndoSlots > 0) {
       if (undo_.enabled) {
         (void)undo_.lock.lock_robust();  // an owner death is repaired in undo_add_locked
@@ -287,7 +287,7 @@ class counting_semaphore {
     }
     std::uint32_t c = count_.load(std::memory_order_relaxed);
     do {
-      if (update > max() - static_cast<std::ptrdiff_t>(c)) return -static_cast<int>(c) - 1;
+      if (update > max() - static_cast<std::ptrdiff_t>(c)) return -static_cast<std::int64_t>(c) - 1;
       // seq_cst: release for the acquirer of the permit, and the first half of
       // the Dekker pair with sleepers (see wake()).
     } while (!count_.compare_exchange_weak(c, c + static_cast<std::uint32_t>(update), std::memory_order_seq_cst,
@@ -472,7 +472,7 @@ class counting_semaphore {
 
   /// Release under the lock, which the caller has taken; unlocks it.
   /// Returns 0, or -(count + 1) on overflow (nothing changed).
-  int undo_add_locked(std::ptrdiff_t update) noexcept
+  std::int64_t undo_add_locked(std::ptrdiff_t update) noexcept
     requires(UndoSlots > 0)
   {
     // The caller took the lock; adopt it so it is released on every path.
@@ -493,7 +493,7 @@ class counting_semaphore {
       }
     }
     const std::uint32_t c = count_.load(std::memory_order_relaxed);
-    if (update > max() - static_cast<std::ptrdiff_t>(c)) return -static_cast<int>(c) - 1;
+    if (update > max() - static_cast<std::ptrdiff_t>(c)) return -static_cast<std::int64_t>(c) - 1;
     const int slot = find_own_slot(detail::current_process_identity());
     journal_begin(slot);
     // seq_cst: release for the permit's next acquirer, and Dekker with sleepers.

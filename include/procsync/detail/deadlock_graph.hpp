@@ -147,15 +147,25 @@ struct graph {
     wait_entry& e = waits[slot];
     const std::uint32_t tid = e.waiter.load(std::memory_order_relaxed);
     std::uint32_t s = e.seq.load(std::memory_order_acquire);
-    if (tid == 0 || (s & 1) || process_alive(process_identity{e.pid, 0, e.start_time})) return false;
-    // Claim the rewrite with a CAS on seq, so two purgers (or a live reuser) do not interleave.
-    if (!e.seq.compare_exchange_strong(s, s + 1, std::memory_order_acquire)) return false;
+    if (tid == 0) return false;
+    if (s & 1) {
+      // A write in progress: pid/start_time may be half-written, so judge the
+      // writer by its thread id. Only a writer killed mid-write leaves seq odd
+      // with its thread gone; a live one finishes and we look again later.
+      if (process_alive(identity_of(static_cast<std::int32_t>(tid)))) return false;
+    } else if (process_alive(process_identity{e.pid, 0, e.start_time})) {
+      return false;
+    }
+    // Claim the rewrite with a CAS to a new odd seq, so two purgers (or a live
+    // reuser) do not interleave.
+    const std::uint32_t claimed = s + ((s & 1) ? 2 : 1);
+    if (!e.seq.compare_exchange_strong(s, claimed, std::memory_order_acquire)) return false;
     if (e.waiter.load(std::memory_order_relaxed) == tid) {
       e.holder.store(0, std::memory_order_relaxed);
       e.waiter.store(0, std::memory_order_relaxed);
     }
     // Release: the cleared entry is complete before the even seq.
-    e.seq.store(s + 2, std::memory_order_release);
+    e.seq.store(claimed + 1, std::memory_order_release);
     return true;
   }
 
