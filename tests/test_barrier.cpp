@@ -13,22 +13,13 @@
 #include "shared_memory.hpp"
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
 
 namespace {
-
-template <class F>
-procsync::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
-}
 
 bool is_broken_error(procsync::errc e) { return e == procsync::errc::barrier_broken; }
 

@@ -17,6 +17,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -26,17 +27,6 @@ namespace {
 
 // Exit codes the children use to report what happened.
 constexpr int ok = 0, refused = 3, victim = 4, wrong_error = 5, message_bad = 6, no_error = 7;
-
-template <class F>
-procsync::errc error_of(F&& f, std::string* what = nullptr) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    if (what) *what = e.what();
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

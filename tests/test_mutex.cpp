@@ -18,6 +18,7 @@
 #include "shared_memory.hpp"
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -33,16 +34,6 @@ struct counter_block {
 // A tiny shared-memory flag the tests use to sequence processes.
 bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::milliseconds limit = 30s) {
   return eventually([&] { return flag.load() >= value; }, limit);
-}
-
-template <class F>
-procsync::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -58,16 +59,6 @@ bool join_or_kill(procsync::process& p, std::chrono::milliseconds limit = 60s) {
   p.kill();
   p.join();
   return false;
-}
-
-template <class F>
-procsync::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
 }
 
 // Whether `pid` is neither our child nor a zombie we left: waitpid finds nothing.

@@ -14,6 +14,7 @@
 #include "shared_memory.hpp"
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -27,16 +28,6 @@ struct block {
   std::atomic<int> waiting{0};
   long count = 0;
 };
-
-template <class F>
-procsync::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
-}
 
 bool wait_flag(const std::atomic<int>& flag, int value) {
   return eventually([&] { return flag.load() >= value; }, 30s);

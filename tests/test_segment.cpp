@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -33,19 +34,6 @@ struct scoped_name {
 };
 
 bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
-
-template <class F>
-procsync::errc error_of(F&& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    if (message) *message = e.what();
-    for (int v = 1; v < 64; ++v)
-      if (e.code() == static_cast<procsync::errc>(v)) return static_cast<procsync::errc>(v);
-    return procsync::errc{};
-  }
-  return procsync::errc{};
-}
 
 constexpr std::size_t kSize = 64 * 1024;
 

@@ -15,6 +15,7 @@
 #include <procsync/shared_mutex.hpp>
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -30,16 +31,6 @@ struct block {
   std::atomic<int> stop{0};
   long a = 0, b = 0;  // writers keep a == b
 };
-
-template <class F>
-procsync::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
-}
 
 bool wait_flag(const std::atomic<int>& flag, int value) {
   return eventually([&] { return flag.load() >= value; }, 30s);

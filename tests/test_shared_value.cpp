@@ -21,6 +21,7 @@
 #include <procsync/shared_value.hpp>
 
 #include "child.hpp"
+#include "errors.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -41,17 +42,6 @@ bool uniform(const big& b) {
   for (std::uint64_t f : b.field)
     if (f != b.field[0]) return false;
   return true;
-}
-
-template <class F>
-procsync::errc error_of(F&& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    if (message) *message = e.what();
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
 }
 
 struct flags {
