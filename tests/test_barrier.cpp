@@ -10,7 +10,7 @@
 #include <vector>
 
 #include <procsync/barrier.hpp>
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 
 #include "child.hpp"
 #include "errors.hpp"
@@ -37,7 +37,7 @@ struct block {
 
 BOOST_AUTO_TEST_CASE(indices_are_distinct_in_every_cycle) {
   constexpr int procs = 4, cycles = max_cycles;
-  auto s = shared_new<block>(procs);
+  auto s = procsync::make_anonymous<block>(procs);
   BOOST_TEST(s->b.parties() == std::size_t(procs));
   std::vector<pid_t> kids;
   for (int i = 0; i < procs; ++i)
@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(indices_are_distinct_in_every_cycle) {
 
 BOOST_AUTO_TEST_CASE(arrive_and_wait_cycles_and_one_party_barrier) {
   constexpr int procs = 3, cycles = 100;
-  auto s = shared_new<block>(procs);
+  auto s = procsync::make_anonymous<block>(procs);
   std::vector<pid_t> kids;
   for (int i = 0; i < procs; ++i)
     kids.push_back(fork_child([&] {
@@ -90,7 +90,7 @@ BOOST_AUTO_TEST_CASE(invalid_party_counts_are_errors) {
 }
 
 BOOST_AUTO_TEST_CASE(abort_breaks_waiters_and_later_waits_until_reset) {
-  auto s = shared_new<block>(3);
+  auto s = procsync::make_anonymous<block>(3);
   std::vector<pid_t> kids;
   for (int i = 0; i < 2; ++i)
     kids.push_back(fork_child([&] { return is_broken_error(error_of([&] { s->b.wait(); })) ? 0 : 1; }));
@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(abort_breaks_waiters_and_later_waits_until_reset) {
 }
 
 BOOST_AUTO_TEST_CASE(reset_while_parties_wait_breaks_them_then_barrier_works) {
-  auto s = shared_new<block>(3);
+  auto s = procsync::make_anonymous<block>(3);
   std::vector<pid_t> kids;
   for (int i = 0; i < 2; ++i)
     kids.push_back(fork_child([&] { return is_broken_error(error_of([&] { s->b.wait(); })) ? 0 : 1; }));
@@ -131,7 +131,7 @@ BOOST_AUTO_TEST_CASE(reset_while_parties_wait_breaks_them_then_barrier_works) {
 }
 
 BOOST_AUTO_TEST_CASE(a_wait_timeout_breaks_the_barrier_never_early) {
-  auto s = shared_new<block>(3);
+  auto s = procsync::make_anonymous<block>(3);
   const pid_t other = fork_child([&] { return is_broken_error(error_of([&] { s->b.wait(); })) ? 0 : 1; });
   BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
   const auto t0 = clk::now();
@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE(a_wait_timeout_breaks_the_barrier_never_early) {
 }
 
 BOOST_AUTO_TEST_CASE(a_party_killed_while_waiting_breaks_the_barrier) {
-  auto s = shared_new<block>(3);
+  auto s = procsync::make_anonymous<block>(3);
   const pid_t victim = fork_child([&] {
     (void)s->b.wait();
     return 0;
@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(a_party_killed_while_waiting_breaks_the_barrier) {
 }
 
 BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too) {
-  auto s = shared_new<block>(3);
+  auto s = procsync::make_anonymous<block>(3);
   const pid_t victim = fork_child([&] {
     (void)s->b.wait();
     return 0;
@@ -189,7 +189,7 @@ BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too) {
 // The last party to arrive must not complete a cycle that counts a dead party,
 // however quickly it comes after the death (before any neighbour's poll).
 BOOST_AUTO_TEST_CASE(the_last_arrival_does_not_count_a_dead_party) {
-  auto s = shared_new<block>(2);
+  auto s = procsync::make_anonymous<block>(2);
   const pid_t victim = fork_child([&] {
     (void)s->b.wait();
     return 0;

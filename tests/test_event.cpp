@@ -11,7 +11,7 @@
 
 #include <procsync/detail/process_identity.hpp>
 #include <procsync/event.hpp>
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 
 #include "child.hpp"
 
@@ -74,7 +74,7 @@ BOOST_AUTO_TEST_CASE(set_clear_is_set_and_timeouts) {
 }
 
 BOOST_AUTO_TEST_CASE(set_in_one_process_wakes_a_waiter_in_another_and_timeouts_cross_processes) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t timed = fork_child([&] {
     const auto t0 = clk::now();
     const bool fired = b->ev.wait_for(50ms);
@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(set_in_one_process_wakes_a_waiter_in_another_and_timeouts_c
 }
 
 BOOST_AUTO_TEST_CASE(manual_reset_set_wakes_all_waiters) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr int n = 5;
   std::vector<pid_t> kids;
   for (int i = 0; i < n; ++i)
@@ -126,7 +126,7 @@ BOOST_AUTO_TEST_CASE(manual_reset_set_wakes_all_waiters) {
 BOOST_AUTO_TEST_CASE(manual_set_then_clear_still_releases_those_waiting) {
   // Python's Event: waiters present at set() return true even if clear()
   // follows at once, before they run.
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr int n = 3;
   std::vector<pid_t> kids;
   for (int i = 0; i < n; ++i)
@@ -147,7 +147,7 @@ BOOST_AUTO_TEST_CASE(manual_set_then_clear_still_releases_those_waiting) {
 }
 
 BOOST_AUTO_TEST_CASE(auto_reset_releases_exactly_one_waiter_per_set) {
-  auto b = shared_new<block>(mode::automatic);
+  auto b = procsync::make_anonymous<block>(mode::automatic);
   BOOST_TEST((b->ev.mode() == mode::automatic));
   constexpr int n = 4, sets = 8;
   std::vector<pid_t> kids;
@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(auto_reset_set_without_waiters_releases_the_next_wait_only)
   BOOST_TEST(ev.wait_for(0ms));
   BOOST_TEST(!ev.is_set());
   BOOST_TEST(!ev.wait_for(10ms));
-  auto b = shared_new<block>(mode::automatic);
+  auto b = procsync::make_anonymous<block>(mode::automatic);
   b->ev.set();
   const pid_t first = fork_child([&] { return b->ev.wait_for(30s) ? 0 : 1; });
   BOOST_TEST(wait_exit_code(first) == 0);
@@ -193,7 +193,7 @@ void set_from_handler(int) { signal_event->set(); }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(set_from_a_signal_handler_wakes_another_process) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t setter = fork_child([&]() -> int {
     signal_event = &b->ev;
     struct sigaction sa {};

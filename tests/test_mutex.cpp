@@ -15,7 +15,7 @@
 #include <vector>
 
 #include <procsync/mutex.hpp>
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 
 #include "child.hpp"
 #include "errors.hpp"
@@ -39,7 +39,7 @@ bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::millisecond
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(locked_increments_are_exact) {
-  auto block = shared_new<counter_block>();
+  auto block = procsync::make_anonymous<counter_block>();
   constexpr int procs = 4, iters = 20000;
   std::vector<pid_t> kids;
   for (int i = 0; i < procs; ++i)
@@ -57,8 +57,8 @@ BOOST_AUTO_TEST_CASE(locked_increments_are_exact) {
 BOOST_AUTO_TEST_CASE(unlocked_increments_lose_updates) {
   // The control experiment: the same loop without the lock. Not asserted (it
   // may happen not to race on a loaded machine), only shown.
-  auto block = shared_new<counter_block>();
-  auto go = shared_new<std::atomic<int>>(0);
+  auto block = procsync::make_anonymous<counter_block>();
+  auto go = procsync::make_anonymous<std::atomic<int>>(0);
   constexpr int procs = 4, iters = 2000000;
   std::vector<pid_t> kids;
   for (int i = 0; i < procs; ++i)
@@ -81,7 +81,7 @@ struct death_block {
 };
 
 BOOST_AUTO_TEST_CASE(holder_killed_waiter_gets_owner_died_then_consistent) {
-  auto b = shared_new<death_block>();
+  auto b = procsync::make_anonymous<death_block>();
   const pid_t holder = fork_child([&]() -> int {
     b->m.lock();
     b->value = 41;  // half-done update
@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(holder_killed_waiter_gets_owner_died_then_consistent) {
 }
 
 BOOST_AUTO_TEST_CASE(unlock_without_consistent_makes_it_not_recoverable) {
-  auto b = shared_new<death_block>();
+  auto b = procsync::make_anonymous<death_block>();
   const pid_t holder = fork_child([&]() -> int {
     b->m.lock();
     b->step = 1;
@@ -180,7 +180,7 @@ int journal_worker(journal_block* b, int slot) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(kill_at_random_points_never_hangs_and_journal_matches) {
-  auto b = shared_new<journal_block>();
+  auto b = procsync::make_anonymous<journal_block>();
   constexpr int workers = 3, kills = 300;
   pid_t pids[workers];
   for (int i = 0; i < workers; ++i) pids[i] = fork_child([&, i] { return journal_worker(b.get(), i); });
@@ -223,7 +223,7 @@ BOOST_AUTO_TEST_CASE(kill_at_random_points_never_hangs_and_journal_matches) {
 // ---- misuse -------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(unlock_by_non_owner_process_and_thread) {
-  auto b = shared_new<death_block>();
+  auto b = procsync::make_anonymous<death_block>();
   b->m.lock();
   const pid_t other = fork_child([&] {
     // A forked child is a different thread: it does not own the parent's lock.
@@ -261,7 +261,7 @@ BOOST_AUTO_TEST_CASE(relock_by_holder_is_would_deadlock) {
 // ---- timeouts -----------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(try_lock_for_times_out_not_early) {
-  auto b = shared_new<death_block>();
+  auto b = procsync::make_anonymous<death_block>();
   const pid_t holder = fork_child([&]() -> int {
     b->m.lock();
     b->step = 1;
@@ -301,7 +301,7 @@ struct two_block {
 };
 
 BOOST_AUTO_TEST_CASE(std_lock_helpers_across_processes) {
-  auto t = shared_new<two_block>();
+  auto t = procsync::make_anonymous<two_block>();
   constexpr int iters = 3000;
   // Opposite orders with std::scoped_lock / std::lock: deadlock-free, exact.
   const pid_t p1 = fork_child([&] {
@@ -340,7 +340,7 @@ BOOST_AUTO_TEST_CASE(std_lock_helpers_across_processes) {
 }
 
 BOOST_AUTO_TEST_CASE(no_futex_syscall_without_contention) {
-  auto b = shared_new<counter_block>();
+  auto b = procsync::make_anonymous<counter_block>();
   b->m.lock();  // first use initializes the thread identity (syscalls, but no futex)
   b->m.unlock();
   const auto before = procsync::detail::futex_syscalls.load();
@@ -472,7 +472,7 @@ BOOST_AUTO_TEST_CASE(glibc_robust_pthread_interop_in_one_thread) {
   };
   for (std::size_t si = 0; si < scripts.size(); ++si) {
     BOOST_TEST_CONTEXT("script " << si) {
-      auto b = shared_new<interop_block>();
+      auto b = procsync::make_anonymous<interop_block>();
       init_robust_pthread(&b->g[0]);
       init_robust_pthread(&b->g[1]);
       const auto& script = scripts[si];
@@ -523,8 +523,8 @@ BOOST_AUTO_TEST_CASE(glibc_robust_pthread_interop_in_one_thread) {
 // and a sleeper is still in futex_wait). The barger's unlock then wakes nobody;
 // the sleeper must still get the lock (bounded re-arm slices), never hang.
 BOOST_AUTO_TEST_CASE(sleeper_survives_a_lost_wake_up) {
-  auto b = shared_new<counter_block>();
-  auto sleeping = shared_new<std::atomic<int>>(0);
+  auto b = procsync::make_anonymous<counter_block>();
+  auto sleeping = procsync::make_anonymous<std::atomic<int>>(0);
   b->m.lock();
   const pid_t sleeper = fork_child([&] {
     sleeping->store(1);

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include <procsync/recursive_mutex.hpp>
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 
 #include "child.hpp"
 #include "errors.hpp"
@@ -57,7 +57,7 @@ BOOST_AUTO_TEST_CASE(reentrant_depth_and_release) {
 }
 
 BOOST_AUTO_TEST_CASE(nested_locked_increments_are_exact_across_processes) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr int procs = 3, iters = 5000;
   std::vector<pid_t> kids;
   for (int i = 0; i < procs; ++i)
@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(nested_locked_increments_are_exact_across_processes) {
 }
 
 BOOST_AUTO_TEST_CASE(unlock_by_non_owner_process_and_thread) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   b->m.lock();
   b->m.lock();
   const pid_t other = fork_child([&] {
@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(unlock_by_non_owner_process_and_thread) {
 }
 
 BOOST_AUTO_TEST_CASE(owner_killed_at_depth_three) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t holder = fork_child([&]() -> int {
     b->m.lock();
     b->m.lock();
@@ -119,7 +119,7 @@ BOOST_AUTO_TEST_CASE(owner_killed_at_depth_three) {
 }
 
 BOOST_AUTO_TEST_CASE(not_recoverable_after_unrepaired_unlock) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t holder = fork_child([&]() -> int {
     b->m.lock();
     b->step = 1;
@@ -141,7 +141,7 @@ BOOST_AUTO_TEST_CASE(not_recoverable_after_unrepaired_unlock) {
 }
 
 BOOST_AUTO_TEST_CASE(try_lock_for_times_out_not_early) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t holder = fork_child([&] {
     b->m.lock();
     b->step = 1;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include <procsync/semaphore.hpp>
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 
 #include "child.hpp"
 #include "errors.hpp"
@@ -40,7 +40,7 @@ struct occupancy_block {
 // N processes hammer a semaphore of `permits`; never more than `permits` inside.
 template <class Sem, class... A>
 void check_occupancy(int permits, int procs, int iters, A... ctor_args) {
-  auto b = shared_new<occupancy_block<Sem>>(ctor_args...);
+  auto b = procsync::make_anonymous<occupancy_block<Sem>>(ctor_args...);
   std::vector<pid_t> kids;
   for (int i = 0; i < procs; ++i)
     kids.push_back(fork_child([&] {
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(release_in_one_process_wakes_acquirer_in_another) {
     procsync::counting_semaphore<> sem{0};
     std::atomic<int> started{0};
   };
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   std::vector<pid_t> kids;
   for (int i = 0; i < 3; ++i)
     kids.push_back(fork_child([&] {
@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(release_in_one_process_wakes_acquirer_in_another) {
 }
 
 BOOST_AUTO_TEST_CASE(try_acquire_for_times_out_never_early) {
-  auto b = shared_new<procsync::counting_semaphore<4>>(0);
+  auto b = procsync::make_anonymous<procsync::counting_semaphore<4>>(0);
   BOOST_TEST(!b->try_acquire());
   for (auto timeout : {1ms, 20ms, 60ms}) {
     const auto t0 = clk::now();
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(try_release_from_a_signal_handler_wakes_another_process) {
     std::atomic<int> waiter_started{0};
     std::atomic<int> handled{0};
   };
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t poster = fork_child([&]() -> int {
     signal_sem = &b->sem;
     struct sigaction sa {};
@@ -234,7 +234,7 @@ struct holder_block {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(undo_mode_returns_a_killed_holders_permits) {
-  auto b = shared_new<holder_block<procsync::undo_semaphore<3, 4>>>(procsync::undo, 3);
+  auto b = procsync::make_anonymous<holder_block<procsync::undo_semaphore<3, 4>>>(procsync::undo, 3);
   BOOST_TEST(b->sem.undo_enabled());
   const pid_t holder = fork_child([&]() -> int {
     b->sem.acquire();
@@ -268,9 +268,9 @@ BOOST_AUTO_TEST_CASE(undo_mode_returns_a_killed_holders_permits) {
 }
 
 BOOST_AUTO_TEST_CASE(without_undo_a_killed_holders_permits_stay_taken) {
-  auto plain = shared_new<holder_block<procsync::counting_semaphore<2>>>(2);
+  auto plain = procsync::make_anonymous<holder_block<procsync::counting_semaphore<2>>>(2);
   // An undo-capable type constructed without the tag behaves the same.
-  auto untagged = shared_new<holder_block<procsync::undo_semaphore<2, 4>>>(2);
+  auto untagged = procsync::make_anonymous<holder_block<procsync::undo_semaphore<2, 4>>>(2);
   BOOST_TEST(!untagged->sem.undo_enabled());
   const pid_t holder = fork_child([&]() -> int {
     plain->sem.acquire();
@@ -298,7 +298,7 @@ BOOST_AUTO_TEST_CASE(undo_mode_gives_permits_back_exactly_once_under_random_kill
     procsync::undo_semaphore<3, 16> sem{procsync::undo, 3};
     std::atomic<long> rounds{0};
   };
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   auto worker = [&] {
     return fork_child([&]() -> int {
       for (;;) {
@@ -337,7 +337,7 @@ BOOST_AUTO_TEST_CASE(undo_slots_exhausted_is_an_error_and_takes_nothing) {
     procsync::undo_semaphore<10, 2> sem{procsync::undo, 10};
     std::atomic<int> holding{0};
   };
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   std::vector<pid_t> holders;
   for (int i = 0; i < 2; ++i)
     holders.push_back(fork_child([&]() -> int {

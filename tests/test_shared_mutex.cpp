@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 #include <procsync/shared_mutex.hpp>
 
 #include "child.hpp"
@@ -39,7 +39,7 @@ bool wait_flag(const std::atomic<int>& flag, int value) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(readers_share_writers_exclude_exactly) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   constexpr int writers = 2, readers = 3, iters = 3000;
   std::vector<pid_t> kids;
   for (int w = 0; w < writers; ++w)
@@ -73,7 +73,7 @@ BOOST_AUTO_TEST_CASE(readers_share_writers_exclude_exactly) {
 }
 
 BOOST_AUTO_TEST_CASE(many_readers_hold_at_once) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   constexpr int readers = 5;
   std::vector<pid_t> kids;
   for (int r = 0; r < readers; ++r)
@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(many_readers_hold_at_once) {
 }
 
 BOOST_AUTO_TEST_CASE(waiting_writer_blocks_new_readers) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   s->m.lock_shared();  // the parent is a reader inside
   const pid_t writer = fork_child([&] {
     s->step = 1;
@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(waiting_writer_blocks_new_readers) {
 }
 
 BOOST_AUTO_TEST_CASE(writer_not_starved_by_overlapping_readers) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   constexpr int readers = 3;
   std::vector<pid_t> kids;
   for (int r = 0; r < readers; ++r)
@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(writer_not_starved_by_overlapping_readers) {
 }
 
 BOOST_AUTO_TEST_CASE(writer_death_owner_died_consistent_and_poison) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   const pid_t w = fork_child([&]() -> int {
     s->m.lock();
     s->a = 1;  // torn: b not updated
@@ -204,7 +204,7 @@ BOOST_AUTO_TEST_CASE(writer_death_owner_died_consistent_and_poison) {
 }
 
 BOOST_AUTO_TEST_CASE(dead_readers_do_not_block_writers) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   constexpr int readers = 3;
   std::vector<pid_t> kids;
   for (int r = 0; r < readers; ++r)
@@ -238,7 +238,7 @@ BOOST_AUTO_TEST_CASE(dead_readers_do_not_block_writers) {
 }
 
 BOOST_AUTO_TEST_CASE(timeouts_not_early) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   const pid_t reader = fork_child([&] {
     s->m.lock_shared();
     s->step = 1;
@@ -269,7 +269,7 @@ BOOST_AUTO_TEST_CASE(timeouts_not_early) {
 }
 
 BOOST_AUTO_TEST_CASE(misuse_errors) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   BOOST_TEST((error_of([&] { s->m.unlock_shared(); }) == procsync::errc::not_owner));
   BOOST_TEST((error_of([&] { s->m.unlock(); }) == procsync::errc::not_owner));
   s->m.lock();
@@ -292,7 +292,7 @@ BOOST_AUTO_TEST_CASE(misuse_errors) {
 }
 
 BOOST_AUTO_TEST_CASE(no_futex_syscall_without_contention) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   s->m.lock();
   s->m.unlock();
   const auto before = procsync::detail::futex_syscalls.load();
@@ -308,7 +308,7 @@ BOOST_AUTO_TEST_CASE(no_futex_syscall_without_contention) {
 }
 
 BOOST_AUTO_TEST_CASE(more_readers_than_slots_queue) {
-  auto s = shared_new<block>();
+  auto s = procsync::make_anonymous<block>();
   constexpr int threads = static_cast<int>(procsync::shared_mutex::reader_slots) + 8;
   std::vector<std::thread> ts;
   std::atomic<int> done{0};

@@ -12,7 +12,7 @@
 
 #include <procsync/mutex.hpp>
 #include <procsync/recursive_mutex.hpp>
-#include "shared_memory.hpp"
+#include <procsync/segment.hpp>
 
 #include "child.hpp"
 
@@ -28,7 +28,7 @@ struct block {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(thread_exiting_while_holding_gives_owner_died) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   std::thread t([&] {
     b->m.lock();
     b->r.lock();
@@ -49,7 +49,7 @@ BOOST_AUTO_TEST_CASE(thread_exiting_while_holding_gives_owner_died) {
 }
 
 BOOST_AUTO_TEST_CASE(thread_exit_wakes_a_blocked_waiter) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   std::atomic<int> held{0};
   std::atomic<int> release{0};
   std::thread holder([&] {
@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(thread_exit_wakes_a_blocked_waiter) {
 }
 
 BOOST_AUTO_TEST_CASE(threads_times_processes_contending) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr int procs = 3, threads = 3, iters = 3000;
   std::vector<pid_t> kids;
   for (int p = 0; p < procs; ++p)
@@ -112,7 +112,7 @@ BOOST_AUTO_TEST_CASE(killed_process_with_many_threads_releases_all) {
     procsync::mutex m[4];
     std::atomic<int> held{0};
   };
-  auto b = shared_new<many>();
+  auto b = procsync::make_anonymous<many>();
   const pid_t child = fork_child([&]() -> int {
     std::vector<std::thread> ts;
     for (int i = 0; i < 4; ++i)
