@@ -14,7 +14,8 @@
 #include <procsync/mutex.hpp>
 
 #include "child.hpp"
-#include "shared_memory.hpp"
+#include "errors.hpp"
+#include <procsync/segment.hpp>
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -34,20 +35,10 @@ struct block {
   std::atomic<int> step{0};
 };
 
-template <class F>
-procsync::errc error_of(F&& f) {
-  try {
-    f();
-  } catch (const procsync::error& e) {
-    return static_cast<procsync::errc>(e.code().value());
-  }
-  return procsync::errc{};
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(ping_pong_between_processes) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr long rounds = 2000;
   // Two processes take turns: turn is even for the first, odd for the second.
   auto player = [&](long parity) {
@@ -67,11 +58,11 @@ BOOST_AUTO_TEST_CASE(ping_pong_between_processes) {
 }
 
 BOOST_AUTO_TEST_CASE(producer_consumer_exact) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr long items = 5000;
   constexpr int consumers = 2;
-  auto sum = shared_new<std::atomic<long>>(0);
-  auto count = shared_new<std::atomic<long>>(0);
+  auto sum = procsync::make_anonymous<std::atomic<long>>(0);
+  auto count = procsync::make_anonymous<std::atomic<long>>(0);
   const pid_t producer = fork_child([&] {
     for (long i = 1; i <= items; ++i) {
       std::unique_lock lk(b->m);
@@ -107,7 +98,7 @@ BOOST_AUTO_TEST_CASE(producer_consumer_exact) {
 }
 
 BOOST_AUTO_TEST_CASE(notify_all_wakes_every_waiter) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   constexpr int waiters = 5;
   std::vector<pid_t> kids;
   for (int i = 0; i < waiters; ++i)
@@ -129,7 +120,7 @@ BOOST_AUTO_TEST_CASE(notify_all_wakes_every_waiter) {
 }
 
 BOOST_AUTO_TEST_CASE(wait_for_times_out_not_early) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   std::unique_lock lk(b->m);
   for (auto timeout : {1ms, 50ms, 150ms}) {
     const auto t0 = clk::now();
@@ -157,7 +148,7 @@ BOOST_AUTO_TEST_CASE(wait_for_times_out_not_early) {
 }
 
 BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_others_still_work) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t victim = fork_child([&] {
     std::unique_lock lk(b->m);
     b->waiting.fetch_add(1);
@@ -200,7 +191,7 @@ BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_others_still_work) {
 }
 
 BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t waiter = fork_child([&] {
     std::unique_lock lk(b->m);
     b->waiting = 1;
@@ -249,8 +240,38 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported) {
   BOOST_TEST(wait_exit_code(waiter2, 30s) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(predicate_wait_returns_instead_of_poisoning_when_a_holder_dies) {
+  // The holder dies without making the predicate true: waiting again would
+  // unlock the inconsistent mutex and poison it, so the wait returns.
+  auto b = procsync::make_anonymous<block>();
+  const pid_t waiter = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->waiting = 1;
+    const bool r = b->cv.wait_for(lk, 20s, [&] { return b->value != 0; });
+    if (r || !b->m.inconsistent()) return 1;
+    b->m.consistent();
+    b->waiting = 2;
+    b->cv.wait(lk, [&] { return b->value != 0; });  // the plain predicate wait too
+    if (!b->m.inconsistent()) return 2;
+    b->m.consistent();
+    return 0;
+  });
+  for (int round = 1; round <= 2; ++round) {
+    BOOST_REQUIRE(eventually([&] { return b->waiting.load() == round; }));
+    const pid_t killer = fork_child([&]() -> int {
+      while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
+      b->cv.notify_all();
+      ::raise(SIGKILL);  // die holding it, value still 0
+      return 1;
+    });
+    BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }
+  BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
+  BOOST_TEST(!b->m.not_recoverable());
+}
+
 BOOST_AUTO_TEST_CASE(poisoned_mutex_during_wait_throws_and_releases_lock) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   const pid_t waiter = fork_child([&] {
     std::unique_lock lk(b->m);
     b->waiting = 1;
@@ -274,7 +295,7 @@ BOOST_AUTO_TEST_CASE(poisoned_mutex_during_wait_throws_and_releases_lock) {
 }
 
 BOOST_AUTO_TEST_CASE(misuse_and_no_syscall_without_waiters) {
-  auto b = shared_new<block>();
+  auto b = procsync::make_anonymous<block>();
   std::unique_lock lk(b->m, std::defer_lock);
   BOOST_TEST((error_of([&] { b->cv.wait(lk); }) == procsync::errc::not_owner));
   const auto before = procsync::detail::futex_syscalls.load();

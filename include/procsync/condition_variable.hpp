@@ -19,9 +19,10 @@
 //    reacquires the mutex on return: wait()/wait_for()/wait_until() then return
 //    normally with lock.mutex()->inconsistent() true (the death is not
 //    dropped: unlocking without consistent() poisons the mutex as usual), and
-//    wait_robust() returns lock_status::owner_died. A predicate wait evaluates
-//    its predicate under the reacquired mutex as usual; check inconsistent()
-//    after it returns.
+//    wait_robust() returns lock_status::owner_died. A predicate wait then
+//    returns at once, its predicate possibly false (waiting again would unlock
+//    the inconsistent mutex and poison it): check inconsistent() after it
+//    returns, repair, call consistent(), and wait again if needed.
 //  - If the mutex became not recoverable, the reacquisition throws
 //    errc::not_recoverable and `lock` is released (it no longer refers to the
 //    mutex, so its destructor does not try to unlock it).
@@ -71,9 +72,15 @@ class condition_variable {
   [[nodiscard]] lock_status wait_robust(std::unique_lock<mutex>& lock) { return wait_impl(lock, nullptr).status; }
 
   /// Waits until `pred()` holds (evaluated with the mutex held).
+  /// Returns early, pred() possibly false, when the mutex was reacquired from
+  /// a holder that died (lock.mutex()->inconsistent()): waiting again would
+  /// unlock an inconsistent mutex and poison it. Repair, consistent(), re-check.
   template <class Predicate>
   void wait(std::unique_lock<mutex>& lock, Predicate pred) {
-    while (!pred()) wait(lock);
+    while (!pred()) {
+      wait(lock);
+      if (lock.mutex()->inconsistent()) return;
+    }
   }
 
   /// Waits until notified or `deadline`; returns cv_status::timeout if the
@@ -88,13 +95,15 @@ class condition_variable {
                                                                    : std::cv_status::no_timeout;
   }
 
-  /// Waits until `pred()` or `deadline`; returns pred()'s last value.
+  /// Waits until `pred()` or `deadline`; returns pred()'s last value. Returns
+  /// early (as wait(lock, pred) does) when the mutex was reacquired from a
+  /// holder that died: check lock.mutex()->inconsistent().
   template <class Clock, class Duration, class Predicate>
   bool wait_until(std::unique_lock<mutex>& lock, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate pred) {
     const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
     while (!pred()) {
-      if (wait_until(lock, steady_deadline) == std::cv_status::timeout) return pred();
+      if (wait_until(lock, steady_deadline) == std::cv_status::timeout || lock.mutex()->inconsistent()) return pred();
     }
     return true;
   }
