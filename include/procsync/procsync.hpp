@@ -13,6 +13,7 @@
 #include "mutex.hpp"
 #include "recursive_mutex.hpp"
 #include "segment.hpp"
+#include "cleanup.hpp"
 
 #if __has_include("shared_mutex.hpp")
 #include "shared_mutex.hpp"

@@ -171,6 +171,14 @@ struct open_only_t {
 struct open_or_create_t {
   explicit open_or_create_t() = default;
 };
+/// Tag for named_segment's open_only constructor: also open a segment whose
+/// file belongs to another user (by default that is errc::permission_denied,
+/// even for root, so that a segment planted by another user is never trusted
+/// by accident).
+struct foreign_owner_t {
+  explicit foreign_owner_t() = default;
+};
+inline constexpr foreign_owner_t foreign_owner{};
 /// Create a new segment; errc::segment_exists if the name is taken.
 inline constexpr create_only_t create_only{};
 /// Open an existing segment; errc::segment_not_found if there is none.
@@ -236,12 +244,21 @@ class named_segment {
 
   /// Opens segment `name`, waiting at most `init_timeout` for its creator to
   /// finish initializing it. Throws errc::invalid_name, errc::segment_not_found,
-  /// errc::permission_denied, errc::corrupt_segment (not a procsync segment,
+  /// errc::permission_denied (the mode forbids it, or the file belongs to
+  /// another user: see foreign_owner), errc::corrupt_segment (not a procsync segment,
   /// garbage, or its creator died or did not finish in time),
   /// errc::layout_mismatch (another procsync segment format version).
   named_segment(open_only_t, std::string_view name, std::chrono::milliseconds init_timeout = default_init_timeout)
       : name_(name) {
     open(init_timeout);
+  }
+
+  /// As open_only, and also opens a segment owned by another user (the
+  /// caller trusts that user; the file's mode must still allow the access).
+  named_segment(open_only_t, std::string_view name, foreign_owner_t,
+                std::chrono::milliseconds init_timeout = default_init_timeout)
+      : name_(name) {
+    open(init_timeout, true);
   }
 
   /// As open_only, and requires the segment to be at least `minimum_size`
@@ -497,7 +514,7 @@ class named_segment {
     }
   }
 
-  void open(std::chrono::milliseconds init_timeout) {
+  void open(std::chrono::milliseconds init_timeout, bool allow_foreign_owner = false) {
     namespace bip = boost::interprocess;
     validate_name(name_);
     const auto start = std::chrono::steady_clock::now();
@@ -510,6 +527,17 @@ class named_segment {
     bip::shared_memory_object shm;
     try {
       shm = bip::shared_memory_object(bip::open_only, name_.c_str(), bip::read_write);
+      // Another user's segment is not trusted unless asked for (root passes
+      // every mode check, so the mode alone would not stop it). shm_open uses
+      // O_NOFOLLOW, so this is the file itself, not a symlink's target.
+      struct stat st {};
+      if (::fstat(shm.get_mapping_handle().handle, &st) != 0) detail::throw_errno(errno, what("open") + ": fstat");
+      if (!S_ISREG(st.st_mode))
+        detail::throw_error(errc::corrupt_segment, what("open") + ": not a regular file");
+      if (st.st_uid != ::geteuid() && !allow_foreign_owner)
+        detail::throw_error(errc::permission_denied,
+                            what("open") + ": owned by uid " + std::to_string(st.st_uid) + ", expected uid " +
+                                std::to_string(::geteuid()) + " (pass procsync::foreign_owner to open it anyway)");
       // The creator sizes the object right after creating it.
       for (;;) {
         bip::offset_t bytes = 0;
