@@ -1,10 +1,10 @@
 // procsync/detail/futex.hpp — the only place procsync calls futex(2).
 //
-// Every call uses a *shared* futex (never FUTEX_PRIVATE_FLAG): the kernel keys a
+// Every call uses a *shared* futex (never the private-futex flag): the kernel keys a
 // shared futex by the physical page, so a wake in one process reaches a waiter
 // in another even when the page is mapped at different addresses. Timed waits
 // take an absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET without
-// FUTEX_CLOCK_REALTIME), so a wall-clock jump can neither stretch nor cut them.
+// the realtime-clock flag), so a wall-clock jump can neither stretch nor cut them.
 #pragma once
 
 #include <linux/futex.h>
