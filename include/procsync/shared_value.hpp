@@ -281,52 +281,15 @@ class shared_value {
   /// commit() is called), and discarded if it is destroyed by an exception's
   /// unwinding, by cancel(), or by the process dying. Must be destroyed by
   /// the thread that created it. Not for lock-free T (see the table above).
-  class locked_view {
+  class locked_view : public detail::commit_view<T> {
    public:
-    locked_view(locked_view&& other) noexcept
-        : owner_(std::exchange(other.owner_, nullptr)), value_(other.value_), exceptions_(other.exceptions_) {}
-    locked_view(const locked_view&) = delete;
-    locked_view& operator=(const locked_view&) = delete;
-    locked_view& operator=(locked_view&&) = delete;
-
-    /// Commits unless an exception thrown after the view was made is
-    /// unwinding the stack (then the changes are discarded).
-    ~locked_view() noexcept(false) {
-      if (owner_ == nullptr) return;
-      if (std::uncaught_exceptions() > exceptions_)
-        cancel();
-      else
-        commit();
-    }
-
     /// The uncommitted value. Requires: the view is active.
-    T* operator->() const noexcept { return value_; }
-    T& operator*() const noexcept { return *value_; }
-
-    /// Whether the view still holds the lock.
-    [[nodiscard]] bool active() const noexcept { return owner_ != nullptr; }
-
-    /// Commits the changes now and releases the lock. No effect if inactive.
-    void commit() {
-      if (shared_value* owner = std::exchange(owner_, nullptr)) {
-        owner->storage_.publish();
-        owner->lock_.unlock();
-      }
-    }
-
-    /// Discards the changes and releases the lock. No effect if inactive.
-    void cancel() {
-      if (shared_value* owner = std::exchange(owner_, nullptr)) owner->lock_.unlock();
-    }
+    T* operator->() const noexcept { return &this->scratch(); }
+    T& operator*() const noexcept { return this->scratch(); }
 
    private:
     friend class shared_value;
-    explicit locked_view(shared_value& owner)
-        : owner_(&owner), value_(&owner.storage_.begin_write(true)), exceptions_(std::uncaught_exceptions()) {}
-
-    shared_value* owner_;
-    T* value_;
-    int exceptions_;
+    explicit locked_view(shared_value& owner) : detail::commit_view<T>(owner.lock_, owner.storage_) {}
   };
 
   /// Takes the lock (blocking) and returns a view of an uncommitted copy of
@@ -509,55 +472,23 @@ class shared_array {
 
   /// A view holding the lock over an uncommitted copy of the array; committed
   /// when destroyed, as shared_value::locked_view.
-  class locked_view {
+  class locked_view : public detail::commit_view<array_type> {
    public:
-    locked_view(locked_view&& other) noexcept
-        : owner_(std::exchange(other.owner_, nullptr)), elements_(other.elements_), exceptions_(other.exceptions_) {}
-    locked_view(const locked_view&) = delete;
-    locked_view& operator=(const locked_view&) = delete;
-    locked_view& operator=(locked_view&&) = delete;
-
-    ~locked_view() noexcept(false) {
-      if (owner_ == nullptr) return;
-      if (std::uncaught_exceptions() > exceptions_)
-        cancel();
-      else
-        commit();
-    }
-
     /// Element i of the uncommitted copy (unchecked, like std::array).
-    T& operator[](std::size_t i) const noexcept { return (*elements_)[i]; }
+    T& operator[](std::size_t i) const noexcept { return this->scratch()[i]; }
 
     /// Element i; errc::invalid_argument if i >= size().
     T& at(std::size_t i) const {
       check(i, "locked_view::at");
-      return (*elements_)[i];
+      return this->scratch()[i];
     }
 
     /// All elements of the uncommitted copy.
-    std::span<T, N> elements() const noexcept { return std::span<T, N>(*elements_); }
-
-    [[nodiscard]] bool active() const noexcept { return owner_ != nullptr; }
-
-    void commit() {
-      if (shared_array* owner = std::exchange(owner_, nullptr)) {
-        owner->slots_.publish();
-        owner->lock_.unlock();
-      }
-    }
-
-    void cancel() {
-      if (shared_array* owner = std::exchange(owner_, nullptr)) owner->lock_.unlock();
-    }
+    std::span<T, N> elements() const noexcept { return std::span<T, N>(this->scratch()); }
 
    private:
     friend class shared_array;
-    explicit locked_view(shared_array& owner)
-        : owner_(&owner), elements_(&owner.slots_.begin_write(true)), exceptions_(std::uncaught_exceptions()) {}
-
-    shared_array* owner_;
-    array_type* elements_;
-    int exceptions_;
+    explicit locked_view(shared_array& owner) : detail::commit_view<array_type>(owner.lock_, owner.slots_) {}
   };
 
   /// Takes the lock and returns a view (see locked_view).

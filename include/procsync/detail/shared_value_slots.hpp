@@ -182,6 +182,63 @@ auto write_transaction(procsync::mutex& m, committed_slots<V>& slots, F&& fn) {
   }
 }
 
+/// What shared_value::locked_view and shared_array::locked_view share: a
+/// scratch copy of the committed V, edited while `m` is held, published all
+/// together when the view is destroyed normally or commit() is called, and
+/// discarded by cancel(), by an exception's unwinding, or by the process dying.
+/// Requires: the creating thread holds `m`; the view is destroyed on it.
+template <class V>
+class commit_view {
+ public:
+  commit_view(commit_view&& other) noexcept
+      : lock_(std::exchange(other.lock_, nullptr)),
+        slots_(other.slots_),
+        scratch_(other.scratch_),
+        exceptions_(other.exceptions_) {}
+  commit_view(const commit_view&) = delete;
+  commit_view& operator=(const commit_view&) = delete;
+  commit_view& operator=(commit_view&&) = delete;
+
+  /// Commits unless an exception thrown after the view was made is unwinding
+  /// the stack (then the changes are discarded).
+  ~commit_view() noexcept(false) {
+    if (lock_ == nullptr) return;
+    if (std::uncaught_exceptions() > exceptions_)
+      cancel();
+    else
+      commit();
+  }
+
+  /// Whether the view still holds the lock.
+  [[nodiscard]] bool active() const noexcept { return lock_ != nullptr; }
+
+  /// Commits the changes now and releases the lock. No effect if inactive.
+  void commit() {
+    if (procsync::mutex* m = std::exchange(lock_, nullptr)) {
+      slots_->publish();
+      m->unlock();
+    }
+  }
+
+  /// Discards the changes and releases the lock. No effect if inactive.
+  void cancel() {
+    if (procsync::mutex* m = std::exchange(lock_, nullptr)) m->unlock();
+  }
+
+ protected:
+  commit_view(procsync::mutex& m, committed_slots<V>& slots)
+      : lock_(&m), slots_(&slots), scratch_(&slots.begin_write(true)), exceptions_(std::uncaught_exceptions()) {}
+
+  /// The uncommitted copy. Requires: the view is active.
+  V& scratch() const noexcept { return *scratch_; }
+
+ private:
+  procsync::mutex* lock_;  // null once committed or cancelled
+  committed_slots<V>* slots_;
+  V* scratch_;
+  int exceptions_;
+};
+
 /// The new value `fn` makes of `current`: fn(T&) returning void mutates a copy;
 /// otherwise fn's result (convertible to T) is the new value.
 template <class T, class F>
