@@ -416,6 +416,20 @@ int contention_worker(contention_area& a, worker_slot& me, L* lock, mode m, data
 /// modifications between them. Reports ops_per_s, ns_per_op, lost updates,
 /// torn records and fairness (min/max of per-process op counts, and their
 /// coefficient of variation).
+/// Sets the counters every multi-process run reports (procs, ops/s, ns/op,
+/// lost updates per run) from `runs` runs of `total` operations each, and
+/// returns the operations done in all.
+inline double report_throughput(benchmark::State& state, int procs, std::uint64_t total, std::uint64_t runs, double seconds,
+                                double lost) {
+  const double n = static_cast<double>(runs);
+  const double ops = static_cast<double>(total) * n;
+  state.counters["procs"] = procs;
+  state.counters["ops_per_s"] = ops / seconds;
+  state.counters["ns_per_op"] = seconds * 1e9 / ops;
+  state.counters["lost"] = lost / n;
+  return ops;
+}
+
 template <class L>
 void run_contention(benchmark::State& state, mode m, data d, int procs) {
   const std::uint64_t total = total_ops();
@@ -471,11 +485,7 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
   }
   if (runs == 0) return;
   const double n = static_cast<double>(runs);
-  const double ops = static_cast<double>(total) * n;
-  state.counters["procs"] = procs;
-  state.counters["ops_per_s"] = ops / seconds;
-  state.counters["ns_per_op"] = seconds * 1e9 / ops;
-  state.counters["lost"] = lost / n;
+  const double ops = report_throughput(state, procs, total, runs, seconds, lost);
   state.counters["lost_pct"] = 100.0 * lost / ops;
   state.counters["torn"] = torn / n;
   state.counters["fair_min_max"] = min_max / n;
@@ -552,12 +562,7 @@ void run_shares(benchmark::State& state, int procs, Reset reset, Body body, Fina
     ++runs;
   }
   if (runs == 0) return;
-  const double n = static_cast<double>(runs);
-  const double ops = static_cast<double>(total) * n;
-  state.counters["procs"] = procs;
-  state.counters["ops_per_s"] = ops / seconds;
-  state.counters["ns_per_op"] = seconds * 1e9 / ops;
-  state.counters["lost"] = lost / n;
+  (void)report_throughput(state, procs, total, runs, seconds, lost);
 }
 
 // ---------------------------------------------------------------------------
