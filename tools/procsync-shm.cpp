@@ -26,7 +26,10 @@ int usage() {
 
 std::string users_of(const procsync::segment_info& s) {
   std::string u;
-  for (const auto pid : s.users) u += (u.empty() ? "" : ",") + std::to_string(pid);
+  for (const auto pid : s.users) {
+    if (!u.empty()) u += ',';
+    u += std::to_string(pid);  // appended, not "," + str: g++ 12 -O3 misreports that (-Wrestrict)
+  }
   return u.empty() ? "-" : u;
 }
 

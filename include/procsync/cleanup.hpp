@@ -213,7 +213,7 @@ inline std::vector<segment_info> remove_dead_segments(std::string_view prefix = 
   for (auto& s : list_segments(prefix)) {
     if (s.in_use()) continue;
     if (!dry_run) {
-      const std::string path = "/" + s.name;
+      const std::string path = detail::shm_object_path(s.name);
       if (::shm_unlink(path.c_str()) != 0) continue;
     }
     removed.push_back(std::move(s));

@@ -202,7 +202,14 @@ struct object_unit {
   std::uint64_t word;
 };
 
-inline std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+inline std::string quoted(std::string_view s) {
+  std::string q;  // appended, not "'" + string: see shm_object_path() on g++ 12 -O3
+  q.reserve(s.size() + 2);
+  q += '\'';
+  q += s;
+  q += '\'';
+  return q;
+}
 
 /// Turns a Boost.Interprocess exception into procsync::error.
 [[noreturn]] inline void rethrow_boost(const bip::interprocess_exception& e, const std::string& what) {
@@ -396,7 +403,7 @@ class named_segment {
   /// errc::permission_denied / an errno on other failures.
   static bool remove(std::string_view name) {
     validate_name(name);
-    const std::string path = "/" + std::string(name);
+    const std::string path = detail::shm_object_path(name);
     if (::shm_unlink(path.c_str()) == 0) return true;
     if (errno == ENOENT) return false;
     if (errno == EACCES || errno == EPERM)
