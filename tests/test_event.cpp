@@ -29,9 +29,8 @@ bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::millisecond
 // True once process `pid` sleeps (state 'S'): after it announced that it is
 // about to wait, this means it sleeps in the futex.
 bool sleeping(pid_t pid) {
-  char state = 0;
-  std::uint64_t start = 0;
-  return procsync::detail::read_proc_stat(pid, state, start) && state == 'S';
+  procsync::detail::proc_stat st;
+  return procsync::detail::read_proc_stat(pid, st) && st.state == 'S';
 }
 
 struct block {

@@ -171,7 +171,7 @@ int journal_worker(journal_block* b, int slot) {
       b->m.consistent();
     }
     ++b->count;
-    for (int spin = 0; spin < 200; ++spin) procsync::detail::cpu_relax();  // widen the window between the writes
+    for (int spin = 0; spin < 200; ++spin) __builtin_ia32_pause();  // widen the window between the writes
     ++b->journal[slot];
     b->m.unlock();
     b->progress.fetch_add(1, std::memory_order_relaxed);

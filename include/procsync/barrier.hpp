@@ -15,8 +15,9 @@
 //    then usable again at once),
 //  - a party dies: while it waits (SIGKILL included; detected by the waiting
 //    party that arrived just after it, or by the first one for the last
-//    arrival, each checking one neighbour every liveness_poll_interval = 10 ms:
-//    so within ~10 ms plus one /proc read), or while it is inside one of the
+//    arrival, each checking one neighbour after every re-arm slice of the
+//    waiting floor, liveness_poll_interval = 50 ms: so within ~50 ms plus one
+//    /proc read), or while it is inside one of the
 //    barrier's calls (detected at once through the internal robust lock).
 // Every party waiting when it breaks, and every later wait(), throws
 // errc::barrier_broken until reset(). A party that dies *before* arriving
@@ -25,7 +26,7 @@
 //
 // Cost: ~1.1 KiB (a robust lock, a futex word, and one process identity per
 // possible waiting party; parties ≤ max_parties = 64). The last arrival makes a
-// futex wake only when some party sleeps. Waiting parties wake every 10 ms to
+// futex wake only when some party sleeps. Waiting parties wake every 50 ms to
 // check their neighbour's liveness.
 //
 // Requirements: place it in memory shared by its users (any mapping address);
@@ -46,6 +47,7 @@
 #include "detail/futex.hpp"
 #include "detail/process_identity.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "mutex.hpp"
 
@@ -61,7 +63,7 @@ class barrier {
   static constexpr std::size_t max_parties = 64;
 
   /// How often a waiting party checks that its neighbour is still alive.
-  static constexpr std::chrono::milliseconds liveness_poll_interval{10};
+  static constexpr std::chrono::milliseconds liveness_poll_interval{detail::rearm_slice_ns / 1'000'000};
 
   /// A barrier for `parties` parties whose waits have no default timeout.
   /// Throws errc::invalid_argument unless 1 <= parties <= max_parties.
@@ -71,8 +73,8 @@ class barrier {
   template <class Rep, class Period>
   barrier(std::size_t parties, const std::chrono::duration<Rep, Period>& default_timeout)
       : parties_(checked_parties(parties)) {
-    const auto ns = std::chrono::ceil<std::chrono::nanoseconds>(default_timeout).count();
-    default_timeout_ns_ = ns < 0 ? 0 : static_cast<std::int64_t>(ns);
+    // Saturating: hours::max() means "no timeout", not an overflow into the past.
+    default_timeout_ns_ = detail::saturating_nanoseconds(default_timeout).count();
   }
 
   barrier(const barrier&) = delete;
@@ -88,7 +90,7 @@ class barrier {
   }
 
   /// Whether the barrier is broken (until reset()).
-  [[nodiscard]] bool broken() const noexcept { return (phase_.load(std::memory_order_acquire) & broken_bit) != 0; }
+  [[nodiscard]] bool broken() const noexcept { return (phase_.value.load(std::memory_order_acquire) & broken_bit) != 0; }
 
   /// Arrives and blocks until all parties have arrived (or the default timeout
   /// passes); returns this party's index, distinct in 0..parties()-1 per cycle.
@@ -125,11 +127,11 @@ class barrier {
   void reset() {
     {
       guard g(*this);
-      const std::uint32_t p = phase_.load(std::memory_order_relaxed);
+      const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
       if (p & broken_bit) {
         arrived_.store(0, std::memory_order_relaxed);
         // Release: a new cycle starts; its waiters see its state.
-        phase_.store((p & ~broken_bit) + generation_step, std::memory_order_seq_cst);
+        phase_.value.store((p & ~broken_bit) + generation_step, std::memory_order_seq_cst);
       } else if (arrived_.load(std::memory_order_relaxed) != 0) {
         reason_.store(reason_reset, std::memory_order_relaxed);
         end_cycle_locked(p, true);
@@ -183,24 +185,23 @@ class barrier {
     else
       history_.fetch_and(~history_bit(p), std::memory_order_relaxed);
     arrived_.store(0, std::memory_order_relaxed);
-    // seq_cst: release for the waiters, and Dekker with sleepers_ (wake_all).
-    phase_.store((p & ~broken_bit) + generation_step, std::memory_order_seq_cst);
+    // seq_cst: release for the waiters, and the floor's Dekker pair (wake_all).
+    phase_.value.store((p & ~broken_bit) + generation_step, std::memory_order_seq_cst);
   }
 
   /// Breaks the current cycle (lock held); no effect if already broken.
   void break_locked(std::uint32_t reason) noexcept {
-    const std::uint32_t p = phase_.load(std::memory_order_relaxed);
+    const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
     if (p & broken_bit) return;
     reason_.store(reason, std::memory_order_relaxed);
     history_.fetch_or(history_bit(p), std::memory_order_relaxed);  // published by the store below
     arrived_.store(0, std::memory_order_relaxed);
-    phase_.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in end_cycle_locked
+    phase_.value.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in end_cycle_locked
   }
 
   void wake_all() noexcept {
-    // seq_cst: pairs with the sleeper's increment of sleepers_ and re-read of
-    // phase_: either we see it, or it sees the new phase and does not sleep.
-    if (sleepers_.load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(&phase_);
+    // Every phase change is a seq_cst store: the floor's Dekker pair.
+    detail::wake_all(phase_);
   }
 
   [[noreturn]] void throw_broken(const char* when) const {
@@ -234,7 +235,7 @@ class barrier {
     bool dead_party = false;
     {
       guard g(*this);
-      p = phase_.load(std::memory_order_relaxed);
+      p = phase_.value.load(std::memory_order_relaxed);
       if (p & broken_bit) throw_broken("on arrival");
       index = arrived_.load(std::memory_order_relaxed);
       if (index + 1 == parties_ && !waiters_alive_locked(index)) {
@@ -256,36 +257,20 @@ class barrier {
       wake_all();
       return index;
     }
-    // A short spin: the last party may be about to arrive on another CPU.
-    for (int i = 0; i < 64; ++i) {
-      detail::cpu_relax();
-      // Acquire: see outcome().
-      if (outcome(p, phase_.load(std::memory_order_acquire))) return index;
+    timespec storage{};
+    const timespec* until = deadline ? detail::futex_deadline(*deadline, storage) : nullptr;
+    // Between slices, each waiting party checks one neighbour's liveness.
+    const bool ended = detail::wait_until_done(
+        phase_, until, [&](std::uint32_t now) { return now != p && outcome(p, now); },
+        [&] { check_neighbour(p, index); });
+    if (ended) return index;
+    {
+      guard g(*this);
+      if (phase_.value.load(std::memory_order_relaxed) == p) break_locked(reason_timeout);
     }
-    for (;;) {
-      const auto now = detail::steady::now();
-      auto wake_at = now + liveness_poll_interval;
-      if (deadline != nullptr && *deadline < wake_at) wake_at = *deadline;
-      const timespec ts = detail::to_timespec(wake_at);
-      // seq_cst: the sleeper's half of the Dekker pair with wake_all().
-      sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      detail::wait_result r = detail::wait_result::woken;
-      if (phase_.load(std::memory_order_seq_cst) == p) r = detail::futex_wait(&phase_, p, &ts);
-      // Relaxed: a hint for wake_all(); a stale value only costs a wake call.
-      sleepers_.fetch_sub(1, std::memory_order_relaxed);
-      if (outcome(p, phase_.load(std::memory_order_acquire))) return index;
-      if (r != detail::wait_result::timed_out) continue;
-      if (deadline != nullptr && detail::steady::now() >= *deadline) {
-        {
-          guard g(*this);
-          if (phase_.load(std::memory_order_relaxed) == p) break_locked(reason_timeout);
-        }
-        wake_all();
-        if (outcome(p, phase_.load(std::memory_order_acquire))) return index;  // completed just in time
-        throw_broken("timed out");
-      }
-      check_neighbour(p, index);
-    }
+    wake_all();
+    if (outcome(p, phase_.value.load(std::memory_order_acquire))) return index;  // completed just in time
+    throw_broken("timed out");
   }
 
   /// Whether all `waiting` parties of this cycle still live (lock held). The
@@ -306,7 +291,7 @@ class barrier {
     std::uint32_t slot = 0;
     {
       guard g(*this);
-      if (phase_.load(std::memory_order_relaxed) != p) return;
+      if (phase_.value.load(std::memory_order_relaxed) != p) return;
       const std::uint32_t arrived = arrived_.load(std::memory_order_relaxed);
       if (arrived < 2) return;
       slot = index == 0 ? arrived - 1 : index - 1;
@@ -315,7 +300,7 @@ class barrier {
     if (detail::process_alive(who)) return;  // /proc read outside the lock
     {
       guard g(*this);
-      if (phase_.load(std::memory_order_relaxed) == p && slot < arrived_.load(std::memory_order_relaxed) &&
+      if (phase_.value.load(std::memory_order_relaxed) == p && slot < arrived_.load(std::memory_order_relaxed) &&
           waiting_[slot] == who)
         break_locked(reason_party_died);
     }
@@ -323,8 +308,7 @@ class barrier {
   }
 
   procsync::mutex lock_;                       // robust; guards everything but the atomics' racy reads
-  std::atomic<std::uint32_t> phase_{0};        // futex word: generation << 1 | broken_bit
-  std::atomic<std::uint32_t> sleepers_{0};     // parties about to sleep or sleeping
+  detail::wait_word phase_{};                  // futex word: generation << 1 | broken_bit; sleepers: waiting parties
   std::uint32_t parties_;
   std::atomic<std::uint32_t> arrived_{0};      // parties waiting in this cycle
   std::atomic<std::uint32_t> reason_{0};       // why it last broke (for messages)

@@ -2,19 +2,24 @@
 // processes, used with procsync::mutex.
 //
 // std::condition_variable's shape (wait, wait_for, wait_until, with or without
-// a predicate, notify_one, notify_all) over std::unique_lock<procsync::mutex>,
-// built directly on one futex: a sequence word that every notification bumps.
-// A waiter reads the sequence while it still holds the mutex and sleeps only
-// while it is unchanged, so a notification that follows the waiter's unlock
-// can never be lost. Spurious wake-ups happen (as with std): use a predicate.
+// a predicate, notify_one, notify_all) over std::unique_lock<procsync::mutex>.
+// A waiter registers and reads the notification sequence while it still holds
+// the mutex, so a notification that follows its unlock is never lost.
 //
-// Cost: 8 bytes. notify_one/notify_all make no system call when nobody waits
-// (a count of waiters is checked first); wait makes one futex wait.
+// Exactness: each notify_one() releases at most one waiter among those
+// registered when it was called (it leaves one *signal* that exactly one
+// waiter consumes); notify_all() releases all of them. Waiters that arrive
+// later are not released by earlier notifications. Spurious wake-ups remain
+// possible (a signal left over by a waiter that timed out or died may release
+// a later waiter once), as std allows: use a predicate.
 //
-// Robustness:
-//  - A waiter killed while waiting breaks nothing: the others are still
-//    notified. It leaves the waiter count one too high, which only costs each
-//    later notify one (useless) futex wake call.
+// Cost: 16 bytes. notify_one/notify_all make no system call when nobody waits.
+//
+// Robustness (waits go through the waiting floor, detail/waiting_floor.hpp):
+//  - A waiter killed while waiting breaks nothing. One killed after a
+//    notify_one() woke it, before it consumed the signal, leaves the signal:
+//    another waiter takes it within one re-arm slice (50 ms), so a notification
+//    is never lost to a death (nor to a SIGSTOP of the woken waiter).
 //  - If the mutex's holder dies while a waiter waits, the waiter still
 //    reacquires the mutex on return: wait()/wait_for()/wait_until() then return
 //    normally with lock.mutex()->inconsistent() true (the death is not
@@ -22,7 +27,9 @@
 //    wait_robust() returns lock_status::owner_died. A predicate wait then
 //    returns at once, its predicate possibly false (waiting again would unlock
 //    the inconsistent mutex and poison it): check inconsistent() after it
-//    returns, repair, call consistent(), and wait again if needed.
+//    returns, repair, call consistent(), and wait again if needed. A mutex
+//    constructed with owner_death::nothing_to_repair is consistent at once, so
+//    predicate waits on it keep std's contract (return only with pred true).
 //  - If the mutex became not recoverable, the reacquisition throws
 //    errc::not_recoverable and `lock` is released (it no longer refers to the
 //    mutex, so its destructor does not try to unlock it).
@@ -31,7 +38,7 @@
 // an inconsistent mutex unlocks it, which poisons it: call consistent() first.
 // All waiters of one condition_variable should use the same mutex.
 // Limit: a waiter that sleeps through exactly 2^32 notifications between
-// reading the sequence and falling asleep misses one (not a practical concern).
+// registering and falling asleep misses one (not a practical concern).
 #pragma once
 
 #include <atomic>
@@ -43,6 +50,7 @@
 
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
+#include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "mutex.hpp"
 
@@ -51,17 +59,37 @@ namespace procsync {
 class condition_variable {
  public:
   static constexpr const char* kind_name = "procsync::condition_variable";
-  static constexpr std::uint32_t layout_version = 1;
+  static constexpr std::uint32_t layout_version = 2;
 
   condition_variable() noexcept = default;
   condition_variable(const condition_variable&) = delete;
   condition_variable& operator=(const condition_variable&) = delete;
 
-  /// Wakes one waiter, if any. No system call when nobody waits.
-  void notify_one() noexcept { notify(1); }
+  /// Releases one of the waiters registered now, if any. No system call when
+  /// nobody waits. Async-signal-safe.
+  void notify_one() noexcept {
+    // seq_cst: ordered after the notifier's earlier writes (its unlock), so a
+    // waiter that registered before unlocking is seen (Dekker with announced_wait).
+    const std::uint32_t waiting = sequence_.sleepers.load(std::memory_order_seq_cst);
+    if (waiting == 0) return;
+    // One signal per notify, but never more than there are waiters to take them.
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    // Relaxed: published to the waiter by the seq_cst bump of the sequence below.
+    while (s < waiting && !signals_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) {
+    }
+    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wake(&sequence_.value, 1);
+  }
 
-  /// Wakes every waiter. No system call when nobody waits.
-  void notify_all() noexcept { notify(INT_MAX); }
+  /// Releases every waiter registered now. No system call when nobody waits.
+  /// Async-signal-safe.
+  void notify_all() noexcept {
+    if (sequence_.sleepers.load(std::memory_order_seq_cst) == 0) return;  // seq_cst: as in notify_one()
+    // Relaxed: published by the seq_cst bump below.
+    broadcasts_.fetch_add(1, std::memory_order_relaxed);
+    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wake_all(&sequence_.value);
+  }
 
   /// Releases `lock`'s mutex, sleeps until notified (or spuriously), then
   /// reacquires it. See the header comment for owner death and errors.
@@ -88,11 +116,9 @@ class condition_variable {
   /// (system_clock) is converted to steady_clock once.
   template <class Clock, class Duration>
   std::cv_status wait_until(std::unique_lock<mutex>& lock, const std::chrono::time_point<Clock, Duration>& deadline) {
-    const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
-    const timespec ts = detail::to_timespec(steady_deadline);
-    const outcome r = wait_impl(lock, &ts);
-    return r.timed_out || detail::steady::now() >= steady_deadline ? std::cv_status::timeout
-                                                                   : std::cv_status::no_timeout;
+    timespec storage{};
+    const outcome r = wait_impl(lock, detail::futex_deadline(detail::to_steady(deadline), storage));
+    return r.timed_out ? std::cv_status::timeout : std::cv_status::no_timeout;
   }
 
   /// Waits until `pred()` or `deadline`; returns pred()'s last value. Returns
@@ -131,16 +157,23 @@ class condition_variable {
                           "procsync::condition_variable: wait requires a unique_lock that owns a procsync::mutex "
                           "held by the calling thread");
     mutex& m = *lock.mutex();
-    // Relaxed: read under the mutex; any notify after our unlock bumps it, and
-    // the futex compares it atomically with our going to sleep.
-    const std::uint32_t seen = sequence_.load(std::memory_order_relaxed);
-    // Registered before the unlock, so a notifier that takes the mutex after
-    // us (or observes our unlock) sees it and does not skip its wake call.
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    m.unlock();
-    const detail::wait_result r = detail::futex_wait(&sequence_, seen, deadline);
-    // Relaxed: a statistic that only decides whether notify makes a syscall.
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    bool notified = false;
+    {
+      // Registered before the unlock, so a notifier that takes the mutex after
+      // us (or observes our unlock) sees us and does not skip its wake call.
+      detail::announced_wait registration(sequence_);
+      // Relaxed: read under the mutex, after registering; any notify that can
+      // count us bumps the sequence after this read.
+      const std::uint32_t start = sequence_.value.load(std::memory_order_relaxed);
+      const std::uint32_t start_broadcasts = broadcasts_.load(std::memory_order_relaxed);
+      m.unlock();
+      notified = registration.until(deadline, [&](std::uint32_t now) {
+        if (now == start) return false;  // nothing since we registered
+        // Relaxed: both were published by the seq_cst bump that we saw.
+        if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
+        return take_signal();
+      });
+    }
     lock_status status;
     try {
       status = m.lock_robust();
@@ -148,23 +181,22 @@ class condition_variable {
       lock.release();  // we do not hold the mutex: the unique_lock must not unlock it
       throw;
     }
-    return {r == detail::wait_result::timed_out, status};
+    return {!notified, status};
   }
 
-  void notify(int count) noexcept {
-    // seq_cst: ordered after the notifier's earlier writes (its unlock), so a
-    // waiter that registered before unlocking is seen.
-    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
-    // Release: a woken waiter re-checks its predicate under the mutex anyway;
-    // the bump only has to change the word it sleeps on.
-    sequence_.fetch_add(1, std::memory_order_release);
-    detail::futex_wake(&sequence_, count);
+  bool take_signal() noexcept {
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    // Relaxed: the signal carries no data; the mutex orders the protected state.
+    while (s != 0)
+      if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) return true;
+    return false;
   }
 
-  std::atomic<std::uint32_t> sequence_{0};
-  std::atomic<std::uint32_t> waiters_{0};
+  detail::wait_word sequence_{};                 // futex word: bumped by every notify; sleepers: registered waiters
+  std::atomic<std::uint32_t> signals_{0};       // notify_one()s not yet consumed by a waiter
+  std::atomic<std::uint32_t> broadcasts_{0};    // notify_all()s so far
 };
 
-static_assert(sizeof(condition_variable) == 8);
+static_assert(sizeof(condition_variable) == 16);
 
 }  // namespace procsync

@@ -568,7 +568,7 @@ inline void on_slice(robust_lock& lock, const char* kind, std::uint32_t seen, st
     e.pid = static_cast<std::int32_t>(::getpid());
     e.start_time = current_process_identity().start_time;
     std::memcpy(e.label, process().label, label_size);
-    const std::uint32_t cls = lock.aux(1) - 1;  // checked_mutex keeps class + 1 there; 0 elsewhere
+    const std::uint32_t cls = lock.lock_class() - 1;  // class + 1 for a checked_mutex; 0 elsewhere
     copy_label(e.lock, sizeof e.lock, cls < class_slots ? std::string_view(g.classes[cls].name) : std::string_view());
     copy_label(e.kind, sizeof e.kind, kind);
     e.holder.store(holder, std::memory_order_relaxed);
@@ -632,7 +632,7 @@ inline void on_slice(robust_lock& lock, const char* kind, std::uint32_t seen, st
 }
 
 inline const contended_wait_hook& hook() noexcept {
-  static const contended_wait_hook h{&slice_ns, &on_slice, &on_done};
+  static constexpr contended_wait_hook h{&slice_ns, &on_slice, &on_done};
   return h;
 }
 
@@ -644,8 +644,11 @@ inline void set_deadlock_label(std::string_view label) noexcept {
 
 inline void install_deadlock_detector(deadlock_registry& registry, std::string_view process_label) {
   namespace dd = detail::deadlock;
-  static const bool fork_hook = [] { return ::pthread_atfork(nullptr, nullptr, dd::forget_held_after_fork) == 0; }();
-  (void)fork_hook;
+  // Registered once per process, without a guarded static (a fork while
+  // another thread is inside a guarded initialisation would hang the child).
+  static constinit std::atomic<bool> fork_hook_registered{false};
+  if (!fork_hook_registered.exchange(true, std::memory_order_relaxed))
+    (void)::pthread_atfork(nullptr, nullptr, dd::forget_held_after_fork);
   if (!process_label.empty()) {
     set_deadlock_label(process_label);
   } else {
@@ -662,11 +665,11 @@ inline void install_deadlock_detector(deadlock_registry& registry, std::string_v
   p.seed.store(dd::chain_mix(p.seed.load(std::memory_order_relaxed), 0x5eed), std::memory_order_relaxed);
   // Release: a thread that sees the registry (through the hook's acquire) sees it constructed.
   p.registry.store(&registry, std::memory_order_release);
-  detail::contended_hook().store(&dd::hook(), std::memory_order_release);
+  detail::installed_contended_hook.store(&dd::hook(), std::memory_order_release);
 }
 
 inline void uninstall_deadlock_detector() noexcept {
-  detail::contended_hook().store(nullptr, std::memory_order_release);
+  detail::installed_contended_hook.store(nullptr, std::memory_order_release);
   detail::deadlock::process().registry.store(nullptr, std::memory_order_release);
   detail::deadlock::this_thread().depth = 0;
 }
@@ -684,7 +687,7 @@ class checked_mutex {
   static constexpr std::uint32_t layout_version = 1;
 
   /// An unlocked mutex of class `cls` (from deadlock_registry::define_class).
-  explicit checked_mutex(lock_class cls) noexcept { core_.aux(1) = cls.id + 1; }
+  explicit checked_mutex(lock_class cls) noexcept { core_.set_lock_class(cls.id + 1); }
   checked_mutex(const checked_mutex&) = delete;
   checked_mutex& operator=(const checked_mutex&) = delete;
 
@@ -738,7 +741,7 @@ class checked_mutex {
 
  private:
   static constexpr const char* kind = "mutex";
-  std::uint32_t cls() const noexcept { return const_cast<detail::robust_lock&>(core_).aux(1) - 1; }
+  std::uint32_t cls() const noexcept { return core_.lock_class() - 1; }
   detail::robust_lock core_;
 };
 

@@ -92,13 +92,15 @@ class error_category final : public std::error_category {
   }
 };
 
+/// The one instance, initialized before main() (a namespace-scope variable, not
+/// a function-local static: a fork while another thread sits in a guarded
+/// first-use initialisation would leave the child waiting on that guard).
+inline const error_category error_category_instance{};
+
 }  // namespace detail
 
 /// The category of every procsync::errc (name "procsync").
-inline const std::error_category& error_category() noexcept {
-  static const detail::error_category category;
-  return category;
-}
+inline const std::error_category& error_category() noexcept { return detail::error_category_instance; }
 
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), error_category()};

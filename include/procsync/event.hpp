@@ -23,8 +23,12 @@
 // No lost wake-ups: a waiter re-reads the flag after announcing itself, and
 // sleeps only while the 32-bit futex word is unchanged. Cost: set() makes a
 // system call only when some process waits; wait() on a set event makes none.
-// Robustness: a waiter killed while waiting leaves the waiter count one too
-// high, which only costs each later set() a useless futex wake call.
+// Robustness (waits go through the waiting floor, detail/waiting_floor.hpp): a
+// waiter killed while waiting breaks nothing. In automatic mode, a waiter
+// killed (or stopped) after set() woke it and before it lowered the flag leaves
+// the flag up: another waiter takes it within one re-arm slice (50 ms). A
+// setter killed between raising the flag and its wake call is covered the
+// same way.
 // Limit: a waiter that is descheduled across exactly 2^31 set()s between two
 // reads could miss one (not a practical concern).
 #pragma once
@@ -37,6 +41,7 @@
 
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
+#include "detail/waiting_floor.hpp"
 
 namespace procsync {
 
@@ -63,28 +68,27 @@ class event {
   /// Raises the flag and wakes every waiter (manual) or one (automatic).
   /// No effect if already set. Async-signal-safe; no system call when nobody waits.
   void set() noexcept {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    std::uint32_t s = state_.value.load(std::memory_order_relaxed);
     do {
       if (s & set_bit) return;
       // seq_cst: release publishes what the setter wrote before set() to the
-      // waiter that sees the flag; and it is the first half of the Dekker pair
-      // with waiters_ (below): either we see a waiter, or it sees the flag.
-    } while (!state_.compare_exchange_weak(s, (s + generation_step) | set_bit, std::memory_order_seq_cst,
-                                           std::memory_order_relaxed));
-    if (waiters_.load(std::memory_order_seq_cst) != 0)
-      detail::futex_wake(&state_, mode_ == reset_mode::manual ? INT_MAX : 1);
+      // waiter that sees the flag; and it is the waker's half of the floor's
+      // Dekker pair: either wake() sees a sleeper, or the sleeper sees the flag.
+    } while (!state_.value.compare_exchange_weak(s, (s + generation_step) | set_bit, std::memory_order_seq_cst,
+                                                 std::memory_order_relaxed));
+    detail::wake(state_, mode_ == reset_mode::manual ? INT_MAX : 1);
   }
 
   /// Lowers the flag. Waiters that a set() already released still return true.
   void clear() noexcept {
     // Relaxed: clearing publishes nothing; set() and waits re-read the word.
-    state_.fetch_and(~set_bit, std::memory_order_relaxed);
+    state_.value.fetch_and(~set_bit, std::memory_order_relaxed);
   }
 
   /// Whether the flag is up now (a snapshot).
   [[nodiscard]] bool is_set() const noexcept {
     // Acquire: a caller that sees the flag also sees what the setter wrote.
-    return (state_.load(std::memory_order_acquire) & set_bit) != 0;
+    return (state_.value.load(std::memory_order_acquire) & set_bit) != 0;
   }
 
   /// Blocks until the event fires (see the modes above).
@@ -94,16 +98,16 @@ class event {
   /// returns true if it fired. Never returns false early.
   template <class Rep, class Period>
   [[nodiscard]] bool wait_for(const std::chrono::duration<Rep, Period>& timeout) noexcept {
-    const timespec ts = detail::to_timespec(detail::deadline_after(timeout));
-    return wait_impl(&ts);
+    timespec storage{};
+    return wait_impl(detail::futex_deadline(detail::deadline_after(timeout), storage));
   }
 
   /// Blocks until the event fires or `deadline` passes; a deadline on another
   /// clock is converted to steady_clock once (clock jumps do not move it).
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
-    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
-    return wait_impl(&ts);
+    timespec storage{};
+    return wait_impl(detail::futex_deadline(detail::to_steady(deadline), storage));
   }
 
  private:
@@ -117,39 +121,20 @@ class event {
     if (mode_ == reset_mode::manual) return (now & set_bit) != 0 || (now >> 1) != (start >> 1);
     while (now & set_bit) {
       // Acquire: we take over what the setter published.
-      if (state_.compare_exchange_weak(now, now & ~set_bit, std::memory_order_acquire, std::memory_order_relaxed))
+      if (state_.value.compare_exchange_weak(now, now & ~set_bit, std::memory_order_acquire,
+                                             std::memory_order_relaxed))
         return true;
     }
     return false;
   }
 
   bool wait_impl(const timespec* deadline) noexcept {
-    // Acquire: see fired(); fast path with no announcement when already set.
-    const std::uint32_t start = state_.load(std::memory_order_acquire);
-    std::uint32_t now = start;
-    if (fired(start, now)) return true;
-    // seq_cst: the waiter's half of the Dekker pair with set().
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    bool result = false;
-    for (;;) {
-      now = state_.load(std::memory_order_seq_cst);
-      if (fired(start, now)) {
-        result = true;
-        break;
-      }
-      if (detail::futex_wait(&state_, now, deadline) == detail::wait_result::timed_out) {
-        now = state_.load(std::memory_order_acquire);
-        result = fired(start, now);  // a set() exactly at the deadline still counts
-        break;
-      }
-    }
-    // Relaxed: a hint for set(); a stale value only costs a wake call.
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-    return result;
+    // The generation a manual-reset waiter started in (acquire: see fired()).
+    const std::uint32_t start = state_.value.load(std::memory_order_acquire);
+    return detail::wait_until_done(state_, deadline, [&](std::uint32_t now) { return fired(start, now); });
   }
 
-  std::atomic<std::uint32_t> state_;       // futex word: generation << 1 | set_bit
-  std::atomic<std::uint32_t> waiters_{0};  // processes about to sleep or sleeping
+  detail::wait_word state_;  // futex word: generation << 1 | set_bit; sleepers: waiting threads
   reset_mode mode_;
 };
 

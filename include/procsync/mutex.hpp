@@ -17,7 +17,11 @@
 // Plain lock()/try_lock() (what std::lock_guard uses) acquire the lock after an
 // owner's death as well; the holder can ask inconsistent() to learn about it.
 // A holder that ignores it poisons the mutex on unlock, so a death is never
-// silently forgotten: at worst every later user gets errc::not_recoverable.
+// silently forgotten: at worst every later user gets errc::not_recoverable,
+// until someone who knows the data is sound calls clear_poison().
+// For data a crash cannot leave half-written, construct the mutex with
+// owner_death::nothing_to_repair: the death is still reported by lock_robust(),
+// but the mutex is consistent again at once and never poisoned.
 //
 // Misuse is an error, not undefined behaviour: unlock() by a thread that does
 // not hold the mutex throws errc::not_owner; lock() by the thread that already
@@ -29,7 +33,13 @@
 // Requirements and limits:
 //  - Place it in memory shared by all users (MAP_SHARED); it works at any
 //    mapping address in each process. Construct it once, before others use it;
-//    it needs no destruction (destroying a held mutex is harmless).
+//    it needs no destruction. Its storage must not end (destruction, unmapping,
+//    re-construction in place) while a thread holds it, as for std::mutex: the
+//    holder's robust list still links to it. procsync checks this when that
+//    thread next locks anything while the lost mutex is its most recent held
+//    lock, and then aborts with a message rather than write into memory that
+//    is no longer the mutex. Storage ending while *no* thread holds it is fine,
+//    and so is a holder that dies (the kernel unlinks it).
 //  - All processes sharing it must live in one PID namespace (the holder is
 //    recorded by TID, as with glibc's robust mutexes).
 //  - While held, the mutex is linked into the holder thread's robust list; a
@@ -43,6 +53,7 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "lock_status.hpp"
 
 namespace procsync {
 
@@ -52,8 +63,11 @@ class mutex {
   static constexpr const char* kind_name = "procsync::mutex";
   static constexpr std::uint32_t layout_version = 1;
 
-  /// An unlocked mutex.
-  mutex() noexcept = default;
+  /// An unlocked mutex whose owner deaths must be repaired (owner_death::must_repair).
+  constexpr mutex() noexcept = default;
+
+  /// An unlocked mutex with the given meaning of an owner's death.
+  constexpr explicit mutex(owner_death policy) noexcept : core_(policy) {}
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 
@@ -113,6 +127,16 @@ class mutex {
 
   /// True once the mutex was poisoned (see unlock()).
   [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
+
+  /// Makes a poisoned mutex usable again (free and consistent), for a caller
+  /// who has checked or rebuilt the protected data by other means. Any thread
+  /// may call it; it has no effect and returns false unless the mutex is
+  /// poisoned (a poisoned mutex has no holder, so a held one is never touched).
+  /// Wakes no one: waiters of a poisoned mutex have already been told.
+  bool clear_poison() noexcept { return core_.clear_poison(); }
+
+  /// What an owner's death means for this mutex (fixed at construction).
+  [[nodiscard]] owner_death death_policy() const noexcept { return core_.policy(); }
 
   /// True if the calling thread holds the mutex.
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }

@@ -18,6 +18,7 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "lock_status.hpp"
 
 namespace procsync {
 
@@ -26,7 +27,10 @@ class recursive_mutex {
   static constexpr const char* kind_name = "procsync::recursive_mutex";
   static constexpr std::uint32_t layout_version = 1;
 
-  recursive_mutex() noexcept = default;
+  /// An unlocked recursive mutex (owner_death::must_repair).
+  constexpr recursive_mutex() noexcept = default;
+  /// An unlocked recursive mutex with the given meaning of an owner's death.
+  constexpr explicit recursive_mutex(owner_death policy) noexcept : core_(policy) {}
   recursive_mutex(const recursive_mutex&) = delete;
   recursive_mutex& operator=(const recursive_mutex&) = delete;
 
@@ -78,6 +82,8 @@ class recursive_mutex {
   void consistent() { core_.make_consistent(kind); }
   [[nodiscard]] bool inconsistent() const noexcept { return core_.inconsistent(); }
   [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
+  /// As mutex::clear_poison().
+  bool clear_poison() noexcept { return core_.clear_poison(); }
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
 
@@ -90,7 +96,7 @@ class recursive_mutex {
   static constexpr const char* kind = "recursive_mutex";
 
   // The depth lives in the core's spare room and is touched only by the holder.
-  std::uint32_t& depth() noexcept { return core_.aux(0); }
+  std::uint32_t& depth() noexcept { return core_.recursion_depth(); }
 
   bool reenter() {
     if (!core_.held_by_caller()) return false;

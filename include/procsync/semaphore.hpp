@@ -21,13 +21,13 @@
 // with Slots > 0 (alias undo_semaphore<Max, Slots>) constructed with the
 // procsync::undo tag records, per process, how many permits it holds. Permits
 // held by a process that dies (SIGKILL included) are given back exactly once:
-//  - Detection: a blocked acquirer re-checks the recorded holders every
-//    undo_poll_interval (10 ms) and reclaims the permits of dead ones (pid +
-//    start time, so a reused pid is never taken for the dead holder; a
-//    SIGSTOPped holder is alive). try_acquire() checks them when it finds no
-//    permit; reclaim_dead_holders() checks on demand. So a blocked acquirer
-//    gets a dead holder's permits within ~10 ms plus one /proc read per
-//    holder; nobody gives them back while nobody asks for a permit.
+//  - Detection: a blocked acquirer re-checks the recorded holders after every
+//    re-arm slice of the waiting floor (undo_poll_interval, 50 ms) and reclaims
+//    the permits of dead ones (pid + start time, so a reused pid is never taken
+//    for the dead holder; a SIGSTOPped holder is alive). try_acquire() checks
+//    them when it finds no permit; reclaim_dead_holders() checks on demand. So
+//    a blocked acquirer gets a dead holder's permits within ~50 ms plus one
+//    /proc read per holder; nobody gives them back while nobody asks for one.
 //  - Bookkeeping is done under a small robust lock with an undo journal: a
 //    process killed in the middle of acquire or release leaves either the
 //    whole operation done or none of it, never a permit counted twice or lost.
@@ -39,15 +39,18 @@
 //    leaves the holder's record as is; a dead holder's give-back is then
 //    clamped so the count never exceeds max().
 //  - Cost: acquire and release take the robust lock (still no system call
-//    without contention); waiters wake every 10 ms to check holders.
+//    without contention); waiters wake every 50 ms to check holders.
 //    try_release() in undo mode is noexcept and never blocks, but takes the
 //    lock with a try-lock, so it is NOT async-signal-safe, and it returns false
 //    when the lock is busy.
 // Without the undo tag (the default), permits of a dead process stay taken,
 // as with POSIX sem_t.
 //
-// Other robustness: a waiter killed while blocked leaves the sleeper count one
-// too high, which only costs later releases a useless futex wake call.
+// Other robustness (waits go through the waiting floor,
+// detail/waiting_floor.hpp): a waiter killed while blocked breaks nothing. A
+// waiter killed (or stopped) after a release woke it and before it took the
+// permit leaves the permit: another waiter takes it within one re-arm slice
+// (50 ms); so does a releaser killed between its count change and its wake call.
 // Requirements: place it in memory shared by its users (any mapping address);
 // it needs no destruction. A 32-bit count: LeastMaxValue ≤ 2^31 - 1.
 #pragma once
@@ -65,6 +68,7 @@
 #include "detail/futex.hpp"
 #include "detail/process_identity.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "mutex.hpp"
 
@@ -131,7 +135,7 @@ class counting_semaphore {
   static constexpr std::size_t undo_slots = UndoSlots;
 
   /// How often a blocked acquirer in undo mode checks for dead holders.
-  static constexpr std::chrono::milliseconds undo_poll_interval{10};
+  static constexpr std::chrono::milliseconds undo_poll_interval{detail::rearm_slice_ns / 1'000'000};
 
   /// The largest count: exactly LeastMaxValue (release beyond it throws).
   static constexpr std::ptrdiff_t max() noexcept { return LeastMaxValue; }
@@ -158,7 +162,7 @@ class counting_semaphore {
   }
 
   /// Permits available now: a snapshot, for diagnostics and tests.
-  [[nodiscard]] std::ptrdiff_t value() const noexcept { return count_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::ptrdiff_t value() const noexcept { return count_.value.load(std::memory_order_relaxed); }
 
   /// Blocks until it takes one permit. Undo mode: errc::undo_slots_exhausted.
   void acquire() { (void)acquire_until(nullptr); }
@@ -260,20 +264,17 @@ class counting_semaphore {
   }
 
   bool take_one() noexcept {
-    std::uint32_t c = count_.load(std::memory_order_relaxed);
+    std::uint32_t c = count_.value.load(std::memory_order_relaxed);
     while (c != 0) {
       // Acquire: the permit's previous releaser's writes become visible to us.
-      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+      if (count_.value.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
     }
     return false;
   }
 
   void wake(std::uint32_t n) noexcept {
-    // seq_cst: pairs with the sleeper's seq_cst increment of waiters_ followed
-    // by its seq_cst re-read of count_ (a Dekker pair): either we see the
-    // sleeper here, or it sees our new count and does not sleep.
-    if (n != 0 && waiters_.load(std::memory_order_seq_cst) != 0)
-      detail::futex_wake(&count_, n > INT_MAX ? INT_MAX : static_cast<int>(n));
+    // The caller raised the count with a seq_cst change: the floor's Dekker pair.
+    detail::wake(count_, n > INT_MAX ? INT_MAX : static_cast<int>(n));
   }
 
   /// Adds `update` permits; returns 0 on success, or -(count + 1) on
@@ -285,12 +286,12 @@ class counting_semaphore {
         return undo_add_locked(update);
       }
     }
-    std::uint32_t c = count_.load(std::memory_order_relaxed);
+    std::uint32_t c = count_.value.load(std::memory_order_relaxed);
     do {
       if (update > max() - static_cast<std::ptrdiff_t>(c)) return -static_cast<std::int64_t>(c) - 1;
       // seq_cst: release for the acquirer of the permit, and the first half of
       // the Dekker pair with sleepers (see wake()).
-    } while (!count_.compare_exchange_weak(c, c + static_cast<std::uint32_t>(update), std::memory_order_seq_cst,
+    } while (!count_.value.compare_exchange_weak(c, c + static_cast<std::uint32_t>(update), std::memory_order_seq_cst,
                                            std::memory_order_relaxed));
     wake(static_cast<std::uint32_t>(update));
     return 0;
@@ -300,33 +301,10 @@ class counting_semaphore {
   bool acquire_until(const detail::steady::time_point* deadline) {
     if constexpr (UndoSlots > 0)
       if (undo_.enabled) return undo_acquire_until(deadline);
-    if (take_one()) return true;
-    // A short spin pays off when a releaser runs on another CPU.
-    for (int i = 0; i < 64; ++i) {
-      detail::cpu_relax();
-      if (count_.load(std::memory_order_relaxed) != 0 && take_one()) return true;
-    }
-    timespec ts{};
-    if (deadline != nullptr) ts = detail::to_timespec(*deadline);
-    // seq_cst: the sleeper's half of the Dekker pair (see wake()).
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    bool got = false;
-    for (;;) {
-      if (count_.load(std::memory_order_seq_cst) != 0) {
-        if (take_one()) {
-          got = true;
-          break;
-        }
-        continue;
-      }
-      if (detail::futex_wait(&count_, 0, deadline ? &ts : nullptr) == detail::wait_result::timed_out) {
-        got = take_one();  // a permit released at the deadline is still taken
-        break;
-      }
-    }
-    // Relaxed: a hint for releasers; a stale value only costs a wake call.
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-    return got;
+    timespec storage{};
+    const timespec* until = deadline ? detail::futex_deadline(*deadline, storage) : nullptr;
+    // A permit released at the deadline is still taken (the floor asks once more).
+    return detail::wait_until_done(count_, until, [this](std::uint32_t c) { return c != 0 && take_one(); });
   }
 
   // ---- undo mode -------------------------------------------------------------
@@ -354,9 +332,9 @@ class counting_semaphore {
     auto& j = undo_.journal;
     std::uint32_t added = 0;
     if (j.active.load(std::memory_order_relaxed) != 0) {
-      const std::uint32_t now = count_.load(std::memory_order_relaxed);
+      const std::uint32_t now = count_.value.load(std::memory_order_relaxed);
       if (j.old_count > now) added = j.old_count - now;
-      count_.store(j.old_count, std::memory_order_seq_cst);  // seq_cst: see wake()
+      count_.value.store(j.old_count, std::memory_order_seq_cst);  // seq_cst: see wake()
       if (j.slot != 0) {
         undo_.slots[j.slot - 1].held = j.old_held;
         undo_.slots[j.slot - 1].owner = j.old_owner;
@@ -376,7 +354,7 @@ class counting_semaphore {
   {
     auto& j = undo_.journal;
     j.slot = static_cast<std::uint32_t>(slot + 1);
-    j.old_count = count_.load(std::memory_order_relaxed);
+    j.old_count = count_.value.load(std::memory_order_relaxed);
     if (slot >= 0) {
       j.old_held = undo_.slots[slot].held;
       j.old_owner = undo_.slots[slot].owner;
@@ -417,11 +395,11 @@ class counting_semaphore {
     for (std::size_t i = 0; i < UndoSlots; ++i) {
       detail::semaphore_undo_slot& s = undo_.slots[i];
       if (s.held == 0 || detail::process_alive(s.owner)) continue;
-      const std::uint32_t c = count_.load(std::memory_order_relaxed);
+      const std::uint32_t c = count_.value.load(std::memory_order_relaxed);
       const std::uint32_t room = static_cast<std::uint32_t>(max()) - c;
       const std::uint32_t give = s.held < room ? s.held : room;
       journal_begin(static_cast<int>(i));
-      count_.store(c + give, std::memory_order_seq_cst);  // seq_cst: see wake()
+      count_.value.store(c + give, std::memory_order_seq_cst);  // seq_cst: see wake()
       s.held = 0;
       s.owner = {};
       journal_commit();
@@ -438,8 +416,8 @@ class counting_semaphore {
     bool took = false;
     {
       undo_guard g(*this);
-      if (count_.load(std::memory_order_relaxed) == 0 && check_dead) reclaimed = reclaim_locked();
-      if (count_.load(std::memory_order_relaxed) != 0) {
+      if (count_.value.load(std::memory_order_relaxed) == 0 && check_dead) reclaimed = reclaim_locked();
+      if (count_.value.load(std::memory_order_relaxed) != 0) {
         // Cached per process (re-read after fork): no syscall here.
         const detail::process_identity& me = detail::current_process_identity();
         int slot = find_own_slot(me);
@@ -449,7 +427,7 @@ class counting_semaphore {
           slot = find_free_slot();
         }
         // Read after any reclaim (which raises it); nobody else changes it under the lock.
-        const std::uint32_t c = count_.load(std::memory_order_relaxed);
+        const std::uint32_t c = count_.value.load(std::memory_order_relaxed);
         if (slot < 0)
           detail::throw_error(errc::undo_slots_exhausted,
                               "procsync::counting_semaphore::acquire: undo mode: process " +
@@ -458,7 +436,7 @@ class counting_semaphore {
         detail::semaphore_undo_slot& s = undo_.slots[slot];
         journal_begin(slot);
         // Acquire side is given by the lock; seq_cst keeps the store after the journal.
-        count_.store(c - 1, std::memory_order_seq_cst);
+        count_.value.store(c - 1, std::memory_order_seq_cst);
         s.owner = me;
         s.held += 1;
         journal_commit();
@@ -492,12 +470,12 @@ class counting_semaphore {
         return -1;
       }
     }
-    const std::uint32_t c = count_.load(std::memory_order_relaxed);
+    const std::uint32_t c = count_.value.load(std::memory_order_relaxed);
     if (update > max() - static_cast<std::ptrdiff_t>(c)) return -static_cast<std::int64_t>(c) - 1;
     const int slot = find_own_slot(detail::current_process_identity());
     journal_begin(slot);
     // seq_cst: release for the permit's next acquirer, and Dekker with sleepers.
-    count_.store(c + static_cast<std::uint32_t>(update), std::memory_order_seq_cst);
+    count_.value.store(c + static_cast<std::uint32_t>(update), std::memory_order_seq_cst);
     if (slot >= 0) {
       detail::semaphore_undo_slot& s = undo_.slots[slot];
       const std::uint32_t u = static_cast<std::uint32_t>(update);
@@ -512,26 +490,17 @@ class counting_semaphore {
   bool undo_acquire_until(const detail::steady::time_point* deadline)
     requires(UndoSlots > 0)
   {
-    bool check_dead = true;
-    for (;;) {
-      if (undo_take(check_dead)) return true;
-      const auto now = detail::steady::now();
-      if (deadline != nullptr && now >= *deadline) return false;
-      // Sleep at most one poll interval: a holder may die without releasing.
-      auto wake_at = now + undo_poll_interval;
-      if (deadline != nullptr && *deadline < wake_at) wake_at = *deadline;
-      const timespec ts = detail::to_timespec(wake_at);
-      waiters_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: see wake()
-      check_dead = false;
-      if (count_.load(std::memory_order_seq_cst) == 0 &&
-          detail::futex_wait(&count_, 0, &ts) == detail::wait_result::timed_out)
-        check_dead = true;
-      waiters_.fetch_sub(1, std::memory_order_relaxed);
-    }
+    if (undo_take(true)) return true;
+    timespec storage{};
+    const timespec* until = deadline ? detail::futex_deadline(*deadline, storage) : nullptr;
+    // Between slices, give back the permits of holders that died: a dead holder
+    // never releases, so nobody would wake us for them.
+    return detail::wait_until_done(
+        count_, until, [this](std::uint32_t c) { return c != 0 && undo_take(false); },
+        [this] { (void)reclaim_dead_holders(); });
   }
 
-  std::atomic<std::uint32_t> count_;     // the futex word: permits available
-  std::atomic<std::uint32_t> waiters_{0};  // processes about to sleep or sleeping
+  detail::wait_word count_;  // futex word: permits available; sleepers: blocked acquirers
   [[no_unique_address]] detail::semaphore_undo_table<UndoSlots> undo_;
 };
 

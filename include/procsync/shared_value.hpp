@@ -73,8 +73,11 @@
 // condition_variable) to keep writers out while you wait for or act on a
 // value. Writing operations called by a thread that holds it throw
 // errc::would_deadlock (from inside with_lock()'s fn, too: modify the T& it
-// passes instead). Our operations treat a lock owner's death as repaired (the
-// value is always consistent), so do not use this lock to guard other data.
+// passes instead). The lock is constructed with owner_death::nothing_to_repair:
+// the committed value is always consistent, so a holder's death never needs a
+// repair and never poisons the lock, however it is used (std::lock_guard,
+// std::unique_lock, a condition_variable wait). Do not use this lock to guard
+// other data: a death would not be reported to their users as one to repair.
 //
 // Threads inside one process may share these objects as well.
 #pragma once
@@ -365,7 +368,7 @@ class shared_value {
     });
   }
 
-  mutable procsync::mutex lock_;
+  mutable procsync::mutex lock_{owner_death::nothing_to_repair};
   storage storage_;
 };
 
@@ -512,7 +515,7 @@ class shared_array {
     return a;
   }
 
-  mutable procsync::mutex lock_;
+  mutable procsync::mutex lock_{owner_death::nothing_to_repair};
   detail::committed_slots<array_type> slots_;
 };
 

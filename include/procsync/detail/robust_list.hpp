@@ -1,5 +1,5 @@
-// procsync/detail/robust_list.hpp — the calling thread's identity and its
-// membership in the kernel's robust-futex list.
+// procsync/detail/robust_list.hpp — membership in the kernel's robust-futex
+// list (the calling thread's identity is in thread_identity.hpp).
 //
 // Why the kernel's list: when a thread dies (SIGKILL included) the kernel walks
 // the list the thread registered with set_robust_list(2) and, for every futex
@@ -29,6 +29,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "../error.hpp"
 
@@ -69,18 +71,6 @@ struct own_robust_head {
   kernel_robust_head head;
 };
 
-struct thread_identity {
-  std::uint32_t tid = 0;              // 0 until first use, and again in a fork child
-  kernel_robust_head* head = nullptr;
-};
-
-inline thread_identity& this_thread_identity() noexcept {
-  static thread_local thread_identity identity;
-  return identity;
-}
-
-inline void forget_identity_after_fork() noexcept { this_thread_identity() = thread_identity{}; }
-
 [[noreturn]] inline void throw_robust_list_unsupported(long found) {
   throw_error(errc::unsupported, "procsync: the thread's robust futex list uses futex_offset " +
                                      std::to_string(found) + ", expected " +
@@ -89,7 +79,7 @@ inline void forget_identity_after_fork() noexcept { this_thread_identity() = thr
 }
 
 inline kernel_robust_head* register_own_robust_head() {
-  static thread_local own_robust_head own{};
+  static thread_local own_robust_head own{};  // constant-initialized: no guard
   own.head = kernel_robust_head{&own.head.list, robust_futex_offset, nullptr};
   own.prev = &own.head.list;
   if (::syscall(SYS_set_robust_list, &own.head, sizeof(kernel_robust_head)) != 0)
@@ -97,32 +87,16 @@ inline kernel_robust_head* register_own_robust_head() {
   return &own.head;
 }
 
-inline thread_identity& init_thread_identity() {
-  thread_identity& self = this_thread_identity();
-  // The child of a fork gets a new TID, and glibc re-registers the list there:
-  // drop what we cached. Registered once per process; children inherit it.
-  static const bool fork_hook = [] { return ::pthread_atfork(nullptr, nullptr, forget_identity_after_fork) == 0; }();
-  (void)fork_hook;
+/// The calling thread's registered list head (glibc's, or one of ours if none
+/// is registered, as in a child made by a raw clone()). Checks the layout.
+inline kernel_robust_head* calling_thread_robust_head() {
   kernel_robust_head* head = nullptr;
   std::size_t length = 0;
   if (::syscall(SYS_get_robust_list, 0, &head, &length) != 0) head = nullptr;
   if (head == nullptr) head = register_own_robust_head();
   if (head->futex_offset != robust_futex_offset) throw_robust_list_unsupported(head->futex_offset);
-  self.head = head;
-  self.tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
-  return self;
+  return head;
 }
-
-/// The calling thread's identity; the first call in a thread costs two syscalls.
-inline thread_identity& current_thread() {
-  thread_identity& self = this_thread_identity();
-  if (self.tid == 0) [[unlikely]]
-    return init_thread_identity();
-  return self;
-}
-
-/// The calling thread's TID (cached).
-inline std::uint32_t current_tid() { return current_thread().tid; }
 
 // ---- list operations: only the thread that owns the list calls these --------
 // The kernel reads the list only after this thread has died, so plain stores
@@ -139,24 +113,43 @@ inline void* strip_pi_bit(void* link) noexcept {
 
 /// Marks `node` as "being locked/unlocked": if the thread dies before the list
 /// is consistent again, the kernel still inspects this node's word.
-inline void set_pending(const thread_identity& self, robust_node* node) noexcept {
-  self.head->list_op_pending = next_slot(node);
+inline void set_pending(kernel_robust_head* head, robust_node* node) noexcept {
+  head->list_op_pending = next_slot(node);
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
-inline void clear_pending(const thread_identity& self) noexcept {
+inline void clear_pending(kernel_robust_head* head) noexcept {
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  self.head->list_op_pending = nullptr;
+  head->list_op_pending = nullptr;
 }
 
-/// Pushes `node` at the front of the thread's robust list.
-inline void robust_enqueue(const thread_identity& self, robust_node* node) noexcept {
-  void* first = self.head->list;
+[[noreturn, gnu::cold, gnu::noinline]] inline void abort_destroyed_while_held(const void* entry) noexcept {
+  // Writing into that entry would corrupt whatever now occupies its memory:
+  // stop loudly instead (a message and SIGABRT; no allocation here).
+  static const char message[] =
+      "procsync: fatal: a lock this thread still holds was destroyed, overwritten or unmapped while held "
+      "(its entry in the thread's robust list no longer holds this thread's id). Unlock a mutex before its "
+      "storage ends.\n";
+  (void)!::write(2, message, sizeof message - 1);
+  (void)entry;
+  std::abort();
+}
+
+/// Pushes `node` at the front of the thread's robust list. The entry now at the
+/// front is the most recent lock the thread still holds: its word must hold the
+/// thread's TID, else it was destroyed while held (see abort_destroyed_while_held).
+inline void robust_enqueue(kernel_robust_head* head, robust_node* node, std::uint32_t tid) noexcept {
+  void* first = head->list;
+  if (first != &head->list) [[unlikely]] {
+    const auto* word = reinterpret_cast<const std::uint32_t*>(static_cast<const char*>(strip_pi_bit(first)) +
+                                                              head->futex_offset);
+    if ((__atomic_load_n(word, __ATOMIC_RELAXED) & word_tid_mask) != tid) abort_destroyed_while_held(first);
+  }
   *prev_slot_of(strip_pi_bit(first)) = next_slot(node);
   node->next = first;
-  node->prev = &self.head->list;
+  node->prev = &head->list;
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the node is whole before the kernel can reach it
-  self.head->list = next_slot(node);
+  head->list = next_slot(node);
 }
 
 /// Unlinks `node` (which the thread holds) from the thread's robust list.

@@ -1,5 +1,5 @@
 // procsync/detail/robust_lock.hpp — the 40-byte robust futex lock under
-// procsync::mutex and procsync::recursive_mutex.
+// procsync::mutex, recursive_mutex, checked_mutex and each cell of shared_mutex.
 //
 // Word states (the kernel's robust-futex format, see robust_list.hpp):
 //   0                         free
@@ -7,67 +7,34 @@
 //   owner_died [| waiters]    free: the holder died; the next owner must repair
 //   tid | owner_died [| w]    held by `tid`, data inconsistent until consistent()
 //   not_recoverable           poisoned: unlocked while inconsistent
+//   waiters                   free, sleepers may exist (only shared_mutex's gate
+//                             leaves it so, see release_to_all())
 // The kernel writes `owner_died [| waiters]` when the holder dies and wakes one
 // waiter. Everyone else only ever CASes the word; only the holder clears it.
+// Sleeping goes through the waiting floor (waiting_floor.hpp), with this lock
+// as the sleeper's robust-list pending op, so the kernel hands on a wake-up
+// whose receiver died.
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <time.h>
 
 #include "../error.hpp"
-#include "clock.hpp"
+#include "../lock_status.hpp"
 #include "futex.hpp"
 #include "robust_list.hpp"
+#include "thread_identity.hpp"
+#include "waiting_floor.hpp"
 
-namespace procsync {
-
-/// What a robust acquisition found.
-enum class lock_status {
-  acquired,     ///< the caller holds the lock; the protected data is consistent
-  owner_died,   ///< the caller holds the lock, but the previous holder died holding
-                ///< it: repair the data, then call consistent() (or unlock to poison)
-  unavailable,  ///< not acquired: try_lock found it held, or the deadline passed
-};
-
-/// True when `s` means the caller now holds the lock.
-constexpr bool holds(lock_status s) noexcept { return s != lock_status::unavailable; }
-
-namespace detail {
-
-class robust_lock;
-
-/// Slow-path hook for the deadlock detector (deadlock.hpp), process-local.
-/// When installed, a *contended* acquisition sleeps in slices of slice_ns() and
-/// calls on_slice() between them (it may throw errc::deadlock_detected); `slot`
-/// is the hook's per-wait state, handed to on_done() on every way out. When no
-/// hook is installed nothing changes, and the uncontended path never looks.
-struct contended_wait_hook {
-  std::int64_t (*slice_ns)(std::uint32_t slices_so_far) noexcept;
-  void (*on_slice)(robust_lock& lock, const char* kind, std::uint32_t seen, std::int32_t& slot);
-  void (*on_done)(std::int32_t slot) noexcept;
-};
-
-inline std::atomic<const contended_wait_hook*>& contended_hook() noexcept {
-  static std::atomic<const contended_wait_hook*> hook{nullptr};
-  return hook;
-}
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
+namespace procsync::detail {
 
 class robust_lock {
  public:
-  robust_lock() noexcept = default;
+  constexpr robust_lock() noexcept = default;
+  constexpr explicit robust_lock(owner_death policy) noexcept : policy_(static_cast<std::uint32_t>(policy)) {}
   robust_lock(const robust_lock&) = delete;
   robust_lock& operator=(const robust_lock&) = delete;
 
@@ -77,7 +44,9 @@ class robust_lock {
     set_pending(self, &node_);
     std::uint32_t expected = 0;
     // Acquire: the critical section must see everything the last holder wrote.
-    if (word_.compare_exchange_strong(expected, self.tid, std::memory_order_acquire, std::memory_order_relaxed))
+    // seq_cst rather than acquire: the same lock cmpxchg on x86, and it makes the
+    // CAS one half of shared_mutex's Dekker pair between gate and reader slots.
+    if (word_.compare_exchange_strong(expected, self.tid, std::memory_order_seq_cst, std::memory_order_relaxed))
       [[likely]] {
       robust_enqueue(self, &node_);
       clear_pending(self);
@@ -91,8 +60,8 @@ class robust_lock {
     set_pending(self, &node_);
     std::uint32_t seen = word_.load(std::memory_order_relaxed);
     while ((seen & word_tid_mask) == 0) {
-      // Acquire: as in acquire(); keep `waiters`, which belongs to the sleepers.
-      if (word_.compare_exchange_weak(seen, seen | self.tid, std::memory_order_acquire, std::memory_order_relaxed))
+      // seq_cst: as in acquire(); keep `waiters`, which belongs to the sleepers.
+      if (word_.compare_exchange_weak(seen, seen | self.tid, std::memory_order_seq_cst, std::memory_order_relaxed))
         return took_ownership(self, seen);
     }
     clear_pending(self);
@@ -101,21 +70,30 @@ class robust_lock {
     return lock_status::unavailable;
   }
 
+  /// Releases the lock and wakes one sleeper (mutex hand-off).
   void release(const char* kind) {
-    const std::uint32_t seen = word_.load(std::memory_order_relaxed);
-    const thread_identity& self = current_thread();
-    if ((seen & word_tid_mask) != self.tid || seen == word_not_recoverable) throw_not_owner(kind, seen);
-    set_pending(self, &node_);
-    robust_dequeue(&node_);
-    // Release: the next holder must see our writes. Unlocking while
-    // inconsistent poisons the lock for good (pthread's ENOTRECOVERABLE).
-    const std::uint32_t next = (seen & word_owner_died) ? word_not_recoverable : 0;
-    const std::uint32_t before = word_.exchange(next, std::memory_order_release);
-    if (next == word_not_recoverable)
+    const std::uint32_t before = release_word(kind, 0);
+    if (before == word_not_recoverable)
       futex_wake_all(&word_);
     else if (before & word_waiters)
       futex_wake(&word_, 1);
-    clear_pending(self);
+    clear_pending(current_thread());
+  }
+
+  /// Releases the lock and wakes every sleeper (shared_mutex's gate: all the
+  /// readers may go). The waiters bit stays set until the wake call is made, so
+  /// if we die between the two, whoever the kernel wakes sees it and passes
+  /// the wake-up on (pass_on_wake()). `keep_died` puts back an owner_died mark
+  /// that was never repaired (a writer giving up before it entered).
+  void release_to_all(const char* kind, bool keep_died = false) {
+    const std::uint32_t before = release_word(kind, word_waiters, keep_died);
+    if (before == word_not_recoverable || (before & word_waiters)) {
+      futex_wake_all(&word_);
+      // Relaxed: the bit only routes wake-ups. Fails harmlessly if taken meanwhile.
+      std::uint32_t sticky = word_waiters | (keep_died ? (before & word_owner_died) : 0);
+      word_.compare_exchange_strong(sticky, sticky & ~word_waiters, std::memory_order_relaxed);
+    }
+    clear_pending(current_thread());
   }
 
   /// Marks the data repaired after lock_status::owner_died.
@@ -126,8 +104,19 @@ class robust_lock {
     word_.fetch_and(~word_owner_died, std::memory_order_relaxed);
   }
 
+  /// Returns a poisoned (not recoverable) lock to free, for a caller who knows
+  /// the data is sound again. Returns false if it was not poisoned.
+  bool clear_poison() noexcept {
+    std::uint32_t poisoned = word_not_recoverable;
+    // Release: the caller's repairs are seen by the next holder.
+    return word_.compare_exchange_strong(poisoned, 0, std::memory_order_release, std::memory_order_relaxed);
+  }
+
   bool held_by_caller() const { return (word_.load(std::memory_order_relaxed) & word_tid_mask) == current_tid(); }
-  bool inconsistent() const noexcept { return (word_.load(std::memory_order_relaxed) & word_owner_died) != 0; }
+  bool inconsistent() const noexcept {
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    return w != word_not_recoverable && (w & word_owner_died) != 0;
+  }
   bool not_recoverable() const noexcept { return word_.load(std::memory_order_relaxed) == word_not_recoverable; }
 
   /// The TID of the holder, 0 when free (a snapshot, for diagnostics).
@@ -136,26 +125,91 @@ class robust_lock {
     return w == word_not_recoverable ? 0 : (w & word_tid_mask);
   }
 
-  /// Spare room in the 40 bytes, before the robust node; owned by the wrapper.
-  std::uint32_t& aux(std::size_t i) noexcept { return aux_[i]; }
+  /// The lock word itself, for shared_mutex's readers (who look at the gate
+  /// without taking it) and for diagnostics.
+  std::atomic<std::uint32_t>& word() noexcept { return word_; }
+  const std::atomic<std::uint32_t>& word() const noexcept { return word_; }
+
+  /// Sleeps once while the word still reads `seen` (someone holds the lock),
+  /// after setting the waiters bit; with this lock as the caller's pending op
+  /// while asleep (the waiting floor's policy 2). Returns false when `deadline`
+  /// passed, true otherwise (re-check the word). Used by shared_mutex readers,
+  /// who wait for a writer without taking the lock.
+  bool sleep_while_held(robust_wait& wait, std::uint32_t seen, const char* kind, const timespec* deadline) {
+    if (!(seen & word_waiters) &&
+        !word_.compare_exchange_strong(seen, seen | word_waiters, std::memory_order_relaxed))
+      return true;  // changed: re-check
+    const thread_identity& self = current_thread();
+    set_pending(self, &node_);
+    bool more = true;
+    try {
+      more = wait.sleep(word_, seen | word_waiters, deadline, *this, kind);
+    } catch (...) {
+      clear_pending(self);
+      throw;
+    }
+    clear_pending(self);
+    return more;
+  }
+
+  /// After a wake-up on a free lock that still carries `waiters` (its holder
+  /// died between releasing and waking, and the kernel woke only us): clear the
+  /// bit and wake everyone, so no sleeper depends on a dead waker.
+  void pass_on_wake() noexcept {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    // Relaxed: the bit only routes wake-ups; the data is ordered by the callers' loads.
+    while ((w & word_tid_mask) == 0 && (w & word_waiters)) {
+      if (word_.compare_exchange_weak(w, w & ~word_waiters, std::memory_order_relaxed)) {
+        futex_wake_all(&word_);
+        return;
+      }
+    }
+  }
+
+  // Per-lock data of the wrappers, in the spare room of the 40 bytes.
+  std::uint32_t& recursion_depth() noexcept { return recursion_depth_; }  // recursive_mutex
+  std::uint32_t lock_class() const noexcept { return lock_class_; }         // checked_mutex: class id + 1; 0: none
+  void set_lock_class(std::uint32_t id_plus_one) noexcept { lock_class_ = id_plus_one; }
+  owner_death policy() const noexcept { return static_cast<owner_death>(policy_); }
 
  private:
+  /// The common part of both releases: checks ownership, unlinks, and swaps in
+  /// `free_value` (or not_recoverable). Returns the word before. Leaves the
+  /// pending op set: the caller wakes, then clears it.
+  std::uint32_t release_word(const char* kind, std::uint32_t free_value, bool keep_died = false) {
+    const std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    const thread_identity& self = current_thread();
+    if ((seen & word_tid_mask) != self.tid || seen == word_not_recoverable) throw_not_owner(kind, seen);
+    set_pending(self, &node_);
+    robust_dequeue(&node_);
+    const bool died = (seen & word_owner_died) != 0;
+    // Unlocking while inconsistent poisons the lock for good (pthread's
+    // ENOTRECOVERABLE) — unless the holder gives up before using the data.
+    std::uint32_t next = free_value & ((seen & word_waiters) | ~word_waiters);
+    if (died) next = keep_died ? (next | word_owner_died) : word_not_recoverable;
+    // Release: the next holder must see our writes. seq_cst: the same xchg on
+    // x86; it orders the release before a later check for sleepers elsewhere
+    // (shared_mutex's slot-freed bell).
+    const std::uint32_t before = word_.exchange(next, std::memory_order_seq_cst);
+    return next == word_not_recoverable ? word_not_recoverable : before;
+  }
+
   lock_status took_ownership(thread_identity& self, std::uint32_t previous) {
     robust_enqueue(self, &node_);
     clear_pending(self);
-    return (previous & word_owner_died) ? lock_status::owner_died : lock_status::acquired;
+    if (!(previous & word_owner_died)) return lock_status::acquired;
+    // A lock whose data a death cannot tear is consistent again at once; the
+    // death is still reported to robust callers.
+    // Relaxed: we hold the lock; only the holder changes this bit.
+    if (policy() == owner_death::nothing_to_repair) word_.fetch_and(~word_owner_died, std::memory_order_relaxed);
+    return lock_status::owner_died;
   }
 
-  lock_status acquire_contended(thread_identity& self, const char* kind, const timespec* deadline) {
+  [[gnu::noinline]] lock_status acquire_contended(thread_identity& self, const char* kind, const timespec* deadline) {
     // Once we have slept, other sleepers may exist that nobody else knows of:
     // take the lock with `waiters` set so our unlock wakes the next one.
     std::uint32_t mark = 0;
-    // Acquire: pairs with the installer's release, so the hook's tables are seen.
-    hook_guard hook{contended_hook().load(std::memory_order_acquire)};
-    // No spinning before sleeping: measured with bench_mutex (2-vCPU VM,
-    // same-run ratios), a 100-iteration spin cost 40% of contended throughput
-    // and 1000 iterations 60%: the spinner's loads steal the cache line from a
-    // holder that is about to unlock. Sleep at once, as glibc's normal mutex does.
+    robust_wait wait;
     std::uint32_t seen = word_.load(std::memory_order_relaxed);
     for (;;) {
       if (seen == word_not_recoverable) {
@@ -164,7 +218,7 @@ class robust_lock {
       }
       const std::uint32_t owner = seen & word_tid_mask;
       if (owner == 0) {
-        if (word_.compare_exchange_weak(seen, seen | self.tid | mark, std::memory_order_acquire,
+        if (word_.compare_exchange_weak(seen, seen | self.tid | mark, std::memory_order_seq_cst,
                                         std::memory_order_relaxed))
           return took_ownership(self, seen);
         continue;
@@ -177,65 +231,31 @@ class robust_lock {
           !word_.compare_exchange_weak(seen, seen | word_waiters, std::memory_order_relaxed))
         continue;
       mark = word_waiters;
-      if (!sleep_one_slice(hook, self, kind, seen | word_waiters, deadline)) return lock_status::unavailable;
+      bool more = true;
+      try {
+        more = wait.sleep(word_, seen | word_waiters, deadline, *this, kind);
+      } catch (...) {
+        clear_pending(self);
+        throw;
+      }
+      if (!more) {
+        clear_pending(self);
+        return lock_status::unavailable;
+      }
       seen = word_.load(std::memory_order_relaxed);
     }
   }
 
-  struct hook_guard {
-    const contended_wait_hook* hook;
-    std::int32_t slot = -1;
-    std::uint32_t slices = 0;
-    ~hook_guard() {
-      if (hook != nullptr && slot >= 0) hook->on_done(slot);
-    }
-  };
-
-  // Why sleep in slices even without a hook: a holder killed between its
-  // releasing exchange and its futex_wake leaves a sleeper unwoken if another
-  // thread barges in through the fast path meanwhile (the kernel only wakes for a
-  // dead unlocker while the word is still free, and the barger's word carries no
-  // `waiters` bit). Waking every rearm_slice_ns to re-set `waiters` bounds that
-  // rare stall; it costs one syscall per slice per sleeper and nothing otherwise.
-  static constexpr std::int64_t rearm_slice_ns = 200'000'000;
-
-  // One futex sleep of at most one slice; between slices the hook (if any) looks
-  // for a deadlock (and may throw). Returns false when `deadline` has passed.
-  bool sleep_one_slice(hook_guard& hook, thread_identity& self, const char* kind, std::uint32_t expected,
-                       const timespec* deadline) {
-    timespec slice{};
-    ::clock_gettime(CLOCK_MONOTONIC, &slice);
-    const std::int64_t ns =
-        slice.tv_nsec + (hook.hook != nullptr ? hook.hook->slice_ns(hook.slices++) : rearm_slice_ns);
-    slice.tv_sec += static_cast<time_t>(ns / 1000000000);
-    slice.tv_nsec = static_cast<long>(ns % 1000000000);
-    const bool last = deadline != nullptr && (deadline->tv_sec < slice.tv_sec ||
-                                              (deadline->tv_sec == slice.tv_sec && deadline->tv_nsec <= slice.tv_nsec));
-    if (futex_wait(&word_, expected, last ? deadline : &slice) != wait_result::timed_out) return true;
-    if (last) {
-      clear_pending(self);
-      return false;
-    }
-    if (hook.hook == nullptr) return true;
-    try {
-      hook.hook->on_slice(*this, kind, word_.load(std::memory_order_relaxed), hook.slot);
-    } catch (...) {
-      clear_pending(self);
-      throw;
-    }
-    return true;
-  }
-
-  [[noreturn]] static void throw_not_recoverable(const char* kind) {
+  [[noreturn, gnu::cold]] static void throw_not_recoverable(const char* kind) {
     throw_error(errc::not_recoverable, std::string("procsync::") + kind +
                                            ": not recoverable: a previous owner died holding it and the next "
                                            "owner unlocked it without calling consistent()");
   }
-  [[noreturn]] static void throw_would_deadlock(const char* kind) {
+  [[noreturn, gnu::cold]] static void throw_would_deadlock(const char* kind) {
     throw_error(errc::would_deadlock, std::string("procsync::") + kind +
                                           ": lock by the thread that already holds it (would deadlock)");
   }
-  [[noreturn]] void throw_not_owner(const char* kind, std::uint32_t seen) const {
+  [[noreturn, gnu::cold]] void throw_not_owner(const char* kind, std::uint32_t seen) const {
     const std::uint32_t holder = seen == word_not_recoverable ? 0 : (seen & word_tid_mask);
     throw_error(errc::not_owner, std::string("procsync::") + kind + ": released by thread " +
                                      std::to_string(current_tid()) + ", which does not own it (" +
@@ -244,7 +264,10 @@ class robust_lock {
   }
 
   std::atomic<std::uint32_t> word_{0};
-  std::uint32_t aux_[5] = {};
+  std::uint32_t recursion_depth_ = 0;
+  std::uint32_t lock_class_ = 0;
+  std::uint32_t policy_ = 0;
+  [[maybe_unused]] std::uint32_t spare_[2] = {};  // room for the next per-lock field
   robust_node node_{};
 
   friend struct robust_lock_layout;
@@ -257,5 +280,4 @@ struct robust_lock_layout {
 
 static_assert(sizeof(robust_lock) == 40);
 
-}  // namespace detail
-}  // namespace procsync
+}  // namespace procsync::detail
