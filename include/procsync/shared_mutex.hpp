@@ -40,6 +40,7 @@
 // dead readers forever.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
 #include <climits>
