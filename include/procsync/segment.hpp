@@ -134,6 +134,10 @@ anonymous_ptr<T> make_anonymous(Args&&... args) {
 //  - Typed objects. Each object carries a header (kind, layout version, size,
 //    alignment, see detail/object_header.hpp); find<T> checks it and throws
 //    errc::wrong_object_kind or errc::layout_mismatch instead of reinterpreting.
+//    A kind spells template arguments (shared_value<int64>), with the same
+//    names from every compiler; a class, union or enum T stored here must
+//    declare kind_name or specialize procsync::kind_name_of (a compile-time
+//    error says so otherwise).
 //  - A robust allocator lock. The segment manager runs with Boost's null
 //    mutex; every call into it is serialized by a robust procsync::mutex in
 //    the segment header. A process killed while constructing an object leaves
@@ -330,7 +334,9 @@ class named_segment {
   }
 
   /// Constructs a T named `object` with `args` and returns it.
-  /// Requires T trivially destructible, not polymorphic, pointer-free.
+  /// Requires T trivially destructible, not polymorphic, pointer-free, and a
+  /// class/union/enum T (or one inside T's template arguments) to declare its
+  /// kind (see "Typed objects" above; checked at compile time).
   /// Throws errc::invalid_name, errc::object_exists (whatever its kind),
   /// errc::segment_too_small if it does not fit, or what T's constructor throws
   /// (nothing is left behind then).
@@ -348,7 +354,9 @@ class named_segment {
     });
   }
 
-  /// The T named `object`. Throws errc::object_not_found, errc::wrong_object_kind
+  /// The T named `object`. Throws errc::object_not_found (its message names
+  /// the open_or_create + find_or_construct pattern for processes that may
+  /// start before the creator has constructed it), errc::wrong_object_kind
   /// (it is of another kind; the message names both), errc::layout_mismatch
   /// (same kind, other layout version, size or alignment), errc::invalid_name.
   template <class T>
