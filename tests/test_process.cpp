@@ -514,3 +514,187 @@ BOOST_AUTO_TEST_CASE(start_flushes_stdio_so_nothing_is_written_twice) {
   out.close_w();
   BOOST_TEST(drain(out.r) == "parent;child;");
 }
+
+// --- moving process objects ------------------------------------------------
+static_assert(std::is_nothrow_move_constructible_v<procsync::process>);
+static_assert(std::is_nothrow_move_assignable_v<procsync::process>);
+
+BOOST_AUTO_TEST_CASE(a_vector_of_processes_survives_reallocation_while_children_run) {
+  auto block = procsync::make_anonymous<shared_block>();
+  std::vector<procsync::process> workers;  // no reserve: emplace_back reallocates while children run
+  constexpr int n = 17;
+  for (int i = 0; i < n; ++i) {
+    workers.emplace_back([&block](int code) { return wait_in_child(block->go, 1) == 0 ? code : 99; }, i + 1);
+    workers.back().start();
+  }
+  BOOST_TEST(workers.capacity() >= static_cast<std::size_t>(n));
+  // The registry follows the moves: active_children() points into the vector.
+  const auto running = procsync::active_children();
+  BOOST_TEST(running.size() == static_cast<std::size_t>(n));
+  for (procsync::process* p : running)
+    BOOST_TEST((p >= workers.data() && p < workers.data() + workers.size()));
+  const pid_t first_pid = workers.front().pid();
+  block->go = 1;
+  // erase() move-assigns later elements onto earlier ones, some still running.
+  BOOST_REQUIRE(join_or_kill(workers[3]));
+  workers.erase(workers.begin() + 3);
+  BOOST_TEST(workers.size() == static_cast<std::size_t>(n - 1));
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    BOOST_REQUIRE(join_or_kill(workers[i]));
+    const int expected = static_cast<int>(i < 3 ? i + 1 : i + 2);
+    BOOST_TEST(workers[i].exitcode().value() == expected);
+  }
+  BOOST_TEST(workers.front().pid() == first_pid);
+  BOOST_TEST(procsync::active_children().empty());
+  BOOST_TEST(not_waitable(first_pid));
+}
+
+BOOST_AUTO_TEST_CASE(moved_from_process_is_not_started_and_move_assignment_joins_the_old_child) {
+  auto block = procsync::make_anonymous<shared_block>();
+  procsync::process a{[&block] { return wait_in_child(block->go, 1) == 0 ? 5 : 99; }};
+  a.start();
+  const pid_t a_pid = a.pid();
+  procsync::process b{std::move(a)};
+  BOOST_TEST(b.pid() == a_pid);
+  BOOST_TEST(b.is_alive());
+  BOOST_TEST(a.pid() == 0);
+  BOOST_TEST(!a.is_alive());
+  BOOST_TEST(!a.exitcode().has_value());
+  BOOST_TEST((error_of([&] { a.join(); }) == procsync::errc::not_started));
+  // A moved-from object may be reused: it is a process without a target.
+  a.start();
+  BOOST_REQUIRE(join_or_kill(a));
+  BOOST_TEST(a.exitcode().value() == 0);
+
+  // Assigning onto b, whose child still runs, joins that child first (as b's
+  // destructor would): no zombie, no orphan.
+  procsync::process c{[] { return 6; }};
+  c.start();
+  const pid_t c_pid = c.pid();
+  std::thread release([&] {
+    std::this_thread::sleep_for(50ms);
+    block->go = 1;
+  });
+  b = std::move(c);
+  release.join();
+  BOOST_TEST(not_waitable(a_pid));  // b's old child was reaped by the assignment
+  BOOST_TEST(b.pid() == c_pid);
+  BOOST_REQUIRE(join_or_kill(b));
+  BOOST_TEST(b.exitcode().value() == 6);
+  BOOST_TEST(c.pid() == 0);
+
+  // A daemon assigned over is terminated, as its destructor would.
+  procsync::process d{[] { return linger(); }};
+  d.set_daemon(true);
+  d.start();
+  const pid_t d_pid = d.pid();
+  d = procsync::process{};
+  BOOST_TEST(not_waitable(d_pid));
+  BOOST_TEST(d.pid() == 0);
+}
+
+// --- output reaches a pipe on every path the library controls --------------
+
+// Reads the pipe until every writer has closed it, with a watchdog.
+std::string drain_with_watchdog(int fd, std::chrono::milliseconds limit = 30s) {
+  std::string out;
+  const auto end = clk::now() + limit;
+  char buf[512];
+  while (clk::now() < end) {
+    pollfd readable{fd, POLLIN, 0};
+    if (::poll(&readable, 1, 100) <= 0) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+    else if (n == 0) break;
+  }
+  return out;
+}
+
+BOOST_AUTO_TEST_CASE(partial_lines_on_stdout_reach_a_pipe_on_return_exception_and_terminate) {
+  auto block = procsync::make_anonymous<shared_block>();
+  pipe_fds out;
+  const int w = out.w;
+  procsync::process returns{[w] {
+    ::dup2(w, STDOUT_FILENO);
+    std::printf("returned-partial");  // no newline: stays in stdio's buffer
+    return 0;
+  }};
+  procsync::process throws{[w] {
+    ::dup2(w, STDOUT_FILENO);
+    std::printf("threw-partial");
+    throw std::runtime_error("expected by the test");
+  }};
+  procsync::process terminated{[w, &block] {
+    ::dup2(w, STDOUT_FILENO);
+    std::printf("terminated-partial");
+    block->value = 1;
+    return linger();
+  }};
+  returns.start();
+  throws.start();
+  terminated.start();
+  BOOST_REQUIRE(eventually([&] { return block->value.load() == 1; }));
+  terminated.terminate();
+  BOOST_REQUIRE(join_or_kill(returns));
+  BOOST_REQUIRE(join_or_kill(throws));
+  BOOST_REQUIRE(join_or_kill(terminated));
+  BOOST_TEST(terminated.exitcode().value() == -SIGTERM);  // still killed by SIGTERM
+  BOOST_TEST(throws.exitcode().value() == 1);
+  out.close_w();
+  const std::string text = drain_with_watchdog(out.r);
+  BOOST_TEST(text.find("returned-partial") != std::string::npos, "output: " << text);
+  BOOST_TEST(text.find("threw-partial") != std::string::npos, "output: " << text);
+  BOOST_TEST(text.find("terminated-partial") != std::string::npos, "output: " << text);
+}
+
+BOOST_AUTO_TEST_CASE(a_daemons_partial_output_survives_its_parents_exit) {
+  // The parent (a procsync child itself, so its exit is the library's) starts
+  // a daemon that writes without a newline, then returns: its exit handler
+  // SIGTERMs the daemon, whose buffered output must still reach the pipe.
+  auto block = procsync::make_anonymous<shared_block>();
+  pipe_fds out;
+  const int w = out.w;
+  procsync::process parent{[w, &block] {
+    ::dup2(w, STDOUT_FILENO);
+    procsync::process daemon{[&block] {
+      std::printf("daemon-partial");
+      block->value = 1;
+      return linger();
+    }};
+    daemon.set_daemon(true);
+    daemon.start();
+    block->pid = daemon.pid();
+    if (!eventually([&] { return block->value.load() == 1; })) return 98;
+    std::printf("parent-partial");
+    return 0;  // the daemon object's destructor, then the exit path, end the daemon
+  }};
+  parent.start();
+  BOOST_REQUIRE(join_or_kill(parent));
+  BOOST_TEST(parent.exitcode().value() == 0);
+  out.close_w();
+  const std::string text = drain_with_watchdog(out.r);
+  BOOST_TEST(text.find("daemon-partial") != std::string::npos, "output: " << text);
+  BOOST_TEST(text.find("parent-partial") != std::string::npos, "output: " << text);
+}
+
+BOOST_AUTO_TEST_CASE(a_sigterm_handler_of_the_program_is_left_alone) {
+  // The flush handler is only installed over SIGTERM's default action.
+  auto block = procsync::make_anonymous<shared_block>();
+  procsync::process p{[&block] {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGTERM, &ignore, nullptr);
+    procsync::process inner{[&block] {
+      block->value = 1;
+      return linger(2s);  // 42 unless SIGTERM (ignored, inherited) killed it
+    }};
+    inner.start();
+    if (!eventually([&] { return block->value.load() == 1; })) return 98;
+    inner.terminate();
+    inner.join();
+    return inner.exitcode().value();
+  }};
+  p.start();
+  BOOST_REQUIRE(join_or_kill(p));
+  BOOST_TEST(p.exitcode().value() == 42);
+}

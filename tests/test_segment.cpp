@@ -37,11 +37,15 @@ bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).
 
 constexpr std::size_t kSize = 64 * 1024;
 
+// Types stored in a named segment declare their kind (procsync refuses to
+// guess from the compiler's spelling, which g++ and clang++ do not share).
 struct point {
+  static constexpr const char* kind_name = "test::point";
   int x = 0;
   int y = 0;
 };
 struct other_point {
+  static constexpr const char* kind_name = "test::other_point";
   int x = 0;
   int y = 0;
 };
@@ -69,27 +73,69 @@ struct with_function_kind {
   int v = N;
 };
 struct alignas(64) cache_line {
+  static constexpr const char* kind_name = "test::cache_line";
   std::uint64_t value = 0;
 };
+
+enum class colour : unsigned char { red, green };
 
 using big_t = std::array<char, 1000>;
 using huge_t = std::array<char, 8192>;
 using int4_t = std::array<int, 4>;
 
 struct counter_block {
+  static constexpr const char* kind_name = "test::counter_block";
   procsync::mutex m;
   long count = 0;
 };
 
 }  // namespace
 
+// An enum cannot declare a member: it is named through the customization point.
+template <>
+struct procsync::kind_name_of<colour> {
+  static constexpr const char* value = "test::colour";
+};
+
+// Fixed-width names by signedness and size, never the compiler's spelling:
+// tests/compile_checks/run.sh checks that g++ and clang++ print the same.
+BOOST_AUTO_TEST_CASE(standard_types_have_portable_kind_names) {
+  using procsync::detail::kind_of;
+  BOOST_TEST(kind_of<bool>() == "bool");
+  BOOST_TEST(kind_of<char>() == "char");
+  BOOST_TEST(kind_of<signed char>() == "int8");
+  BOOST_TEST(kind_of<unsigned char>() == "uint8");
+  BOOST_TEST(kind_of<short>() == "int16");
+  BOOST_TEST(kind_of<std::uint16_t>() == "uint16");
+  BOOST_TEST(kind_of<int>() == "int32");
+  BOOST_TEST(kind_of<unsigned>() == "uint32");
+  BOOST_TEST(kind_of<long>() == "int64");
+  BOOST_TEST(kind_of<long long>() == "int64");  // one layout, one name
+  BOOST_TEST(kind_of<unsigned long>() == "uint64");
+  BOOST_TEST(kind_of<float>() == "float32");
+  BOOST_TEST(kind_of<double>() == "float64");
+  BOOST_TEST(kind_of<char32_t>() == "char32");
+  BOOST_TEST(kind_of<std::byte>() == "byte");
+  BOOST_TEST(kind_of<const int>() == "int32");
+  BOOST_TEST(kind_of<int[3]>() == "int32[3]");
+  BOOST_TEST((kind_of<std::array<double, 2>>() == "std::array<float64,2>"));
+  BOOST_TEST((kind_of<std::pair<int, point>>() == "std::pair<int32,test::point{size=8,align=4}>"));
+  BOOST_TEST((kind_of<std::array<point, 2>>() == "std::array<test::point{size=8,align=4},2>"));
+  BOOST_TEST((kind_of<std::array<with_function_kind<1>, 1>>() ==
+              "std::array<test::function_kind<1>{size=4,align=4,version=7},1>"));
+  // Same size, other element type: other kinds.
+  BOOST_TEST((kind_of<std::array<int, 4>>() != kind_of<std::array<unsigned, 4>>()));
+  BOOST_TEST((kind_of<std::array<int, 4>>() != kind_of<std::array<float, 4>>()));
+  BOOST_TEST(kind_of<point>() != kind_of<other_point>());
+}
+
 BOOST_AUTO_TEST_CASE(kind_of_reads_every_declaration_form) {
   BOOST_TEST(procsync::detail::kind_of<procsync::mutex>() == "procsync::mutex");
   BOOST_TEST(procsync::detail::kind_of<with_view_kind>() == "test::view_kind");
   BOOST_TEST(procsync::detail::kind_of<with_function_kind<3>>() == "test::function_kind<3>");
-  BOOST_TEST(procsync::detail::kind_of<point>().find("point") != std::string::npos);
-  BOOST_TEST(procsync::detail::kind_of<point>() != procsync::detail::kind_of<other_point>());
-  BOOST_TEST(procsync::detail::kind_of<int4_t>().find("array") != std::string::npos);
+  BOOST_TEST(procsync::detail::kind_of<point>() == "test::point");
+  BOOST_TEST(procsync::detail::kind_of<colour>() == "test::colour");  // procsync::kind_name_of specialization
+  BOOST_TEST(procsync::detail::kind_of<int4_t>() == "std::array<int32,4>");
   BOOST_TEST(procsync::detail::layout_version_of<procsync::mutex>() == 1u);
   BOOST_TEST(procsync::detail::layout_version_of<with_function_kind<1>>() == 7u);
   BOOST_TEST(procsync::detail::layout_version_of<point>() == 0u);
@@ -359,6 +405,7 @@ BOOST_AUTO_TEST_CASE(too_small_is_segment_too_small_never_bad_alloc) {
 
 BOOST_AUTO_TEST_CASE(constructor_exception_leaves_nothing_behind) {
   struct throwing {
+    static constexpr const char* kind_name() { return "test::throwing"; }  // a local class: the function form
     explicit throwing(int) { throw std::runtime_error("no"); }
   };
   scoped_name name("throwing");
@@ -492,6 +539,7 @@ BOOST_AUTO_TEST_CASE(a_process_killed_holding_the_segment_lock_does_not_block_ot
 
 BOOST_AUTO_TEST_CASE(a_process_killed_while_constructing_leaves_no_half_object) {
   struct slow {
+    static constexpr const char* kind_name() { return "test::slow"; }
     explicit slow(int fd) {
       (void)!::write(fd, "x", 1);
       ::pause();
@@ -676,4 +724,132 @@ BOOST_AUTO_TEST_CASE(mode_forbidding_access_is_permission_denied) {
     return msg.find(name.name) != std::string::npos ? 0 : 3;
   });
   BOOST_TEST(wait_exit_code(kid) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(permission_denied_names_owner_mode_and_the_option_to_use) {
+  scoped_name name("perm-msg");
+  // As root (modes do not bind root) the opener is a child that becomes
+  // nobody; otherwise the owner itself is locked out by a read-only mode.
+  const bool root = ::geteuid() == 0;
+  procsync::named_segment seg(procsync::create_only, name, kSize, root ? 0600 : 0400);
+  int report[2];
+  BOOST_REQUIRE(::pipe(report) == 0);
+  const pid_t kid = fork_child([&] {
+    if (root && (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)) return 2;
+    std::string msg, msg2;
+    if (error_of([&] { procsync::named_segment s(procsync::open_only, name); }, &msg) !=
+        procsync::errc::permission_denied)
+      return 1;
+    if (error_of([&] { procsync::named_segment s(procsync::open_or_create, name, kSize); }, &msg2) !=
+        procsync::errc::permission_denied)
+      return 3;
+    msg += "\n" + msg2;
+    (void)!::write(report[1], msg.data(), msg.size());
+    return 0;
+  });
+  ::close(report[1]);
+  std::string msg;
+  char buf[1024];
+  for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<std::size_t>(n));
+  ::close(report[0]);
+  BOOST_TEST(wait_exit_code(kid) == 0);
+  BOOST_TEST(msg.find(name.name) != std::string::npos, msg);
+  BOOST_TEST(msg.find("permission denied: permission denied") == std::string::npos, msg);
+  BOOST_TEST(msg.find("`permissions` argument of create_only or open_or_create") != std::string::npos, msg);
+  if (root) {
+    BOOST_TEST(msg.find("belongs to uid 0 ") != std::string::npos, msg);
+    BOOST_TEST(msg.find("with mode 0600") != std::string::npos, msg);
+    BOOST_TEST(msg.find("this process is uid 65534") != std::string::npos, msg);
+    BOOST_TEST(msg.find("or run this program as uid 0") != std::string::npos, msg);
+  } else {
+    BOOST_TEST(msg.find("its mode 0400 does not let even its owner") != std::string::npos, msg);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(open_or_create_has_a_foreign_owner_form) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: giving a segment to another user needs root");
+    return;
+  }
+  scoped_name name("foreign-ooc");
+  {
+    procsync::named_segment seg(procsync::create_only, name, kSize);
+    seg.construct<point>("p", 5, 6);
+  }
+  const int fd = ::shm_open(("/" + name.name).c_str(), O_RDWR, 0);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::fchown(fd, 65534, 65534) == 0);
+  ::close(fd);
+  std::string msg;
+  BOOST_TEST((error_of([&] { procsync::named_segment s(procsync::open_or_create, name, kSize); }, &msg) ==
+              procsync::errc::permission_denied));
+  BOOST_TEST(msg.find("owned by uid 65534") != std::string::npos, msg);
+  BOOST_TEST(msg.find("after the size to open_or_create") != std::string::npos, msg);
+  procsync::named_segment s(procsync::open_or_create, name, kSize, procsync::foreign_owner);
+  BOOST_TEST(s.find<point>("p").y == 6);
+  // It creates too, when the name is free (the new segment is ours).
+  scoped_name fresh("foreign-ooc-new");
+  procsync::named_segment created(procsync::open_or_create, fresh, kSize, procsync::foreign_owner, 0640);
+  BOOST_TEST(shm_exists(fresh.name));
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_can_never_become_a_segment_fails_at_once) {
+  // Another program's small file: a creator sizes a segment with one
+  // ftruncate from 0 to at least a header, so this size is never a segment.
+  scoped_name text("not-a-segment");
+  {
+    const int fd = ::shm_open(("/" + text.name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    BOOST_REQUIRE(fd >= 0);
+    const std::string hello = "hello, I am somebody else's file\n";
+    BOOST_REQUIRE(::write(fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
+    ::close(fd);
+  }
+  std::string msg;
+  auto start = std::chrono::steady_clock::now();
+  // The default timeout is 10 s: the answer must come long before.
+  BOOST_TEST((error_of([&] { procsync::named_segment s(procsync::open_only, text); }, &msg) ==
+              procsync::errc::corrupt_segment));
+  BOOST_TEST((std::chrono::steady_clock::now() - start < 5s));
+  BOOST_TEST(msg.find("not a procsync segment") != std::string::npos, msg);
+  BOOST_TEST(msg.find("33 bytes") != std::string::npos, msg);
+  BOOST_TEST((error_of([&] { procsync::named_segment s(procsync::open_or_create, text, kSize); }) ==
+              procsync::errc::corrupt_segment));
+
+  // Empty, and sized but zero, files that nothing has changed for longer than
+  // the opener would wait: no creator is working on them, fail at once.
+  scoped_name empty("stale-empty");
+  scoped_name zeros("stale-zeros");
+  for (const auto* n : {&empty, &zeros}) {
+    const int fd = ::shm_open(("/" + n->name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    BOOST_REQUIRE(fd >= 0);
+    if (n == &zeros) BOOST_REQUIRE(::ftruncate(fd, kSize) == 0);
+    ::close(fd);
+  }
+  std::this_thread::sleep_for(1200ms);
+  start = std::chrono::steady_clock::now();
+  BOOST_TEST((error_of([&] { procsync::named_segment s(procsync::open_only, empty, 1000ms); }, &msg) ==
+              procsync::errc::corrupt_segment));
+  BOOST_TEST(msg.find("has not changed for more than 1000 ms") != std::string::npos, msg);
+  BOOST_TEST((error_of([&] { procsync::named_segment s(procsync::open_only, zeros, 1000ms); }, &msg) ==
+              procsync::errc::corrupt_segment));
+  BOOST_TEST(msg.find("has not changed for more than 1000 ms") != std::string::npos, msg);
+  // Both before the 1000 ms an opener used to wait for each.
+  BOOST_TEST((std::chrono::steady_clock::now() - start < 1000ms));
+}
+
+BOOST_AUTO_TEST_CASE(find_before_the_creator_constructs_hints_at_find_or_construct) {
+  scoped_name name("early-find");
+  procsync::named_segment seg(procsync::open_or_create, name, kSize);
+  std::string msg;
+  BOOST_TEST((error_of([&] { seg.find<point>("later"); }, &msg) == procsync::errc::object_not_found));
+  BOOST_TEST(msg.find("no object 'later'") != std::string::npos, msg);
+  BOOST_TEST(msg.find("open_or_create") != std::string::npos, msg);
+  BOOST_TEST(msg.find("find_or_construct<T>(name, args...)") != std::string::npos, msg);
+  // The pattern it names: whoever comes first constructs, everybody gets it.
+  const pid_t kid = fork_child([&] {
+    procsync::named_segment s(procsync::open_or_create, name, kSize);
+    return s.find_or_construct<point>("later", 1, 2).y == 2 ? 0 : 1;
+  });
+  BOOST_TEST(wait_exit_code(kid) == 0);
+  BOOST_TEST(seg.find_or_construct<point>("later", 9, 9).y == 2);
 }

@@ -29,8 +29,16 @@ using namespace std::chrono_literals;
 namespace {
 
 struct point {
+  static constexpr const char* kind_name = "test::point";
   long x = 0;
   long y = 0;
+};
+
+// Same size as point, another kind.
+struct span_pair {
+  static constexpr const char* kind_name = "test::span_pair";
+  long begin = 0;
+  long end = 0;
 };
 
 // 4 KiB of fields that must all agree: any mix of two commits is visible.
@@ -517,11 +525,58 @@ BOOST_AUTO_TEST_CASE(lives_in_a_named_segment) {
     BOOST_TEST(wait_exit_code(child) == 0);
     BOOST_TEST(v.load().x == 13);
     BOOST_TEST(a.load(7) == 70);
-    // A shared_array of another length is another layout.
+    // A shared_array of another length is another kind (its kind spells N).
     BOOST_TEST((error_of([&] { (void)seg.find<procsync::shared_array<int, 9>>("arr"); }) ==
-                procsync::errc::layout_mismatch));
+                procsync::errc::wrong_object_kind));
     BOOST_TEST((error_of([&] { (void)seg.find<procsync::shared_value<point>>("arr"); }) ==
                 procsync::errc::wrong_object_kind));
+  }
+  procsync::named_segment::remove(name);
+}
+
+// The stored kind spells the element type: a value of one type is never read
+// as another of the same size (a long read as a double used to give 2.07508e-322).
+BOOST_AUTO_TEST_CASE(named_segment_checks_the_element_type) {
+  const std::string name = unique_name("typed");
+  {
+    procsync::named_segment seg(procsync::create_only, name, 64 * 1024);
+    seg.construct<procsync::shared_value<long>>("total", 42L);
+    seg.construct<procsync::shared_value<point>>("pos", point{1, 2});
+    seg.construct<procsync::shared_array<int, 8>>("ints", 3);
+    const pid_t child = fork_child([&] {
+      procsync::named_segment other(procsync::open_only, name);
+      std::string msg;
+      if (error_of([&] { (void)other.find<procsync::shared_value<double>>("total"); }, &msg) !=
+          procsync::errc::wrong_object_kind)
+        return 1;
+      if (msg.find("is a procsync::shared_value<int64>, expected procsync::shared_value<float64>") ==
+          std::string::npos)
+        return 2;
+      if (error_of([&] { (void)other.find<procsync::shared_value<unsigned long>>("total"); }) !=
+          procsync::errc::wrong_object_kind)
+        return 3;
+      // Same-sized struct of another kind.
+      if (error_of([&] { (void)other.find<procsync::shared_value<span_pair>>("pos"); }, &msg) !=
+          procsync::errc::wrong_object_kind)
+        return 4;
+      if (msg.find("procsync::shared_value<test::point{size=16,align=8}>") == std::string::npos) return 5;
+      // shared_array: element type and length both count.
+      if (error_of([&] { (void)other.find<procsync::shared_array<float, 8>>("ints"); }) !=
+          procsync::errc::wrong_object_kind)
+        return 6;
+      if (error_of([&] { (void)other.find<procsync::shared_array<unsigned, 8>>("ints"); }) !=
+          procsync::errc::wrong_object_kind)
+        return 7;
+      if (error_of([&] { (void)other.find<procsync::shared_array<int, 16>>("ints"); }, &msg) !=
+          procsync::errc::wrong_object_kind)
+        return 8;
+      if (msg.find("procsync::shared_array<int32,8>") == std::string::npos) return 9;
+      // The right types open fine.
+      if (other.find<procsync::shared_value<long>>("total").load() != 42) return 10;
+      if (other.find<procsync::shared_value<long long>>("total").load() != 42) return 11;  // same layout: int64
+      return other.find<procsync::shared_array<int, 8>>("ints").load(7) == 3 ? 0 : 12;
+    });
+    BOOST_TEST(wait_exit_code(child) == 0);
   }
   procsync::named_segment::remove(name);
 }

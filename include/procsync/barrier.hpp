@@ -35,6 +35,7 @@
 // tell whether its own cycle completed or broke (not a practical concern).
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
 #include <climits>

@@ -33,6 +33,7 @@
 // (errno errors); a single unreadable file is reported in its entry.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -41,6 +41,7 @@
 // registering and falling asleep misses one (not a practical concern).
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
 #include <climits>

@@ -51,6 +51,7 @@
 // other inversion, as Linux lockdep does.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>

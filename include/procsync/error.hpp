@@ -7,6 +7,7 @@
 // diagnose the problem without a debugger.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <cerrno>
 #include <string>
 #include <type_traits>

@@ -33,6 +33,7 @@
 // reads could miss one (not a practical concern).
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
 #include <climits>

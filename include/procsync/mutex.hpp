@@ -48,6 +48,7 @@
 //    checks the list layout and throws errc::unsupported if it differs).
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <chrono>
 #include <cstdint>
 

@@ -31,7 +31,21 @@
 //    the parent's atexit handlers and static destructors never run twice, and
 //    buffered output is neither lost nor duplicated (start() flushes before
 //    fork). A child that calls std::exit(n) ends the same way with code n
-//    (an on_exit hook registered in the child runs first and _exits).
+//    (an on_exit hook registered in the child runs first and _exits); so does
+//    one whose run() throws (exit code 1).
+//  - Output when the child is signalled. stdout to a pipe or file is fully
+//    buffered, and a signal's default action ends a process without flushing.
+//    For SIGTERM, which the library itself sends (terminate(), daemons at the
+//    parent's exit), the child gets a handler, if SIGTERM was at its default
+//    action when it started: it writes what stdout and stderr still buffer
+//    (with write(2), async-signal-safe, from glibc's public FILE fields) and
+//    dies of SIGTERM as before (exitcode -15). Best effort: a signal landing
+//    inside a printf or a flush may write part of that call's output, or a
+//    few bytes twice. Not covered, so flush (or use line buffering) yourself
+//    if that output matters: kill() and any SIGKILL (including a daemon's
+//    when its parent dies), other signals, crashes, a SIGTERM handler of
+//    your own, and std::cout after std::ios::sync_with_stdio(false) (its
+//    buffer is not stdio's).
 //  - Reaping happens in join(), is_alive(), exitcode(), active_children() and
 //    the destructor, so a child never stays a zombie once it is looked at or
 //    its handle is gone.
@@ -42,6 +56,15 @@
 // running (daemon or not) — so a leaked or static process object still never
 // leaves a zombie or an orphan it did not mean to. A child process does the
 // same for its own children before it _exits.
+//
+// Moving: a process object is movable, so std::vector<procsync::process> works
+// (emplace_back, reallocation, erase) while children run: the child, its
+// pidfd and its status move to the new object, and the moved-from object is
+// like a new process with no target and an empty name (not started; its
+// destructor does nothing). Moving onto a process whose child was started and not yet
+// reaped first does what its destructor does (SIGTERM a daemon; join). Move a
+// subclass only as its own type: moving it into a procsync::process keeps
+// the child but drops the subclass's run() and members (slicing).
 //
 // Thread safety: a process object is used from one thread at a time (as in
 // Python); distinct objects may be started and joined from different threads.
@@ -54,6 +77,7 @@
 // join()/exitcode() throw an errno error (ECHILD) saying so.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>  // on_exit (glibc)
@@ -151,6 +175,47 @@ inline process_registry& registry() {
   return *state;
 }
 
+/// Writes what `f` holds in its output buffer with write(2) only, so it may
+/// run in a signal handler: the bytes between glibc's public FILE fields
+/// _IO_write_base and _IO_write_ptr are those not yet written.
+inline void write_buffered_output(FILE* f) noexcept {
+#ifdef __GLIBC__
+  const char* p = f->_IO_write_base;
+  const char* const end = f->_IO_write_ptr;
+  while (p != nullptr && p < end) {
+    const ssize_t n = ::write(f->_fileno, p, static_cast<std::size_t>(end - p));
+    if (n > 0) p += n;
+    else if (n < 0 && errno == EINTR) continue;
+    else break;
+  }
+#else
+  (void)f;
+#endif
+}
+
+/// The child's SIGTERM handler (see the top of this file): installed with
+/// SA_RESETHAND | SA_NODEFER, so the action is already the default again and
+/// raise() ends the process with SIGTERM at once.
+extern "C" inline void flush_then_die_of_sigterm(int sig) {
+  write_buffered_output(stdout);
+  write_buffered_output(stderr);
+  ::raise(sig);
+}
+
+inline void install_child_sigterm_flush() noexcept {
+#ifdef __GLIBC__
+  struct sigaction current {};
+  if (::sigaction(SIGTERM, nullptr, &current) != 0 || current.sa_handler != SIG_DFL ||
+      (current.sa_flags & SA_SIGINFO) != 0)
+    return;  // the program chose what SIGTERM does: leave it alone
+  struct sigaction flush {};
+  flush.sa_handler = &flush_then_die_of_sigterm;
+  sigemptyset(&flush.sa_mask);
+  flush.sa_flags = SA_RESETHAND | SA_NODEFER;
+  ::sigaction(SIGTERM, &flush, nullptr);
+#endif
+}
+
 /// Flushes everything a child could have buffered: stdio and the standard iostreams.
 inline void flush_standard_streams() noexcept {
   try {
@@ -195,8 +260,8 @@ struct process_target_of final : process_target {
 }  // namespace detail
 
 /// A child process running a callable or an overridden run(), with Python's
-/// multiprocessing.Process semantics. The object is the handle: it is neither
-/// copyable nor movable (hold it in a std::unique_ptr to move it around).
+/// multiprocessing.Process semantics. The object is the handle: movable (also
+/// while its child runs, see "Moving" at the top of this file), not copyable.
 class process {
  public:
   /// A process with no target: run() does nothing and returns 0 unless a
@@ -224,25 +289,32 @@ class process {
   process(const process&) = delete;
   process& operator=(const process&) = delete;
 
+  /// Takes over `other`'s target, name, daemon flag and, if it was started,
+  /// its child (pid, pidfd, exit status, and its place among the children
+  /// that active_children() and the exit handler see). `other` is left not
+  /// started, without a target or name. Pointers from active_children() to
+  /// `other` are not updated: call it again.
+  process(process&& other) noexcept { take(other); }
+
+  /// First ends this object's own child as the destructor would (a running
+  /// daemon is SIGTERMed; a started, unreaped child is joined, which may
+  /// block while it runs), then takes over `other` as the move constructor
+  /// does. Self-assignment does nothing.
+  process& operator=(process&& other) noexcept {
+    if (this != &other) {
+      release_child();
+      take(other);
+    }
+    return *this;
+  }
+
   /// If the child still runs: a daemon child is terminated (SIGTERM) and
   /// joined; a non-daemon child is joined — this may block as long as the
   /// child runs, exactly as Python's main process waits for its children.
   /// Nothing is left as a zombie. Errors are swallowed (a destructor cannot
   /// report them). In any process other than the one that started the child
   /// (a fork's copy of this object) only the pidfd is closed.
-  virtual ~process() {
-    if (pid_ != 0 && started_by_ == ::getpid()) {
-      try {
-        if (!ended_) {
-          if (daemon_) send_signal(SIGTERM, "~process");
-          reap(true);
-        }
-      } catch (...) {
-      }
-      unregister();
-    }
-    if (pidfd_ >= 0) ::close(pidfd_);
-  }
+  virtual ~process() { release_child(); }
 
   /// Forks a child that runs run() (by default, the target) and then _exits:
   /// with run()'s return value; with n if it calls std::exit(n); with 1 after
@@ -446,6 +518,7 @@ class process {
     // std::exit(n) in the target: this runs before every handler inherited
     // from the parent (handlers run in reverse order of registration).
     ::on_exit(&process::child_exit_hook, nullptr);
+    detail::install_child_sigterm_flush();
     int code = 1;
     try {
       code = run();
@@ -538,6 +611,45 @@ class process {
                                                                 "waitpid(-1) in this process); its status is lost")
                                                   : std::string()));
     }
+  }
+
+  // What the destructor does: end and reap our child, forget it, close the pidfd.
+  void release_child() noexcept {
+    if (pid_ != 0 && started_by_ == ::getpid()) {
+      try {
+        if (!ended_) {
+          if (daemon_) send_signal(SIGTERM, "~process");
+          reap(true);
+        }
+      } catch (...) {
+      }
+      unregister();
+    }
+    if (pidfd_ >= 0) ::close(pidfd_);
+    pid_ = 0;
+    started_by_ = 0;
+    pidfd_ = -1;
+    ended_ = false;
+    exitcode_ = 0;
+  }
+
+  // Moves everything from `other`, which ends up not started. Under the
+  // registry lock, so that active_children() and the exit handler (which
+  // dereference registered objects under it) see either object whole.
+  void take(process& other) noexcept {
+    auto& reg = detail::registry();
+    std::lock_guard guard(reg.lock);
+    identity_ = std::move(other.identity_);
+    name_ = std::move(other.name_);
+    target_ = std::move(other.target_);
+    pid_ = std::exchange(other.pid_, 0);
+    started_by_ = std::exchange(other.started_by_, 0);
+    pidfd_ = std::exchange(other.pidfd_, -1);
+    daemon_ = std::exchange(other.daemon_, false);
+    ended_ = std::exchange(other.ended_, false);
+    exitcode_ = std::exchange(other.exitcode_, 0);
+    for (auto& entry : reg.children)
+      if (entry.object == &other) entry.object = this;
   }
 
   void unregister() noexcept {

@@ -9,6 +9,7 @@
 // umbrella never names a header that is not installed.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include "error.hpp"
 #include "mutex.hpp"
 #include "recursive_mutex.hpp"

@@ -12,6 +12,7 @@
 // dead owner had reached.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <chrono>
 #include <cstdint>
 #include <limits>

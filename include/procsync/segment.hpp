@@ -13,6 +13,7 @@
 // copyable struct without pointers).
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -133,6 +134,10 @@ anonymous_ptr<T> make_anonymous(Args&&... args) {
 //  - Typed objects. Each object carries a header (kind, layout version, size,
 //    alignment, see detail/object_header.hpp); find<T> checks it and throws
 //    errc::wrong_object_kind or errc::layout_mismatch instead of reinterpreting.
+//    A kind spells template arguments (shared_value<int64>), with the same
+//    names from every compiler; a class, union or enum T stored here must
+//    declare kind_name or specialize procsync::kind_name_of (a compile-time
+//    error says so otherwise).
 //  - A robust allocator lock. The segment manager runs with Boost's null
 //    mutex; every call into it is serialized by a robust procsync::mutex in
 //    the segment header. A process killed while constructing an object leaves
@@ -171,10 +176,10 @@ struct open_only_t {
 struct open_or_create_t {
   explicit open_or_create_t() = default;
 };
-/// Tag for named_segment's open_only constructor: also open a segment whose
-/// file belongs to another user (by default that is errc::permission_denied,
-/// even for root, so that a segment planted by another user is never trusted
-/// by accident).
+/// Tag for named_segment's open_only and open_or_create constructors: also
+/// open a segment whose file belongs to another user (by default that is
+/// errc::permission_denied, even for root, so that a segment planted by
+/// another user is never trusted by accident).
 struct foreign_owner_t {
   explicit foreign_owner_t() = default;
 };
@@ -217,7 +222,7 @@ inline std::string quoted(std::string_view s) {
     case bip::already_exists_error: throw_error(errc::segment_exists, what + ": already exists");
     case bip::not_found_error:
     case bip::not_such_file_or_directory: throw_error(errc::segment_not_found, what + ": does not exist");
-    case bip::security_error: throw_error(errc::permission_denied, what + ": permission denied");
+    case bip::security_error: throw_error(errc::permission_denied, what);  // what() appends ": permission denied"
     case bip::out_of_space_error:
     case bip::out_of_memory_error:
     case bip::size_error: throw_error(errc::segment_too_small, what + ": out of space (" + e.what() + ")");
@@ -288,23 +293,17 @@ class named_segment {
                 ::mode_t permissions = default_permissions,
                 std::chrono::milliseconds init_timeout = default_init_timeout)
       : name_(name) {
-    validate_name(name_);
-    // Each failed round means another process created or removed the segment
-    // between our two attempts; a few rounds settle any real race.
-    for (int round = 0;; ++round) {
-      try {
-        create(size, permissions);
-        return;
-      } catch (const error& e) {
-        if (e.code() != errc::segment_exists || round >= 16) throw;
-      }
-      try {
-        open(init_timeout);
-        return;
-      } catch (const error& e) {
-        if (e.code() != errc::segment_not_found || round >= 16) throw;
-      }
-    }
+    open_or_create(size, permissions, init_timeout, false);
+  }
+
+  /// As open_or_create, and when the segment exists, also opens it if it
+  /// belongs to another user (see foreign_owner; the mode must still allow
+  /// this process to read and write it). A segment it creates is its own.
+  named_segment(open_or_create_t, std::string_view name, std::size_t size, foreign_owner_t,
+                ::mode_t permissions = default_permissions,
+                std::chrono::milliseconds init_timeout = default_init_timeout)
+      : name_(name) {
+    open_or_create(size, permissions, init_timeout, true);
   }
 
   /// Moves the mapping; the moved-from object may only be destroyed or assigned to.
@@ -335,7 +334,9 @@ class named_segment {
   }
 
   /// Constructs a T named `object` with `args` and returns it.
-  /// Requires T trivially destructible, not polymorphic, pointer-free.
+  /// Requires T trivially destructible, not polymorphic, pointer-free, and a
+  /// class/union/enum T (or one inside T's template arguments) to declare its
+  /// kind (see "Typed objects" above; checked at compile time).
   /// Throws errc::invalid_name, errc::object_exists (whatever its kind),
   /// errc::segment_too_small if it does not fit, or what T's constructor throws
   /// (nothing is left behind then).
@@ -353,7 +354,9 @@ class named_segment {
     });
   }
 
-  /// The T named `object`. Throws errc::object_not_found, errc::wrong_object_kind
+  /// The T named `object`. Throws errc::object_not_found (its message names
+  /// the open_or_create + find_or_construct pattern for processes that may
+  /// start before the creator has constructed it), errc::wrong_object_kind
   /// (it is of another kind; the message names both), errc::layout_mismatch
   /// (same kind, other layout version, size or alignment), errc::invalid_name.
   template <class T>
@@ -363,8 +366,13 @@ class named_segment {
     return guarded([&]() -> T& {
       const auto found = lookup(oname);
       if (found.header == nullptr)
-        detail::throw_error(errc::object_not_found, "procsync::named_segment::find: no object " + detail::quoted(oname) +
-                                                        " in segment " + detail::quoted(name_));
+        detail::throw_error(errc::object_not_found,
+                            "procsync::named_segment::find: no object " + detail::quoted(oname) + " in segment " +
+                                detail::quoted(name_) +
+                                " (if another process constructs it, it may not have done so yet: to not depend on "
+                                "who starts first, let every process open the segment with open_or_create and call "
+                                "find_or_construct<T>(name, args...), which constructs it once and returns it to "
+                                "all)");
       return checked<T>(found, oname);
     });
   }
@@ -521,6 +529,69 @@ class named_segment {
     }
   }
 
+  void open_or_create(std::size_t size, ::mode_t permissions, std::chrono::milliseconds init_timeout,
+                      bool allow_foreign_owner) {
+    validate_name(name_);
+    // Each failed round means another process created or removed the segment
+    // between our two attempts; a few rounds settle any real race.
+    for (int round = 0;; ++round) {
+      try {
+        create(size, permissions);
+        return;
+      } catch (const error& e) {
+        if (e.code() != errc::segment_exists || round >= 16) throw;
+      }
+      try {
+        open(init_timeout, allow_foreign_owner);
+        return;
+      } catch (const error& e) {
+        if (e.code() != errc::segment_not_found || round >= 16) throw;
+      }
+    }
+  }
+
+  /// The message for a segment whose mode keeps this process out: who owns
+  /// it, its mode, who we are, and what to change (the mode is the creator's
+  /// choice, so the fix is on their side, or in which user runs us).
+  std::string access_denied_message(const char* op) const {
+    std::string m = what(op) + ": ";
+    struct stat st {};
+    // shm_open refused us, so stat the file by its path (never followed:
+    // lstat) to say why; glibc keeps POSIX shared memory in /dev/shm.
+    const std::string path = "/dev/shm" + detail::shm_object_path(name_);
+    if (::lstat(path.c_str(), &st) != 0) {
+      return m + "its mode does not allow this process (uid " + std::to_string(::geteuid()) +
+             ") to read and write it; ask its creator to create it with permissions that include you "
+             "(the `permissions` argument of create_only or open_or_create, e.g. 0660 for its group)";
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "0%03o", static_cast<unsigned>(st.st_mode & 07777));
+    if (st.st_uid == ::geteuid())
+      return m + "its mode " + mode + " does not let even its owner (this process, uid " +
+             std::to_string(st.st_uid) + ") read and write it; it must be created with a mode that includes 0600 " +
+             "(the `permissions` argument of create_only or open_or_create)";
+    m += "it belongs to uid " + std::to_string(st.st_uid) + " (gid " + std::to_string(st.st_gid) + ") with mode " +
+         mode + ", and this process is uid " + std::to_string(::geteuid()) + " (gid " +
+         std::to_string(::getegid()) + "), which that mode does not allow to read and write it. Its creator chooses "
+         "the mode: ask for one that includes you, passed as the `permissions` argument of create_only or "
+         "open_or_create (e.g. 0660 for members of gid " + std::to_string(st.st_gid) + ", 0666 for every user; "
+         "another user's segment is then opened with procsync::foreign_owner), or run this program as uid " +
+         std::to_string(st.st_uid);
+    return m;
+  }
+
+  /// Whether nothing has changed the file (created, resized, chmod: its
+  /// ctime) for more than `limit`, on the real-time clock the kernel stamps
+  /// it with. A clock stepped forward can only make an opener give up early
+  /// on a segment whose creator is stalled anyway.
+  static bool unchanged_for(const struct stat& st, std::chrono::milliseconds limit) noexcept {
+    timespec now{};
+    if (::clock_gettime(CLOCK_REALTIME, &now) != 0) return false;
+    const auto changed = std::chrono::seconds(st.st_ctim.tv_sec) + std::chrono::nanoseconds(st.st_ctim.tv_nsec);
+    const auto current = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+    return current - changed > limit;
+  }
+
   void open(std::chrono::milliseconds init_timeout, bool allow_foreign_owner = false) {
     namespace bip = boost::interprocess;
     validate_name(name_);
@@ -531,6 +602,9 @@ class named_segment {
       std::this_thread::sleep_for(pause);
       if (pause < std::chrono::milliseconds(10)) pause *= 2;
     };
+    // Whether the file was already stale when we first looked: then it can
+    // never become a segment and we fail at once instead of at the deadline.
+    bool first_look = true;
     bip::shared_memory_object shm;
     try {
       shm = bip::shared_memory_object(bip::open_only, name_.c_str(), bip::read_write);
@@ -544,12 +618,30 @@ class named_segment {
       if (st.st_uid != ::geteuid() && !allow_foreign_owner)
         detail::throw_error(errc::permission_denied,
                             what("open") + ": owned by uid " + std::to_string(st.st_uid) + ", expected uid " +
-                                std::to_string(::geteuid()) + " (pass procsync::foreign_owner to open it anyway)");
-      // The creator sizes the object right after creating it.
+                                std::to_string(::geteuid()) +
+                                " (another user's segment is not trusted by default: if you trust uid " +
+                                std::to_string(st.st_uid) +
+                                ", pass procsync::foreign_owner after the name to open_only, or after the size to "
+                                "open_or_create)");
+      // The creator sizes the object right after creating it, with one
+      // ftruncate from 0 to its full size (at least a header).
       for (;;) {
-        bip::offset_t bytes = 0;
-        if (!shm.get_size(bytes)) detail::throw_errno(errno, what("open") + ": fstat");
-        if (static_cast<std::size_t>(bytes) >= detail::segment_header_bytes) break;
+        struct stat now {};
+        if (::fstat(shm.get_mapping_handle().handle, &now) != 0) detail::throw_errno(errno, what("open") + ": fstat");
+        const auto bytes = static_cast<std::size_t>(now.st_size);
+        if (bytes >= detail::segment_header_bytes) break;
+        if (bytes != 0)
+          detail::throw_error(errc::corrupt_segment,
+                              what("open") + ": not a procsync segment: it is " + std::to_string(bytes) +
+                                  " bytes, and a procsync segment is never between 0 and its " +
+                                  std::to_string(detail::segment_header_bytes) + "-byte header (another program's "
+                                  "file? remove it or choose another name)");
+        if (first_look && unchanged_for(now, init_timeout))
+          detail::throw_error(errc::corrupt_segment,
+                              what("open") + ": it is empty and has not changed for more than " +
+                                  std::to_string(init_timeout.count()) +
+                                  " ms: its creator died before sizing it, or it is not a procsync segment");
+        first_look = false;
         if (std::chrono::steady_clock::now() >= deadline)
           detail::throw_error(errc::corrupt_segment,
                               what("open") + ": it is " + std::to_string(bytes) +
@@ -561,9 +653,12 @@ class named_segment {
       }
       region_ = bip::mapped_region(shm, bip::read_write);
     } catch (const bip::interprocess_exception& e) {
+      if (e.get_error_code() == bip::security_error)
+        detail::throw_error(errc::permission_denied, access_denied_message("open"));
       detail::rethrow_boost(e, what("open"));
     }
     detail::segment_header& h = header();
+    first_look = true;
     for (;;) {
       // Acquire: pairs with the creator's release, so the manager is visible.
       const std::uint64_t magic = h.magic.load(std::memory_order_acquire);
@@ -582,6 +677,18 @@ class named_segment {
       if (pid != 0 && !detail::process_alive(creator))
         detail::throw_error(errc::corrupt_segment, what("open") + ": its creator (process " + std::to_string(pid) +
                                                        ") died before initializing it; remove and create it again");
+      // A creator records its pid right after sizing the file; a sized file
+      // without one that nothing has touched for longer than we would wait
+      // will never become a segment.
+      if (pid == 0 && first_look) {
+        struct stat st {};
+        if (::fstat(shm.get_mapping_handle().handle, &st) == 0 && unchanged_for(st, init_timeout))
+          detail::throw_error(errc::corrupt_segment,
+                              what("open") + ": not a procsync segment: no procsync magic and no creator recorded, "
+                                             "and the file has not changed for more than " +
+                                  std::to_string(init_timeout.count()) + " ms");
+      }
+      first_look = false;
       if (std::chrono::steady_clock::now() >= deadline)
         detail::throw_error(errc::corrupt_segment,
                             what("open") + ": not initialized within " + std::to_string(init_timeout.count()) +

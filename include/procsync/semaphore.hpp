@@ -55,6 +55,7 @@
 // it needs no destruction. A 32-bit count: LeastMaxValue ≤ 2^31 - 1.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -38,6 +38,7 @@
 // namespace, glibc, do not unmap while holding).
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
 #include <cstddef>

@@ -82,6 +82,7 @@
 // Threads inside one process may share these objects as well.
 #pragma once
 
+#include "detail/config.hpp"  // first: one clear error below C++20
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -93,6 +94,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/object_header.hpp"
 #include "detail/shared_value_slots.hpp"
 #include "error.hpp"
 #include "mutex.hpp"
@@ -108,6 +110,7 @@ struct atomic_ref_always_lock_free : std::bool_constant<std::atomic_ref<T>::is_a
 template <class T>
 inline constexpr bool lock_free_scalar =
     std::conjunction_v<std::disjunction<std::is_integral<T>, std::is_floating_point<T>, std::is_enum<T>>,
+                       std::negation<std::disjunction<std::is_const<T>, std::is_volatile<T>>>,
                        atomic_ref_always_lock_free<T>>;
 
 template <class T>
@@ -117,16 +120,37 @@ inline constexpr bool arithmetic_value = (std::is_integral_v<T> && !std::is_same
 template <class T>
 inline constexpr bool bitwise_value = std::is_integral_v<T> && !std::is_same_v<T, bool>;
 
+// What T must be. Checked by static_asserts at the very top of shared_value
+// and shared_array, so these messages come before any other diagnostic; a T
+// that fails them gets rejected_storage, so no internal assertion fires too.
 template <class T>
-constexpr void check_shared_value_type() {
-  static_assert(std::is_trivially_copyable_v<T>,
+inline constexpr bool plain_object_value = !std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_reference_v<T>;
+template <class T>
+inline constexpr bool pointer_free_value = !std::is_pointer_v<T> && !std::is_member_pointer_v<T>;
+template <class T>
+inline constexpr bool copyable_value = std::is_trivially_copyable_v<T>;
+template <class T>
+inline constexpr bool storable_value = plain_object_value<T> && pointer_free_value<T> && copyable_value<T>;
+
+/// Instantiated first thing by shared_value<T> and shared_array<T, N>.
+template <class T>
+struct shared_value_type_check : std::true_type {
+  static_assert(plain_object_value<T>,
+                "shared_value<T>/shared_array<T, N>: T must be a plain object type (not const, volatile or a "
+                "reference)");
+  static_assert(pointer_free_value<T>, "shared_value<T>/shared_array<T, N>: a pointer means nothing in another process");
+  static_assert(copyable_value<T>,
                 "shared_value<T>/shared_array<T, N>: T is copied byte-wise between processes, so it must be "
-                "trivially copyable");
-  static_assert(!std::is_pointer_v<T> && !std::is_member_pointer_v<T>,
-                "shared_value<T>/shared_array<T, N>: a pointer means nothing in another process");
-  static_assert(!std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_reference_v<T>,
-                "shared_value<T>/shared_array<T, N>: T must be a plain object type");
-}
+                "trivially copyable (std::string, std::vector and the like point into one process's heap: use a "
+                "fixed-size char array or std::array)");
+};
+
+/// Stands in for the storage of a T that failed the checks above: accepts the
+/// constructor's arguments so that only the static_asserts are reported.
+struct rejected_storage {
+  template <class... A>
+  explicit rejected_storage(const A&...) noexcept {}
+};
 
 /// The lock-free representation: one suitably aligned T.
 template <class T>
@@ -155,14 +179,20 @@ struct unlock_guard {
 /// consistency (see the top of this file).
 template <class T>
 class shared_value {
+  static_assert(detail::shared_value_type_check<T>::value);  // T's requirements, reported first
   static constexpr bool lock_free = detail::lock_free_scalar<T>;
-  using storage = std::conditional_t<lock_free, detail::scalar_cell<T>, detail::committed_slots<T>>;
+  using storage = std::conditional_t<
+      lock_free, detail::scalar_cell<T>,
+      std::conditional_t<detail::storable_value<T>, detail::committed_slots<T>, detail::rejected_storage>>;
 
  public:
   using value_type = T;
 
-  /// Layout identity, checked when opened in a named segment (with sizeof).
-  static constexpr const char* kind_name = "procsync::shared_value";
+  /// Layout identity, checked when opened in a named segment (with sizeof):
+  /// spells T ("procsync::shared_value<int64>"; a struct by its kind_name,
+  /// size and alignment, see detail::element_kind), so a shared_value<long> is
+  /// never opened as a shared_value<double> or as another struct's.
+  static std::string kind_name() { return detail::template_kind("procsync::shared_value", detail::element_kind<T>()); }
   static constexpr std::uint32_t layout_version = 1;
 
   /// True when T's loads, stores and read-modify-writes are single atomic
@@ -173,7 +203,7 @@ class shared_value {
   shared_value() noexcept : shared_value(T{}) {}
 
   /// Holds `initial`.
-  explicit shared_value(const T& initial) noexcept : storage_(initial) { detail::check_shared_value_type<T>(); }
+  explicit shared_value(const T& initial) noexcept : storage_(initial) {}
 
   shared_value(const shared_value&) = delete;
   shared_value& operator=(const shared_value&) = delete;
@@ -296,12 +326,20 @@ class shared_value {
   };
 
   /// Takes the lock (blocking) and returns a view of an uncommitted copy of
-  /// the value (see locked_view). Same errors as with_lock().
-  [[nodiscard]] locked_view lock()
-    requires(!lock_free)
-  {
-    detail::lock_for_commit(lock_);
-    return locked_view(*this);
+  /// the value (see locked_view). Same errors as with_lock(). Not for
+  /// lock-free T: rejected at compile time, with the reason.
+  [[nodiscard]] locked_view lock() {
+    static_assert(!lock_free,
+                  "shared_value<T>::lock() is not available when T is lock-free (integral, floating-point or enum): "
+                  "store(), fetch_add() and update() change such a value without the lock, and a view could not "
+                  "re-run your code on the new value, so its commit would overwrite theirs. Use update(fn) or "
+                  "with_lock(fn), which retry fn on the fresh value");
+    if constexpr (!lock_free) {
+      detail::lock_for_commit(lock_);
+      return locked_view(*this);
+    } else {
+      std::terminate();  // unreachable: the static_assert above rejects this instantiation
+    }
   }
 
   /// Adds `delta`; returns the previous value. Integral (not bool) and
@@ -380,14 +418,18 @@ class shared_value {
 /// with_lock() or lock() view.
 template <class T, std::size_t N>
 class shared_array {
+  static_assert(detail::shared_value_type_check<T>::value);  // T's requirements, reported first
   static_assert(N > 0, "shared_array<T, N>: N must be at least 1");
 
  public:
   using value_type = T;
   using array_type = std::array<T, N>;
 
-  /// Layout identity, checked when opened in a named segment (with sizeof).
-  static constexpr const char* kind_name = "procsync::shared_array";
+  /// Layout identity, checked when opened in a named segment (with sizeof):
+  /// spells T and N ("procsync::shared_array<int32,8>"), as shared_value's.
+  static std::string kind_name() {
+    return detail::template_kind("procsync::shared_array", detail::element_kind<T>(), std::to_string(N));
+  }
   static constexpr std::uint32_t layout_version = 1;
 
   /// Every element value-initialized (zero for scalars).
@@ -397,9 +439,7 @@ class shared_array {
   explicit shared_array(const T& fill) noexcept : shared_array(filled(fill)) {}
 
   /// The elements of `initial`.
-  explicit shared_array(const array_type& initial) noexcept : slots_(initial) {
-    detail::check_shared_value_type<T>();
-  }
+  explicit shared_array(const array_type& initial) noexcept : slots_(initial) {}
 
   shared_array(const shared_array&) = delete;
   shared_array& operator=(const shared_array&) = delete;
@@ -516,7 +556,7 @@ class shared_array {
   }
 
   mutable procsync::mutex lock_{owner_death::nothing_to_repair};
-  detail::committed_slots<array_type> slots_;
+  std::conditional_t<detail::storable_value<T>, detail::committed_slots<array_type>, detail::rejected_storage> slots_;
 };
 
 }  // namespace procsync

@@ -7,40 +7,40 @@
 // caller asks for: kind (a name), layout version, size and alignment.
 #pragma once
 
+#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
+
+namespace procsync {
+
+/// Customization point naming a type that cannot declare kind_name itself
+/// (an enum, or a type from a library you do not own) when it is stored in a
+/// named segment. Specialize it in namespace procsync:
+///
+///   template <> struct procsync::kind_name_of<color> {
+///     static constexpr const char* value = "paint::color";
+///   };
+///
+/// `value` may be a const char*, a std::string_view, or anything convertible
+/// to std::string_view. The primary template is empty: "not declared".
+template <class T>
+struct kind_name_of {};
+
+}  // namespace procsync
 
 namespace procsync::detail {
 
-/// The compiler's spelling of T ("point", "ns::point", "std::array<int, 4>").
-/// Stable for one compiler; g++ and clang++ may spell template arguments
-/// differently ("4" vs "4UL"), so types shared between builds of different
-/// compilers should declare kind_name (see kind_of).
 template <class T>
-std::string_view type_name() noexcept {
-  // __PRETTY_FUNCTION__ reads "... type_name() [with T = X; ...]" (g++) or
-  // "... type_name() [T = X]" (clang++): X is between "T = " and ';' or ']'.
-  const std::string_view pretty = __PRETTY_FUNCTION__;
-  const std::size_t start = pretty.find("T = ");
-  if (start == std::string_view::npos) return pretty;
-  std::string_view rest = pretty.substr(start + 4);
-  // Template arguments may themselves contain ']' (arrays) or ';' only inside
-  // brackets, so stop at the first terminator at bracket depth 0.
-  int depth = 0;
-  for (std::size_t i = 0; i < rest.size(); ++i) {
-    const char c = rest[i];
-    if (c == '<' || c == '(' || c == '[') ++depth;
-    else if ((c == '>' || c == ')') && depth > 0) --depth;
-    else if (c == ']' && depth > 0) --depth;
-    else if ((c == ';' || c == ']') && depth == 0) return rest.substr(0, i);
-  }
-  return rest;
-}
+concept has_kind_name_trait = requires {
+  { procsync::kind_name_of<T>::value } -> std::convertible_to<std::string_view>;
+};
 
 template <class T>
 concept has_kind_name_function = requires {
@@ -52,23 +52,6 @@ concept has_kind_name_value = !has_kind_name_function<T> && requires {
   { T::kind_name } -> std::convertible_to<std::string_view>;
 };
 
-/// The kind recorded for a T placed in a named segment, and checked by find<T>:
-///  - T::kind_name if T declares it: a `static constexpr const char*`, a
-///    `static constexpr std::string_view`, or a static function returning
-///    something convertible to std::string_view (templates such as
-///    shared_value<T> may build it from their arguments);
-///  - otherwise the compiler's name for T (type_name<T>()).
-template <class T>
-std::string kind_of() {
-  if constexpr (has_kind_name_function<T>) {
-    return std::string(std::string_view(T::kind_name()));
-  } else if constexpr (has_kind_name_value<T>) {
-    return std::string(std::string_view(T::kind_name));
-  } else {
-    return std::string(type_name<T>());
-  }
-}
-
 /// T::layout_version (a static value or a static function) if declared, else 0.
 template <class T>
 constexpr std::uint32_t layout_version_of() noexcept {
@@ -78,6 +61,153 @@ constexpr std::uint32_t layout_version_of() noexcept {
     return static_cast<std::uint32_t>(T::layout_version);
   } else {
     return 0;
+  }
+}
+
+/// Whether T's kind is spelled by the user (kind_name or kind_name_of).
+template <class T>
+inline constexpr bool kind_declared =
+    has_kind_name_trait<T> || has_kind_name_function<T> || has_kind_name_value<T>;
+
+template <class T>
+inline constexpr bool always_false = false;
+
+template <class T>
+struct std_array_traits : std::false_type {};
+template <class E, std::size_t N>
+struct std_array_traits<std::array<E, N>> : std::true_type {
+  using element = E;
+  static constexpr std::size_t size = N;
+};
+
+template <class T>
+struct std_pair_traits : std::false_type {};
+template <class A, class B>
+struct std_pair_traits<std::pair<A, B>> : std::true_type {
+  using first = A;
+  using second = B;
+};
+
+/// "name<a,b,...>": the kind of a template, spelled from its arguments' kinds
+/// (element_kind<T>()) and values (std::to_string(N)). For procsync's own
+/// templates: shared_value<T>, shared_array<T, N>, and later queues.
+template <class... Parts>
+std::string template_kind(std::string_view name, const Parts&... parts) {
+  std::string k(name);
+  k += '<';
+  bool first = true;
+  const auto add = [&](std::string_view part) {
+    if (!first) k += ',';
+    first = false;
+    k += part;
+  };
+  (add(std::string_view(parts)), ...);
+  k += '>';
+  return k;
+}
+
+template <class T>
+std::string kind_of();
+
+/// The kind of T as a template argument: kind_of<T>(), and for any T whose
+/// name does not fix its bytes (class, union, enum, array of those, or a
+/// user-declared name) also its size, alignment and layout version, so that
+/// shared_value<account> changes kind when account changes size.
+template <class T>
+std::string element_kind() {
+  using U = std::remove_cv_t<T>;
+  std::string k = kind_of<U>();
+  if constexpr (!std::is_arithmetic_v<U> || kind_declared<U>) {
+    k += "{size=" + std::to_string(sizeof(U)) + ",align=" + std::to_string(alignof(U));
+    if constexpr (layout_version_of<U>() != 0) k += ",version=" + std::to_string(layout_version_of<U>());
+    k += '}';
+  }
+  return k;
+}
+
+/// The portable name of an arithmetic type: by kind, signedness and width,
+/// never by the compiler's spelling, so g++ and clang++ builds agree
+/// (long and long long are both "int64" on x86-64: they have one layout).
+template <class U>
+std::string arithmetic_kind() {
+  constexpr std::size_t bits = sizeof(U) * 8;
+  if constexpr (std::is_same_v<U, bool>) {
+    return "bool";
+  } else if constexpr (std::is_same_v<U, char>) {
+    return "char";  // signed or not by ABI; always a distinct type from int8/uint8
+  } else if constexpr (std::is_same_v<U, wchar_t>) {
+    return "wchar" + std::to_string(bits);
+  } else if constexpr (std::is_same_v<U, char8_t>) {
+    return "char8";
+  } else if constexpr (std::is_same_v<U, char16_t>) {
+    return "char16";
+  } else if constexpr (std::is_same_v<U, char32_t>) {
+    return "char32";
+  } else if constexpr (std::is_integral_v<U>) {
+    return (std::is_signed_v<U> ? "int" : "uint") + std::to_string(bits);
+  } else {
+    // By mantissa digits: x86's long double is 80-bit extended in 16 bytes.
+    constexpr int digits = std::numeric_limits<U>::digits;
+    if constexpr (digits == 24) return "float32";
+    else if constexpr (digits == 53) return "float64";
+    else if constexpr (digits == 64) return "float80";
+    else if constexpr (digits == 113) return "float128";
+    else return "float" + std::to_string(bits) + "_digits" + std::to_string(digits);
+  }
+}
+
+/// The kind recorded for a T placed in a named segment, and checked by find<T>.
+/// The rule, the same on every compiler:
+///  - procsync::kind_name_of<T>::value if specialized, else T::kind_name if T
+///    declares it: a `static constexpr const char*`, a `static constexpr
+///    std::string_view`, or a static function returning something convertible
+///    to std::string_view (procsync's templates build theirs from their
+///    arguments with template_kind and element_kind);
+///  - arithmetic types: a fixed portable name ("int32", "uint64", "float64",
+///    "bool", "char", ...), see arithmetic_kind;
+///  - std::byte: "byte"; E[N]: "E[N]"; std::array<E, N>: "std::array<E,N>";
+///    std::pair<A, B>: "std::pair<A,B>" (with E, A, B spelled by element_kind);
+///  - any other class, union or enum type: a compile-time error asking for
+///    kind_name. The compiler's own spelling is not used: g++ and clang++
+///    differ (a type in an anonymous namespace is "{anonymous}::point" for one
+///    and "(anonymous namespace)::point" for the other, template arguments
+///    "4" vs "4UL"), so a segment written by one build would be refused, or
+///    worse accepted as another type, by the other.
+template <class T>
+std::string kind_of() {
+  using U = std::remove_cv_t<T>;
+  if constexpr (has_kind_name_trait<U>) {
+    return std::string(std::string_view(procsync::kind_name_of<U>::value));
+  } else if constexpr (has_kind_name_function<U>) {
+    return std::string(std::string_view(U::kind_name()));
+  } else if constexpr (has_kind_name_value<U>) {
+    return std::string(std::string_view(U::kind_name));
+  } else if constexpr (std::is_arithmetic_v<U>) {
+    return arithmetic_kind<U>();
+  } else if constexpr (std::is_same_v<U, std::byte>) {
+    return "byte";
+  } else if constexpr (std::is_bounded_array_v<U>) {
+    return element_kind<std::remove_extent_t<U>>() + "[" + std::to_string(std::extent_v<U>) + "]";
+  } else if constexpr (std_array_traits<U>::value) {
+    return template_kind("std::array", element_kind<typename std_array_traits<U>::element>(),
+                         std::to_string(std_array_traits<U>::size));
+  } else if constexpr (std_pair_traits<U>::value) {
+    return template_kind("std::pair", element_kind<typename std_pair_traits<U>::first>(),
+                         element_kind<typename std_pair_traits<U>::second>());
+  } else if constexpr (std::is_pointer_v<U> || std::is_member_pointer_v<U>) {
+    static_assert(always_false<U>,
+                  "procsync: a pointer means nothing in another process: it cannot be stored in a named segment");
+    return {};
+  } else {
+    static_assert(always_false<U>,
+                  "procsync: a class, union or enum type stored in a named segment (directly, or as the T of "
+                  "shared_value<T>, shared_array<T, N>, std::array or std::pair) must name itself the same way on "
+                  "every compiler: declare `static constexpr const char* kind_name = \"my::type\";` in it (in a "
+                  "local class: `static constexpr const char* kind_name() { return \"my::type\"; }`), or "
+                  "specialize procsync::kind_name_of<T> with a `value` (enums, types you cannot edit). The "
+                  "compiler's own type names differ between g++ and clang++, e.g. for types in an anonymous "
+                  "namespace");
+    return {};
   }
 }
 
