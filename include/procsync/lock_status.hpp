@@ -2,6 +2,8 @@
 // owner's death means for the data a lock guards.
 #pragma once
 
+#include "detail/config.hpp"
+
 #include <cstdint>
 
 namespace procsync {

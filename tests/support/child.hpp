@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,6 +90,18 @@ bool eventually(Pred&& done, std::chrono::milliseconds limit = std::chrono::seco
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+/// Whether thread `tid` of process `pid` is blocked in a futex(2) call now:
+/// "is it asleep yet?" decided by looking, never by sleeping.
+inline bool blocked_in_futex(pid_t pid, pid_t tid = 0) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid ? tid : pid) + "/syscall";
+  char buf[64] = {};
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return false;
+  const bool got = std::fgets(buf, sizeof buf, f) != nullptr;
+  std::fclose(f);
+  return got && std::string(buf).rfind(std::to_string(SYS_futex) + " ", 0) == 0;
 }
 
 }  // namespace procsync_test

@@ -51,6 +51,9 @@ steady::time_point to_steady(const std::chrono::time_point<Clock, Duration>& dea
   if constexpr (std::is_same_v<Clock, steady>) {
     return saturating_add(steady::time_point{}, deadline.time_since_epoch());
   } else {
+    // The clock's own "forever" and "never" keep their meaning.
+    if (deadline == std::chrono::time_point<Clock, Duration>::max()) return steady::time_point::max();
+    if (deadline == std::chrono::time_point<Clock, Duration>::min()) return steady::time_point::min();
     // Subtracting two time points of this clock could overflow: take their
     // difference in long double seconds first.
     using seconds_ld = std::chrono::duration<long double>;
