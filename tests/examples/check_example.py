@@ -115,20 +115,36 @@ def check_demo(exe):
 
 def check_scheduling(exe):
     out = run(exe)
-    # Averages computed by hand from the job table (see scheduling.cpp).
-    expected = {
-        'FCFS': ('1.300', '2.025'),
-        'SJF': ('1.050', '1.775'),
-        'RR': ('1.425', '2.150'),
-        'MLFQ': ('1.450', '2.175'),
-    }
-    for policy, (wait, turnaround) in expected.items():
-        find(rf'^  {policy} .*: average waiting {re.escape(wait)} s, average turnaround {re.escape(turnaround)} s$',
-             out, f'{policy}: expected average waiting {wait} s and turnaround {turnaround} s')
-    find(r'^  timeline \|44444444444433333333222222111\|$', out, 'FCFS timeline')
-    find(r'^  timeline \|44444444444411122222233333333\|$', out, 'SJF timeline')
-    # The seeds' MLFQ story: J1 finishes in level 1 (0.4 s), J2 in level 2, J3 in 3, J4 in 4.
-    find(r'^  timeline \|44443333222211144433322443444\|$', out, 'MLFQ timeline')
+    # Averages computed by hand from the job tables (see scheduling.cpp):
+    # (waiting, turnaround, response) per policy, workload 1 then workload 2.
+    w1, w2 = out.split('== Workload 2', 1)
+    expected = [(w1, {
+        'FCFS': ('1.300', '2.025', '1.300'),
+        'SJF': ('1.050', '1.775', '1.050'),
+        'RR': ('1.425', '2.150', '0.200'),
+        'MLFQ': ('1.450', '2.175', '0.450'),
+    }), (w2, {
+        'FCFS': ('1.175', '1.700', '1.175'),
+        'SJF': ('1.150', '1.675', '1.150'),
+        'RR': ('0.300', '0.825', '0.175'),
+        'MLFQ': ('0.400', '0.925', '0.275'),
+    })]
+    for text, table in expected:
+        for policy, (wait, turnaround, response) in table.items():
+            find(rf'^  {policy} .*: average waiting {re.escape(wait)} s, average turnaround {re.escape(turnaround)} s, '
+                 rf'average response {re.escape(response)} s$',
+                 text, f'{policy}: expected average waiting {wait} s, turnaround {turnaround} s, response {response} s')
+    find(r'^  timeline \|44444444444433333333222222111\|$', w1, 'FCFS timeline')
+    find(r'^  timeline \|44444444444411122222233333333\|$', w1, 'SJF timeline')
+    # The classic MLFQ story: J1 finishes in level 1 (0.4 s), J2 in level 2, J3 in 3, J4 in 4.
+    find(r'^  timeline \|44443333222211144433322443444\|$', w1, 'MLFQ timeline')
+    # The conclusion agrees with the numbers: RR/MLFQ worse than FCFS on
+    # mostly long jobs, better on mostly short ones.
+    find(r"RR's average waiting \(1\.425 s\) is worse than FCFS's \(1\.300 s\),\n\s+and MLFQ's \(1\.450 s\) is worse than it",
+         out, 'workload 1 conclusion: RR and MLFQ worse than FCFS')
+    find(r"RR's average waiting\n\s+\(0\.300 s\) is better than FCFS's \(1\.175 s\), and MLFQ's \(0\.400 s\) is better than it",
+         out, 'workload 2 conclusion: RR and MLFQ better than FCFS')
+    need('let short jobs finish\nearly' not in out, 'the old, contradicted conclusion is gone')
 
 
 def check_ticket_sale(exe):
