@@ -339,6 +339,14 @@ def check_tcp_echo_server(exe):
         expect_echo(c, 7)
         b.close()
         c.close()
+        # The example's own client (--client PORT LINE...): the ninth connection.
+        cl = subprocess.run([exe, '--client', str(port), 'first line', 'second line'],
+                            capture_output=True, text=True, timeout=30)
+        need(cl.returncode == 0, f'--client exits 0, got {cl.returncode}: {cl.stderr}')
+        need("client: sent 'first line', echoed 'first line': ok" in cl.stdout and
+             "client: sent 'second line', echoed 'second line': ok" in cl.stdout, f'--client output: {cl.stdout!r}')
+        bad = subprocess.run([exe, '--client', 'not-a-port'], capture_output=True, text=True, timeout=30)
+        need(bad.returncode == 2 and 'usage' in bad.stderr, '--client with a bad port is a usage error (exit 2)')
         time.sleep(0.2)
         os.kill(proc.pid, signal.SIGTERM)
         out = first + finish(proc, limit=30)
@@ -346,12 +354,13 @@ def check_tcp_echo_server(exe):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+    find(rf'^try: .* --client {port} ', out, 'the server tells how to run its own client')
     find(r'^main: SIGTERM; shutting down$', out)
     find(r'^main: workers exited with 0 0 0$', out, 'every worker stops gracefully with exit code 0')
     m = find(r'^main: served (\d+) connections, at most (\d+) at once; 0 workers still running$', out)
-    need(int(m[1]) == 8, f'8 connections were served, the server counted {m[1]}')
+    need(int(m[1]) == 9, f'9 connections were served, the server counted {m[1]}')
     need(int(m[2]) == 2, 'two clients were served at once, never more')
-    need(len(lines_matching(r'^worker \d: client #\d+ done, echoed \d+ bytes$', out)) == 8, 'every client is done')
+    need(len(lines_matching(r'^worker \d: client #\d+ done, echoed \d+ bytes$', out)) == 9, 'every client is done')
 
 
 def check_lock_inversion(exe):
