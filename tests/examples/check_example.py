@@ -380,7 +380,8 @@ def check_lock_inversion(exe):
 
 def check_dining_philosophers(exe):
     out = run(exe)
-    round1, round2 = out.split('== Round 2')
+    round1, rest = out.split('== Round 2')
+    round2, round3 = rest.split('== Round 3')
     need(len(lines_matching(r'^philosopher \d: deadlock detected, puts the left fork down$', round1)) >= 1,
          'the five-process deadlock is detected')
     need(sorted(m[1] for m in lines_matching(r'^philosopher (\d) eats$', round1)) == list('12345'),
@@ -389,6 +390,10 @@ def check_dining_philosophers(exe):
     need(len(lines_matching(r'^philosopher \d eats meal \d$', round2)) == 15, 'round 2: 15 meals')
     need('deadlock detected' not in round2, 'lock_all never deadlocks')
     find(r'^15 meals eaten, 0 philosophers failed$', round2)
+    need(sorted(m[1] for m in lines_matching(r'^philosopher (\d) eats meal \d with scoped_lock$', round3))
+         == sorted('12345' * 3), 'round 3: three meals each with std::scoped_lock')
+    need('deadlock detected' not in round3, 'scoped_lock never deadlocks')
+    find(r'^15 meals eaten, 0 philosophers failed$', round3)
 
 
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
