@@ -4,7 +4,7 @@
 # at random), writes the JSON, the console output, the load average before
 # and after (load.txt) and the plots to BUILD_DIR/bench-results/, and prints a
 # summary: ratios against pthread and Boost.Interprocess as the median of the
-# per-run ratios with their min-max, and the DESIGN.md targets. The committed
+# per-run ratios with their min-max, and the design targets. The committed
 # reference results in bench/results/ are refreshed only on purpose, by
 # scripts/bench-reference.sh.
 #

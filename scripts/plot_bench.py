@@ -6,7 +6,7 @@ Usage: plot_bench.py [--results DIR] [--summary] [--no-plots]
 Reads DIR/bench_{contention,mutex,semaphore,latency,shared_value}.json (any
 that exist; default DIR is bench/results). With repetitions, the median
 aggregate of each benchmark is used. --summary prints the tables, with ratios
-against pthread and Boost.Interprocess, and the DESIGN.md targets.
+against pthread and Boost.Interprocess, and the design targets.
 
 Repeated runs (--benchmark_repetitions): every ratio is the median of the
 per-run ratios (run i of one benchmark against run i of the other), printed
@@ -303,7 +303,7 @@ TARGETS = [
      "uncontended/procsync_counting", "uncontended/sem_t", cpu_ns, "<=", 1.0),
     ("event wake latency (p50) <= 1.1x raw futex ping-pong", "latency",
      "latency/procsync_event", "latency/raw_futex", lambda r: r.get("p50_ns"), "<=", 1.1),
-    ("8 procs contended >= 1.5x pthread (DESIGN: 8-16 procs on 16 cores)", "contention",
+    ("8 procs contended >= 1.5x pthread (design: 8-16 procs on 16 cores)", "contention",
      "contention/procsync/counter/procs:8", "contention/pthread/counter/procs:8", mops, ">=", 1.5),
 ]
 
@@ -319,7 +319,7 @@ def verdict(ratios, op, threshold):
 
 
 def targets(data):
-    """[(target, measured, verdict)] for the DESIGN.md targets this run measures."""
+    """[(target, measured, verdict)] for the design targets this run measures."""
     out = []
     for label, bench, name, base, value, op, threshold in TARGETS:
         ratios = run_ratios(bench, name, base, value)
@@ -331,7 +331,7 @@ def targets(data):
 def summary_targets(data):
     rows = [[t, m, v] for t, m, v in targets(data)]
     if rows:
-        print("== DESIGN.md targets (median of the per-run ratios, min-max over the runs)")
+        print("== design targets (median of the per-run ratios, min-max over the runs)")
         table(["target", "measured", ""], rows)
 
 
@@ -360,7 +360,7 @@ def load_warning(load):
     return [bar,
             f"!! WARNING: the machine was busy: load average {worst:.2f} > {cpus} CPUs.",
             "!! Other processes competed with the benchmarks for the CPUs, so throughput,",
-            "!! latency and every ratio below measure that load as much as the locks.",
+            "!! latency and every ratio here measure that load as much as the locks.",
             "!! Read the min-max spreads; rerun on an idle machine before drawing conclusions.",
             bar]
 
