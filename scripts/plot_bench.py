@@ -433,7 +433,7 @@ def plots(data, results):
     def save(fig, name):
         fig.tight_layout()
         path = os.path.join(results, name)
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
 
@@ -522,7 +522,7 @@ def plots(data, results):
         ax.invert_yaxis()
         ax.set_xlabel("round trip in microseconds, log scale (two wake-ups; lower is better)")
         ax.set_title("Wake-up latency: ping-pong between two processes (procsync in red)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
         ax.grid(True, axis="x", which="both", alpha=0.3)
         save(fig, "latency.png")
 
