@@ -301,8 +301,11 @@ def check_tcp_echo_server(exe):
     try:
         first = ''
         deadline = time.monotonic() + 30
-        while not re.search(r'listening on 127\.0\.0\.1:(\d+)', first):
-            need(time.monotonic() < deadline and proc.poll() is None, 'the server prints its port')
+        # Up to the line after the port: how to run the example's own client.
+        # (Read line by line here: communicate() later reads the pipe directly,
+        # so anything readline() buffered beyond these lines would be lost.)
+        while not re.search(r'^try: .* --client \d+ ', first, re.M):
+            need(time.monotonic() < deadline and proc.poll() is None, 'the server prints its port and its client')
             first += proc.stdout.readline()
         port = int(re.search(r'listening on 127\.0\.0\.1:(\d+)', first)[1])
 
@@ -354,7 +357,7 @@ def check_tcp_echo_server(exe):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    find(rf'^try: .* --client {port} ', out, 'the server tells how to run its own client')
+    find(rf'^try: .* --client {port} ', first, 'the server tells how to run its own client')
     find(r'^main: SIGTERM; shutting down$', out)
     find(r'^main: workers exited with 0 0 0$', out, 'every worker stops gracefully with exit code 0')
     m = find(r'^main: served (\d+) connections, at most (\d+) at once; 0 workers still running$', out)
