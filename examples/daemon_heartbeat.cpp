@@ -1,6 +1,6 @@
 // daemon_heartbeat.cpp — a daemon child that lives only as long as main does.
 //
-// The seeds' monitoring story: "server 3" handles requests until it breaks
+// The classic monitoring story: "server 3" handles requests until it breaks
 // down; meanwhile a daemon child reports "i am ok" to the monitor every
 // second. set_daemon(true) before start() makes a child a daemon: when the
 // main program ends (returns from main), its daemons are terminated with it —

@@ -13,6 +13,19 @@
 // Round 2, the fix: procsync::lock_all(left, right) takes both forks without
 //   ever waiting while holding one, so no cycle can form, whatever order the
 //   others use. Everyone eats three meals.
+// Round 3, the standard way: std::scoped_lock forks(left, right) does the same
+//   job with std::lock's deadlock avoidance, and unlocks by itself at the end
+//   of the scope. How the two differ:
+//   - scoped_lock is RAII: it releases both forks when the scope ends, even by
+//     an exception; lock_all only locks, and you unlock (or hand the locks to
+//     std::scoped_lock g(std::adopt_lock, left, right)).
+//   - std::lock's algorithm is left to the standard library ("avoids deadlock"
+//     is all the standard promises); lock_all's is documented: block on one,
+//     try the others, on a miss release all and block first on the busy one,
+//     yielding the CPU between attempts. Its try_locks record no lock order,
+//     which deadlock.hpp's lock-order validation relies on for checked_mutex.
+//   - lock_all is a plain function: use it where there is no scope to tie the
+//     locks to (lock here, unlock in another function).
 #include <unistd.h>
 
 #include <atomic>
@@ -79,6 +92,21 @@ int polite(table* t, int me) {
   return 0;
 }
 
+int standard(table* t, int me) {
+  procsync::mutex& left = t->forks[me];
+  procsync::mutex& right = t->forks[(me + 1) % seats];
+  for (int meal = 1; meal <= meals; ++meal) {
+    {
+      std::scoped_lock forks(left, right);  // both or none, released at the closing brace
+      std::printf("philosopher %d eats meal %d with scoped_lock\n", me + 1, meal);
+      t->meals_eaten.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // think
+  }
+  return 0;
+}
+
 void dinner(table* t, int (*philosopher)(table*, int)) {
   t->meals_eaten = 0;
   std::vector<std::unique_ptr<procsync::process>> diners;
@@ -103,5 +131,9 @@ int main() {
   dinner(t.get(), naive);
   std::printf("\n== Round 2: procsync::lock_all(left, right), %d meals each\n", meals);
   dinner(t.get(), polite);
+  std::printf("\n== Round 3: std::scoped_lock(left, right), %d meals each\n", meals);
+  dinner(t.get(), standard);
+  std::printf("\nlock_all and scoped_lock both take the two forks without deadlock; scoped_lock\n"
+              "also releases them at the end of its scope, lock_all leaves unlocking to you.\n");
   return 0;
 }

@@ -1,6 +1,6 @@
 // join_many.cpp — start ten children at once, then wait for all of them.
 //
-// The seeds' e-mail story: ten children each "send the first e-mail" (after a
+// The classic e-mail story: ten children each "send the first e-mail" (after a
 // short delay, to look busy). They run concurrently, so the whole batch takes
 // about as long as one of them. The parent sends "the second e-mail" only
 // after join() has returned for every child: join() is what makes it wait.

@@ -1,4 +1,4 @@
-// tcp_echo_server.cpp — the seeds' homework: a multi-process TCP server.
+// tcp_echo_server.cpp — the classic homework: a multi-process TCP server.
 //
 // A pre-forked pool: the main process opens one listening socket on
 // 127.0.0.1 (loopback only, an ephemeral port it prints), then starts three
@@ -19,7 +19,10 @@
 // its current client, returns 0, and is joined: no zombies are left.
 // Every blocking call waits at most 100 ms, so a stop request is seen quickly.
 //
-// Try it: run it, then in another terminal `nc 127.0.0.1 PORT`.
+// Try it: run it, then in another terminal use its own client, which needs no
+// other tool (it too talks to 127.0.0.1 only):
+//   tcp_echo_server --client PORT 'first line' 'second line'
+// It sends each line, reads the echo back and exits 0 if every echo matches.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -34,8 +37,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <procsync/process.hpp>
@@ -115,9 +120,65 @@ int worker(int id, int listener, server_state* state) {
   return 0;
 }
 
+// --client PORT [LINE...]: a minimal echo client on 127.0.0.1 (loopback only).
+int client_main(int argc, char** argv) {
+  char* end = nullptr;
+  const long port = argc >= 3 ? std::strtol(argv[2], &end, 10) : 0;
+  if (argc < 3 || *end != '\0' || port <= 0 || port > 65535) {
+    std::fprintf(stderr, "usage: tcp_echo_server --client PORT [LINE...]\n");
+    return 2;
+  }
+  std::vector<std::string> lines;
+  for (int i = 3; i < argc; ++i) lines.emplace_back(argv[i]);
+  if (lines.empty()) lines.emplace_back("hello from the example client");
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // 127.0.0.1 only
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    std::fprintf(stderr, "client: cannot connect to 127.0.0.1:%ld: %s\n", port, std::strerror(errno));
+    return 1;
+  }
+  std::printf("client: connected to 127.0.0.1:%ld\n", port);
+  int status = 0;
+  for (const std::string& line : lines) {
+    const std::string sent = line + "\n";
+    if (::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(sent.size())) {
+      std::fprintf(stderr, "client: send failed: %s\n", std::strerror(errno));
+      status = 1;
+      break;
+    }
+    // Read until the whole line is back; give up after 10 s without data
+    // (the server serves two clients at once: a third waits for a seat).
+    std::string echoed;
+    while (echoed.size() < sent.size()) {
+      pollfd p{fd, POLLIN, 0};
+      char buffer[4096];
+      const ssize_t n = ::poll(&p, 1, 10000) > 0 ? ::read(fd, buffer, sizeof buffer) : -1;
+      if (n <= 0) break;
+      echoed.append(buffer, static_cast<std::size_t>(n));
+    }
+    const bool same = echoed == sent;
+    std::printf("client: sent '%s', echoed '%.*s': %s\n", line.c_str(),
+                static_cast<int>(echoed.empty() ? 0 : echoed.size() - (echoed.back() == '\n')), echoed.c_str(),
+                same ? "ok" : "MISMATCH");
+    if (!same) status = 1;
+  }
+  ::close(fd);
+  return status;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--client") == 0) return client_main(argc, argv);
+  if (argc != 1) {
+    std::fprintf(stderr, "usage: tcp_echo_server               run the server (prints its port)\n"
+                         "       tcp_echo_server --client PORT [LINE...]   echo LINEs through it\n");
+    return 2;
+  }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const bool fast = std::getenv("PROCSYNC_EXAMPLE_FAST") != nullptr;
   const int lifetime_s = fast ? 30 : 60;
@@ -152,6 +213,7 @@ int main() {
   }
   std::printf("listening on 127.0.0.1:%d with %d workers, at most %d clients at once (pid %d)\n",
               ntohs(address.sin_port), pool_size, max_clients, ::getpid());
+  std::printf("try: %s --client %d 'hello'   (stop the server with Ctrl-C)\n", argv[0], ntohs(address.sin_port));
 
   const timespec lifetime{lifetime_s, 0};
   const int sig = ::sigtimedwait(&stop_signals, nullptr, &lifetime);

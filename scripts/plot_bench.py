@@ -6,11 +6,21 @@ Usage: plot_bench.py [--results DIR] [--summary] [--no-plots]
 Reads DIR/bench_{contention,mutex,semaphore,latency,shared_value}.json (any
 that exist; default DIR is bench/results). With repetitions, the median
 aggregate of each benchmark is used. --summary prints the tables, with ratios
-against pthread and Boost.Interprocess, and the DESIGN.md targets (met or not).
+against pthread and Boost.Interprocess, and the design targets.
+
+Repeated runs (--benchmark_repetitions): every ratio is the median of the
+per-run ratios (run i of one benchmark against run i of the other), printed
+with its min-max over the runs; a target is "met" only when every run meets
+it, "NOT met" when none does, and "unclear" when the spread crosses it. The
+load average before and after the run (DIR/load.txt, written by
+bench-summary.sh) is printed, with a loud warning when it exceeds the number
+of CPUs: the numbers then measure the other load as much as the locks.
+
 Plots (unless --no-plots, or when matplotlib is missing) go to DIR:
 contention_counter.png, contention_record.png (throughput vs processes, one
-line per implementation), uncontended.png (ns per lock+unlock /
-acquire+release), latency.png (round-trip p50/p99), shared_value.png.
+line per implementation; the unlocked baseline is marked incorrect),
+uncontended.png (ns per lock+unlock / acquire+release), latency.png
+(round-trip p50/p99, log scale), shared_value.png.
 """
 import argparse
 import json
@@ -23,7 +33,8 @@ SUFFIX = re.compile(r"/(iterations:\d+|manual_time|real_time|min_time:[\d.]+s?|r
 
 
 def load(path):
-    """{benchmark name: row}, one row per benchmark (median if repeated)."""
+    """({benchmark name: row}, context, {name: [row per repetition]}): one row
+    per benchmark (the median if repeated)."""
     if not os.path.exists(path):
         return {}
     with open(path) as f:
@@ -48,7 +59,13 @@ def load(path):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     merged[key] = sum(r.get(key, 0) for r in runs) / len(runs)
             out[name] = merged
-    return out, doc.get("context", {})
+    for runs in rows.values():
+        runs.sort(key=lambda r: r.get("repetition_index", 0))
+    return out, doc.get("context", {}), rows
+
+
+# {bench: {name: [row per repetition]}}, filled by load_all.
+REPS = {}
 
 
 def load_all(results):
@@ -56,11 +73,49 @@ def load_all(results):
     for bench in ("contention", "mutex", "semaphore", "latency", "shared_value"):
         loaded = load(os.path.join(results, f"bench_{bench}.json"))
         if loaded:
-            data[bench], ctx = loaded
+            data[bench], ctx, REPS[bench] = loaded
             context = context or ctx
         else:
-            data[bench] = {}
+            data[bench], REPS[bench] = {}, {}
     return data, context
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def run_ratios(bench, name_a, name_b, value):
+    """Per-run ratios value(run i of a) / value(run i of b), or [] if either is
+    missing. With one run each this is the single ratio."""
+    a, b = REPS.get(bench, {}).get(name_a, []), REPS.get(bench, {}).get(name_b, [])
+    out = []
+    for ra, rb in zip(a, b):
+        va, vb = value(ra), value(rb)
+        if va is not None and vb not in (None, 0):
+            out.append(va / vb)
+    return out
+
+
+def spread_text(ratios, digits=2):
+    """"1.06x (0.98-1.12, 3 runs)", or "1.06x (1 run)"."""
+    if not ratios:
+        return "-"
+    m = median(ratios)
+    if len(ratios) == 1:
+        return f"{m:.{digits}f}x (1 run)"
+    return f"{m:.{digits}f}x ({min(ratios):.{digits}f}-{max(ratios):.{digits}f}, {len(ratios)} runs)"
+
+
+def ratio_cell(bench, name_a, name_b, value, digits=2):
+    """A table cell: the median per-run ratio, with its min-max when repeated."""
+    r = run_ratios(bench, name_a, name_b, value)
+    if not r:
+        return "-"
+    if len(r) == 1:
+        return f"{r[0]:.{digits}f}"
+    return f"{median(r):.{digits}f} [{min(r):.{digits}f}-{max(r):.{digits}f}]"
 
 
 def to_ns(row, key):
@@ -115,8 +170,6 @@ def summary_contention(data, kind):
         return
     print(f"== Lock contention: {kind} ({'64-bit counter' if kind == 'counter' else '64-byte record, 8 words must agree'})")
     print("   Mops/s of modifications by P processes (higher is better); x = throughput ratio at the same P")
-    base_p = series.get("pthread", {})
-    base_b = series.get("boost_interprocess", {})
     order = ["serial", "unlocked", "atomic", "cas_spin", "procsync", "pthread", "pthread_robust",
              "boost_interprocess", "boost_named", "sem_t", "procsync_batched64", "pthread_batched64"]
     rows = []
@@ -126,8 +179,12 @@ def summary_contention(data, kind):
         s = series[impl]
         cells = [impl] + [fmt(mops(s.get(p))) for p in PROCS]
         for p in (2, 8):
-            cells.append(fmt(ratio(mops(s.get(p)), mops(base_p.get(p))), 2))
-            cells.append(fmt(ratio(mops(s.get(p)), mops(base_b.get(p))), 2))
+            for base in ("pthread", "boost_interprocess"):
+                if impl == "serial" or p not in s:
+                    cells.append("-")
+                    continue
+                cells.append(ratio_cell("contention", f"contention/{impl}/{kind}/procs:{p}",
+                                        f"contention/{base}/{kind}/procs:{p}", mops))
         fair = s.get(4, {}).get("fair_min_max")
         lost = max((s[p].get("lost_pct", 0) for p in s), default=0)
         torn = max((s[p].get("torn", 0) for p in s), default=0)
@@ -138,6 +195,10 @@ def summary_contention(data, kind):
 
 
 # --- uncontended ----------------------------------------------------------------
+
+def cpu_ns(row):
+    return to_ns(row, "cpu_time")
+
 
 def uncontended_rows(data, bench):
     out = {}
@@ -155,8 +216,10 @@ def summary_uncontended(data):
         print("== Uncontended lock+unlock, ns (CPU time, lower is better)")
         rows = []
         for impl, ns in sorted(mutexes.items(), key=lambda kv: kv[1]):
-            rows.append([impl, fmt(ns), fmt(ratio(ns, mutexes.get("pthread")), 2),
-                         fmt(ratio(ns, mutexes.get("boost_interprocess")), 2), fmt(ratio(ns, mutexes.get("cas_spin")), 2)])
+            cells = [impl, fmt(ns)]
+            for base in ("pthread", "boost_interprocess", "cas_spin"):
+                cells.append(ratio_cell("mutex", f"uncontended/{impl}", f"uncontended/{base}", cpu_ns))
+            rows.append(cells)
         table(["impl", "ns", "x pthread", "x boost", "x floor"], rows)
     contended = {}
     for name, row in data["mutex"].items():
@@ -224,52 +287,138 @@ def summary_shared_value(data):
     table(["impl", "1 proc", "2 procs", "4 procs", "lost"], rows)
 
 
+TARGETS = [
+    # (target, bench, benchmark, baseline, value, "<=" or ">=", threshold)
+    ("mutex uncontended <= 1.0x pthread non-robust", "mutex",
+     "uncontended/procsync", "uncontended/pthread", cpu_ns, "<=", 1.0),
+    ("mutex uncontended <= 2.0x the CAS floor", "mutex",
+     "uncontended/procsync", "uncontended/cas_spin", cpu_ns, "<=", 2.0),
+    ("2-proc contended throughput >= 1.25x glibc robust", "mutex",
+     "contended/procsync/counter/procs:2", "contended/pthread_robust/counter/procs:2",
+     lambda r: r.get("ops_per_s"), ">=", 1.25),
+    ("2-proc contended throughput >= 1.0x pthread non-robust", "mutex",
+     "contended/procsync/counter/procs:2", "contended/pthread/counter/procs:2",
+     lambda r: r.get("ops_per_s"), ">=", 1.0),
+    ("counting_semaphore acquire+release <= 1.0x sem_t", "semaphore",
+     "uncontended/procsync_counting", "uncontended/sem_t", cpu_ns, "<=", 1.0),
+    ("event wake latency (p50) <= 1.1x raw futex ping-pong", "latency",
+     "latency/procsync_event", "latency/raw_futex", lambda r: r.get("p50_ns"), "<=", 1.1),
+    ("8 procs contended >= 1.5x pthread (design: 8-16 procs on 16 cores)", "contention",
+     "contention/procsync/counter/procs:8", "contention/pthread/counter/procs:8", mops, ">=", 1.5),
+]
+
+
+def verdict(ratios, op, threshold):
+    """met when every run meets the target, NOT met when none does, else unclear."""
+    ok = [(r <= threshold) if op == "<=" else (r >= threshold) for r in ratios]
+    if all(ok):
+        return "met"
+    if not any(ok):
+        return "NOT met"
+    return "unclear: spread crosses the target"
+
+
 def targets(data):
-    """[(target, measured, met)] for the DESIGN.md targets this run measures."""
+    """[(target, measured, verdict)] for the design targets this run measures."""
     out = []
-    mx = uncontended_rows(data, "mutex")
-    if {"procsync", "pthread", "cas_spin"} <= set(mx):
-        r = mx["procsync"] / mx["pthread"]
-        out.append(("mutex uncontended <= 1.0x pthread non-robust", f"{r:.2f}x", r <= 1.0))
-        r = mx["procsync"] / mx["cas_spin"]
-        out.append(("mutex uncontended <= 2.0x the CAS floor", f"{r:.2f}x", r <= 2.0))
-    c = {}
-    for name, row in data["mutex"].items():
-        m = re.match(r"contended/([^/]+)/counter/procs:2$", name)
-        if m:
-            c[m.group(1)] = row.get("ops_per_s")
-    if {"procsync", "pthread_robust", "pthread"} <= set(c):
-        r = c["procsync"] / c["pthread_robust"]
-        out.append(("2-proc contended throughput >= 1.25x glibc robust", f"{r:.2f}x", r >= 1.25))
-        r = c["procsync"] / c["pthread"]
-        out.append(("2-proc contended throughput >= 1.0x pthread non-robust", f"{r:.2f}x", r >= 1.0))
-    sems = uncontended_rows(data, "semaphore")
-    if {"procsync_counting", "sem_t"} <= set(sems):
-        r = sems["procsync_counting"] / sems["sem_t"]
-        out.append(("counting_semaphore acquire+release <= 1.0x sem_t", f"{r:.2f}x", r <= 1.0))
-    lat = latency_rows(data)
-    if {"procsync_event", "raw_futex"} <= set(lat):
-        r = lat["procsync_event"][0] / lat["raw_futex"][0]
-        out.append(("event wake latency (p50) <= 1.1x raw futex ping-pong", f"{r:.2f}x", r <= 1.1))
-    counter = contention_series(data, "counter")
-    if "procsync" in counter and "pthread" in counter:
-        for p in (8,):
-            a, b = mops(counter["procsync"].get(p)), mops(counter["pthread"].get(p))
-            if a and b:
-                r = a / b
-                out.append((f"{p} procs contended >= 1.5x pthread (DESIGN: 8-16 procs on 16 cores)",
-                            f"{r:.2f}x", r >= 1.5))
+    for label, bench, name, base, value, op, threshold in TARGETS:
+        ratios = run_ratios(bench, name, base, value)
+        if ratios:
+            out.append((label, spread_text(ratios), verdict(ratios, op, threshold)))
     return out
 
 
 def summary_targets(data):
-    rows = [[t, m, "met" if ok else "NOT met"] for t, m, ok in targets(data)]
+    rows = [[t, m, v] for t, m, v in targets(data)]
     if rows:
-        print("== DESIGN.md targets (ratios measured in this run)")
+        print("== design targets (median of the per-run ratios, min-max over the runs)")
         table(["target", "measured", ""], rows)
 
 
+def read_load(results):
+    """{"before": [1, 5, 15 min], "after": [...], "cpus": n} from DIR/load.txt."""
+    out = {}
+    try:
+        with open(os.path.join(results, "load.txt")) as f:
+            for line in f:
+                key, *values = line.split()
+                out[key] = [float(v) for v in values]
+    except (OSError, ValueError):
+        return {}
+    if "cpus" in out:
+        out["cpus"] = int(out["cpus"][0])
+    return out
+
+
+def load_warning(load):
+    """Lines of a loud warning if the 1-minute load average exceeded the CPUs."""
+    cpus = load.get("cpus") or os.cpu_count() or 1
+    worst = max(load.get("before", [0])[0], load.get("after", [0])[0])
+    if worst <= cpus:
+        return []
+    bar = "!" * 78
+    return [bar,
+            f"!! WARNING: the machine was busy: load average {worst:.2f} > {cpus} CPUs.",
+            "!! Other processes competed with the benchmarks for the CPUs, so throughput,",
+            "!! latency and every ratio here measure that load as much as the locks.",
+            "!! Read the min-max spreads; rerun on an idle machine before drawing conclusions.",
+            bar]
+
+
 # --- plots ----------------------------------------------------------------------
+
+# Each implementation in words, and its colour: procsync alone is red; the
+# others come from a palette without red.
+LABELS = {
+    "procsync": "procsync::mutex",
+    "procsync_recursive": "procsync::recursive_mutex",
+    "procsync_batched64": "procsync::mutex, 64 updates per lock",
+    "pthread": "pthread mutex (process-shared)",
+    "pthread_robust": "pthread mutex, robust (glibc)",
+    "pthread_batched64": "pthread mutex, 64 updates per lock",
+    "boost_interprocess": "Boost interprocess_mutex",
+    "boost_named": "Boost named_mutex",
+    "sem_t": "POSIX sem_t used as a lock",
+    "cas_spin": "CAS spin lock (the floor)",
+    "atomic": "lock-free atomic add (no lock)",
+    "std_mutex": "std::mutex (one process only)",
+    "unlocked": "no lock: INCORRECT, loses updates",
+    "serial": "1 process, no lock",
+    # semaphores
+    "procsync_counting": "procsync counting_semaphore",
+    "procsync_binary": "procsync binary_semaphore",
+    "procsync_counting_undo": "procsync undo_semaphore",
+    # wake-up latency
+    "raw_futex": "bare futex word (the floor)",
+    "procsync_event": "procsync event",
+    "procsync_semaphore": "procsync semaphore",
+    "procsync_condvar": "procsync condition_variable",
+    "pthread_cond": "pthread condition variable",
+    # shared_value
+    "sv_fetch_add": "shared_value<long>::fetch_add",
+    "sv_update": "shared_value<long>::update",
+    "sv_with_lock": "shared_value<long>::with_lock",
+    "locked_struct": "procsync::mutex + long",
+    "atomic_fetch_add": "std::atomic<long>::fetch_add",
+    "sv_record_with_lock": "shared_value<record>::with_lock",
+    "sv_record_update": "shared_value<record>::update",
+    "locked_record": "procsync::mutex + record",
+    "sv_record_load": "shared_value<record>::load (reader)",
+}
+LATENCY_LABELS = {"sem_t": "POSIX sem_t"}
+SEMAPHORE_LABELS = {"sem_t": "semaphore: POSIX sem_t", "boost_interprocess": "semaphore: Boost interprocess_semaphore"}
+PROCSYNC_COLOR = "#d62728"  # red, for procsync only
+OTHER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+                "#17becf", "#bcbd22", "#393b79", "#637939", "#7f7f7f"]
+
+
+def label(impl, prefix=""):
+    return prefix + LABELS.get(impl, impl.replace("_", " "))
+
+
+def is_procsync(impl):
+    return impl.startswith("procsync") or impl.startswith("sv_")
+
 
 def plots(data, results):
     try:
@@ -281,93 +430,127 @@ def plots(data, results):
         return []
     written = []
 
+    def save(fig, name):
+        fig.tight_layout()
+        path = os.path.join(results, name)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+
     for kind in ("counter", "record"):
         series = contention_series(data, kind)
         if not series:
             continue
-        fig, ax = plt.subplots(figsize=(9, 5.5))
-        palette = plt.get_cmap("tab20").colors
-        for index, impl in enumerate(sorted(series)):
+        fig, ax = plt.subplots(figsize=(10, 5.8))
+        others = iter(OTHER_COLORS)
+        order = ["procsync", "pthread", "pthread_robust", "boost_interprocess", "boost_named", "sem_t",
+                 "cas_spin", "atomic", "procsync_batched64", "pthread_batched64"]
+        for impl in order + sorted(set(series) - set(order) - {"serial", "unlocked"}):
+            if impl not in series:
+                continue
             s = series[impl]
             ps = sorted(p for p in s if mops(s[p]))
-            if impl == "serial":
-                ax.axhline(mops(s[1]), color="grey", linestyle=":", label="serial (1 process, no lock)")
-                continue
-            style = "--" if impl in ("unlocked", "atomic") or "batched" in impl else "-"
-            width = 2.5 if impl == "procsync" else 1.2
-            ax.plot(ps, [mops(s[p]) for p in ps], style, marker="o", linewidth=width, label=impl,
-                    color="tab:red" if impl == "procsync" else palette[(2 * index + index // 10) % 20])
+            mine = impl == "procsync" or impl == "procsync_batched64"
+            style = "--" if impl == "atomic" or "batched" in impl else "-"
+            ax.plot(ps, [mops(s[p]) for p in ps], style, marker="o", label=label(impl),
+                    linewidth=2.8 if impl == "procsync" else 1.3, zorder=5 if mine else 3,
+                    color=PROCSYNC_COLOR if mine else next(others))
+        if "serial" in series and mops(series["serial"].get(1)):
+            ax.axhline(mops(series["serial"][1]), color="grey", linestyle=":", linewidth=1,
+                       label=label("serial") + " (reference)")
+        if "unlocked" in series:
+            # Not a competitor: it is fast because it is wrong. Drawn faint and
+            # behind, with how much it lost in the legend.
+            s = series["unlocked"]
+            ps = sorted(p for p in s if mops(s[p]))
+            lost = max((s[p].get("lost_pct", 0) for p in ps), default=0)
+            torn = max((s[p].get("torn", 0) for p in ps), default=0)
+            what = f"lost {lost:.0f}% of updates" + (f", tore {torn:.0f} records" if torn else "")
+            ax.plot(ps, [mops(s[p]) for p in ps], ":", marker="x", color="black", alpha=0.35, zorder=1,
+                    label=f"no lock: INCORRECT\n({what})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(list(PROCS))
         ax.set_xticklabels([str(p) for p in PROCS])
-        ax.set_xlabel("processes")
-        ax.set_ylabel("million modifications / s (log)")
-        ax.set_title(f"Shared {kind}: throughput vs processes (higher is better)")
+        ax.set_xlabel("processes sharing the " + ("counter" if kind == "counter" else "64-byte record"))
+        ax.set_ylabel("million updates per second (log scale)")
+        what = "64-bit counter" if kind == "counter" else "64-byte record (8 words)"
+        ax.set_title(f"Updates of a shared {what}: throughput vs processes\n"
+                     "higher is better; procsync in red; the faint dotted line is wrong, not fast")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.tight_layout()
-        path = os.path.join(results, f"contention_{kind}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        save(fig, f"contention_{kind}.png")
 
     mx = uncontended_rows(data, "mutex")
-    sems = {f"sem:{k}": v for k, v in uncontended_rows(data, "semaphore").items() if "undo" not in k}
-    bars = sorted(mx.items(), key=lambda kv: kv[1]) + sorted(sems.items(), key=lambda kv: kv[1])
+    sems = {k: v for k, v in uncontended_rows(data, "semaphore").items() if "undo" not in k}
+    bars = [(label(k, "lock: "), k, v) for k, v in sorted(mx.items(), key=lambda kv: kv[1])] + \
+           [(SEMAPHORE_LABELS.get(k, label(k, "semaphore: ")), k, v) for k, v in sorted(sems.items(), key=lambda kv: kv[1])]
     if bars:
-        fig, ax = plt.subplots(figsize=(9, 5))
-        colors = ["tab:red" if "procsync" in k else "tab:blue" for k, _ in bars]
-        ax.barh([k for k, _ in bars], [v for _, v in bars], color=colors)
-        for i, (_, v) in enumerate(bars):
-            ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
+        fig, ax = plt.subplots(figsize=(10, 5.5))
+        colors = [PROCSYNC_COLOR if is_procsync(k) else "#1f77b4" for _, k, _ in bars]
+        ax.barh([t for t, _, _ in bars], [v for _, _, v in bars], color=colors)
+        for i, (_, _, v) in enumerate(bars):
+            ax.text(v, i, f" {v:.1f} ns", va="center", fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("ns per lock+unlock / acquire+release (CPU time, lower is better)")
-        ax.set_title("Uncontended cost (procsync in red)")
-        fig.tight_layout()
-        path = os.path.join(results, "uncontended.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        ax.set_xlim(0, max(v for _, _, v in bars) * 1.15)
+        ax.set_xlabel("nanoseconds per lock+unlock or acquire+release, one process (CPU time; lower is better)")
+        ax.set_title("Uncontended cost: no other process wants the lock (procsync in red)")
+        save(fig, "uncontended.png")
 
     lat = latency_rows(data)
     if lat:
         items = sorted(lat.items(), key=lambda kv: kv[1][0] or 0)
-        fig, ax = plt.subplots(figsize=(9, 5))
-        xs = range(len(items))
-        ax.bar([x - 0.2 for x in xs], [v[0] / 1e3 for _, v in items], 0.4, label="p50")
-        ax.bar([x + 0.2 for x in xs], [v[1] / 1e3 for _, v in items], 0.4, label="p99")
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels([k for k, _ in items], rotation=20, ha="right")
-        ax.set_ylabel("round trip, us (lower is better)")
-        ax.set_title("Wake-up ping-pong between two processes")
-        ax.legend()
-        fig.tight_layout()
-        path = os.path.join(results, "latency.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        fig, ax = plt.subplots(figsize=(10, 5.5))
+        ys = range(len(items))
+        p50 = [v[0] / 1e3 for _, v in items]
+        p99 = [v[1] / 1e3 for _, v in items]
+        colors = [PROCSYNC_COLOR if is_procsync(k) else "#1f77b4" for k, _ in items]
+        ax.barh([y - 0.2 for y in ys], p50, 0.4, color=colors, label="median (p50)")
+        ax.barh([y + 0.2 for y in ys], p99, 0.4, color=colors, alpha=0.45, hatch="//", label="99th percentile (p99)")
+        for y, a, b in zip(ys, p50, p99):
+            ax.text(a, y - 0.2, f" {a:.1f}", va="center", fontsize=8)
+            ax.text(b, y + 0.2, f" {b:.1f}", va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlim(min(p50) / 2, max(p99) * 3)
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels([LATENCY_LABELS.get(k, label(k)) for k, _ in items])
+        ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+                 if min(p50) / 2 <= t <= max(p99) * 3]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.invert_yaxis()
+        ax.set_xlabel("round trip in microseconds, log scale (two wake-ups; lower is better)")
+        ax.set_title("Wake-up latency: ping-pong between two processes (procsync in red)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        save(fig, "latency.png")
 
     sv = data["shared_value"]
     if sv:
         impls = [re.match(r"uncontended/(.+)$", n).group(1) for n in sv if n.startswith("uncontended/")]
-        fig, ax = plt.subplots(figsize=(9, 5))
-        xs = range(len(impls))
-        for offset, (label, getter) in zip((-0.27, 0, 0.27), (
-                ("1 process (CPU)", lambda i: to_ns(sv[f"uncontended/{i}"], "cpu_time")),
-                ("2 processes", lambda i: sv.get(f"contended/{i}/procs:2", {}).get("ns_per_op", 0)),
-                ("4 processes", lambda i: sv.get(f"contended/{i}/procs:4", {}).get("ns_per_op", 0)))):
-            ax.bar([x + offset for x in xs], [getter(i) for i in impls], 0.27, label=label)
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels(impls, rotation=25, ha="right")
-        ax.set_ylabel("ns per update (lower is better)")
-        ax.set_title("shared_value vs a locked struct vs atomics")
-        ax.legend()
-        fig.tight_layout()
-        path = os.path.join(results, "shared_value.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        fig, ax = plt.subplots(figsize=(10, 5.8))
+        ys = range(len(impls))
+        for offset, (what, alpha, getter) in zip((-0.27, 0, 0.27), (
+                ("1 process (CPU time)", 1.0, lambda i: to_ns(sv[f"uncontended/{i}"], "cpu_time")),
+                ("2 processes", 0.65, lambda i: sv.get(f"contended/{i}/procs:2", {}).get("ns_per_op")),
+                ("4 processes", 0.35, lambda i: sv.get(f"contended/{i}/procs:4", {}).get("ns_per_op")))):
+            vals = [getter(i) for i in impls]
+            shown = [(y, v) for y, v in zip(ys, vals) if v]
+            ax.barh([y + offset for y, _ in shown], [v for _, v in shown], 0.27, color="#1f77b4",
+                    alpha=alpha, label=what)
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels([label(i) for i in impls])
+        for tick, impl in zip(ax.get_yticklabels(), impls):
+            if not is_procsync(impl):
+                tick.set_color("#555555")
+        ax.invert_yaxis()
+        ax.set_xlabel("nanoseconds per update (lower is better); a missing bar: not measured")
+        ax.set_title("shared_value against a mutex-protected value and std::atomic\n"
+                     "(+1 to a counter, or to every word of a 64-byte record)")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(True, axis="x", alpha=0.3)
+        save(fig, "shared_value.png")
     return written
 
 
@@ -381,10 +564,25 @@ def main():
     if not any(data.values()):
         print(f"plot_bench.py: no benchmark JSON in {args.results}", file=sys.stderr)
         return 1
+    load = read_load(args.results)
+    warning = load_warning(load)
     if args.summary:
         if context:
             print(f"Machine: {context.get('host_name', '?')}, {context.get('num_cpus', '?')} CPUs "
-                  f"@ {context.get('mhz_per_cpu', '?')} MHz; load average {context.get('load_avg', '?')}")
+                  f"@ {context.get('mhz_per_cpu', '?')} MHz; date {context.get('date', '?')}")
+        if load:
+            fmt_load = lambda v: " ".join(f"{x:.2f}" for x in v) if v else "?"
+            print(f"Load average (1, 5, 15 min): before {fmt_load(load.get('before'))}, "
+                  f"after {fmt_load(load.get('after'))}; {load.get('cpus', '?')} CPUs")
+        elif context:
+            print(f"Load average (1, 5, 15 min) at the start of the first program: {context.get('load_avg', '?')}")
+        runs = max((len(v) for b in REPS.values() for v in b.values()), default=0)
+        print(f"Runs per benchmark: {runs}" + ("" if runs > 1 else
+              " (no spread: use --benchmark_repetitions=3 or more to tell signal from noise)"))
+        print()
+        for line in warning:
+            print(line)
+        if warning:
             print()
         summary_contention(data, "counter")
         summary_contention(data, "record")
@@ -392,6 +590,8 @@ def main():
         summary_latency(data)
         summary_shared_value(data)
         summary_targets(data)
+        for line in warning:  # again, next to the verdicts
+            print(line)
     if not args.no_plots:
         for path in plots(data, args.results):
             print(f"plot: {os.path.relpath(path)}")

@@ -18,7 +18,11 @@
 //
 // Safety and limits:
 //  - Only files that carry procsync's segment header are listed or removed;
-//    other files in /dev/shm are never touched. Files are read with pread
+//    other files in /dev/shm are never touched. A regular file the caller may
+//    not read cannot be told apart: it is listed with readable == false (its
+//    owner, mode and size only, since it may be someone else's segment), is
+//    never removed by remove_dead_segments(), and inspect_segment() reports
+//    errc::permission_denied for it. Files are read with pread
 //    through O_NOFOLLOW descriptors, never mapped, so a truncated or hostile
 //    file cannot crash the caller; a symlink or non-regular file is skipped.
 //  - Users are found only among processes whose /proc/<pid>/maps the caller
@@ -68,9 +72,12 @@ struct segment_info {
   std::uint64_t creator_start_time = 0;  ///< clock ticks after boot (/proc/<pid>/stat)
   bool creator_alive = false;       ///< the creator (same pid AND start time) still runs
   std::vector<std::int32_t> users;  ///< running processes that map it (readable ones)
+  bool readable = true;             ///< false: the caller may not read the file (EACCES);
+                                    ///< only name, size, owner and mode are known
 
-  /// True if some running process may still use it (see the header comment).
-  [[nodiscard]] bool in_use() const noexcept { return creator_alive || !users.empty(); }
+  /// True if some running process may still use it (see the header comment);
+  /// always true for an unreadable file, whose creator is unknown.
+  [[nodiscard]] bool in_use() const noexcept { return !readable || creator_alive || !users.empty(); }
 };
 
 namespace detail {
@@ -86,13 +93,25 @@ struct fd_closer {
 };
 
 /// Reads the segment header of /dev/shm/<name> into `info`; false if the file
-/// is not a regular file, too small, unreadable, or carries no procsync header.
+/// is not a regular file, too small, or carries no procsync header. A regular
+/// file the caller may not open (EACCES) gives true with info.readable false.
 inline bool read_segment_header(const std::string& name, segment_info& info) {
-  const std::string path = std::string(shm_directory) + "/" + name;
+  std::string path = shm_directory;
+  path += '/';
+  path += name;  // appended: see segment.hpp on g++ 12's false -Wrestrict
   // O_NOFOLLOW: never read through a symlink planted in /dev/shm; O_NONBLOCK:
   // never block opening a FIFO planted there.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    struct stat st {};
+    if (errno != EACCES || ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    info.name = name;
+    info.size = static_cast<std::uint64_t>(st.st_size);
+    info.owner = st.st_uid;
+    info.mode = st.st_mode & 07777;
+    info.readable = false;
+    return true;
+  }
   const fd_closer closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
@@ -162,6 +181,7 @@ inline void fill_liveness(std::vector<segment_info>& found) {
   const auto users = mapping_users(paths);
   for (std::size_t i = 0; i < found.size(); ++i) {
     segment_info& s = found[i];
+    if (!s.readable) continue;
     s.users = users[i];
     if (s.creator_pid > 0) {
       process_identity creator{};
@@ -195,12 +215,15 @@ inline std::vector<segment_info> list_segments(std::string_view prefix = {}) {
 
 /// What list_segments() reports for the one segment `name`. Throws
 /// errc::segment_not_found if /dev/shm/<name> does not exist or is not a
-/// procsync segment.
+/// procsync segment, errc::permission_denied if the caller may not read it.
 inline segment_info inspect_segment(std::string_view name) {
   std::vector<segment_info> one(1);
   if (name.empty() || name.find('/') != std::string_view::npos ||
       !detail::read_segment_header(std::string(name), one[0]))
     detail::throw_error(errc::segment_not_found, "procsync::inspect_segment: no procsync segment '" +
+                                                     std::string(name) + "' in /dev/shm");
+  if (!one[0].readable)
+    detail::throw_error(errc::permission_denied, "procsync::inspect_segment: no permission to read segment '" +
                                                      std::string(name) + "' in /dev/shm");
   detail::fill_liveness(one);
   return one[0];

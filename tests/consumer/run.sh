@@ -17,20 +17,23 @@ dest="$work/dest"
 step() { echo "== $*"; }
 
 step "install with --destdir $dest (prefix $prefix)"
-meson setup "$work/build" "$src" --prefix "$prefix" -Dtests=false -Dbench=false -Dexamples=false >"$work/setup.log" 2>&1 ||
-  { cat "$work/setup.log"; exit 1; }
+meson setup "$work/build" "$src" --prefix "$prefix" -Dtests=false -Dbench=false -Dexamples=false -Dtools=false \
+  >"$work/setup.log" 2>&1 || { cat "$work/setup.log"; exit 1; }
+# Installing the header-only library with every optional part off builds nothing.
+[ "$(meson introspect --targets "$work/build")" = "[]" ] || { echo "install with all parts off has build targets"; exit 1; }
 meson install -C "$work/build" --destdir "$dest" >"$work/install.log" 2>&1 || { cat "$work/install.log"; exit 1; }
 for f in include/procsync/mutex.hpp include/procsync/segment.hpp include/procsync/error.hpp \
          lib/cmake/procsync/procsyncConfig.cmake lib/cmake/procsync/procsyncConfigVersion.cmake; do
   [ -f "$dest$prefix/$f" ] || { echo "missing after install: $prefix/$f"; exit 1; }
 done
-pc=$(find "$dest$prefix" -name procsync.pc | head -n 1)
-[ -n "$pc" ] || { echo "missing after install: procsync.pc"; exit 1; }
+pc="$dest$prefix/share/pkgconfig/procsync.pc"  # header-only: arch-independent
+[ -f "$pc" ] || { echo "missing after install: $prefix/share/pkgconfig/procsync.pc"; exit 1; }
 
 step "pkg-config consumer"
 flags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --cflags --libs procsync)
 echo "pkg-config: $flags"
 case "$flags" in *"$dest$prefix/include"*) ;; *) echo "pkg-config flags lack the staged include dir"; exit 1 ;; esac
+[ "$(grep -o -- -pthread <<<"$flags" | wc -l)" -eq 1 ] || { echo "pkg-config flags should name -pthread once"; exit 1; }
 # shellcheck disable=SC2086
 "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/main.cpp" -o "$work/consumer-pkgconfig" $flags
 "$work/consumer-pkgconfig"
@@ -53,12 +56,39 @@ CMAKE
 cmake -S "$work/cmake-version" -B "$work/cmake-version/build" -DCMAKE_PREFIX_PATH="$dest$prefix" \
   >"$work/cmake-version.log" 2>&1 || { cat "$work/cmake-version.log"; exit 1; }
 
-step "Meson subproject consumer"
+# A subproject with default options must configure and build nothing but the
+# consumer: no Boost.Test, no Google Benchmark, no tests/examples/benchmarks.
+check_meson_consumer() {  # dir label
+  local dir=$1 label=$2 t0 targets
+  t0=$(date +%s)
+  meson setup "$dir/build" "$dir" >"$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+  meson compile -C "$dir/build" >>"$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+  targets=$(meson introspect --targets "$dir/build" | python3 -c 'import json, sys; print(" ".join(sorted(t["name"] for t in json.load(sys.stdin))))')
+  echo "$label: targets: $targets; configured and built in $(( $(date +%s) - t0 )) s"
+  [ "$targets" = consumer ] || { echo "$label: procsync as a subproject built more than the consumer"; exit 1; }
+  if grep -iE 'benchmark|unit_test_framework|program_options' "$dir/build/meson-logs/meson-log.txt"; then
+    echo "$label: the subproject looked up a test/benchmark/tool dependency"; exit 1
+  fi
+  "$dir/build/consumer"
+}
+
+step "Meson subproject consumer (subprojects/procsync, default options)"
 mkdir -p "$work/meson-consumer/subprojects"
 cp "$here/meson/meson.build" "$here/main.cpp" "$work/meson-consumer/"
 ln -s "$src" "$work/meson-consumer/subprojects/procsync"
-meson setup "$work/meson-consumer/build" "$work/meson-consumer" >"$work/meson.log" 2>&1 || { cat "$work/meson.log"; exit 1; }
-meson compile -C "$work/meson-consumer/build" >>"$work/meson.log" 2>&1 || { cat "$work/meson.log"; exit 1; }
-"$work/meson-consumer/build/consumer"
+check_meson_consumer "$work/meson-consumer" subproject
+
+# The shipped wrap, pointed at this repository's committed HEAD (skipped
+# outside a git checkout: there is nothing to clone).
+if command -v git >/dev/null && head=$(git -C "$src" rev-parse HEAD 2>/dev/null); then
+  step "Meson wrap-git consumer (packaging/procsync.wrap at $head)"
+  mkdir -p "$work/meson-wrap/subprojects"
+  cp "$here/meson/meson.build" "$here/main.cpp" "$work/meson-wrap/"
+  sed -e "s|^url = .*|url = file://$src|" -e "s|^revision = .*|revision = $head|" -e '/^depth = /d' \
+    "$src/packaging/procsync.wrap" >"$work/meson-wrap/subprojects/procsync.wrap"
+  check_meson_consumer "$work/meson-wrap" wrap-git
+else
+  step "Meson wrap-git consumer: skipped ($src is not a git checkout)"
+fi
 
 step "all consumers passed"

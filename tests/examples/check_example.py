@@ -115,20 +115,36 @@ def check_demo(exe):
 
 def check_scheduling(exe):
     out = run(exe)
-    # Averages computed by hand from the job table (see scheduling.cpp).
-    expected = {
-        'FCFS': ('1.300', '2.025'),
-        'SJF': ('1.050', '1.775'),
-        'RR': ('1.425', '2.150'),
-        'MLFQ': ('1.450', '2.175'),
-    }
-    for policy, (wait, turnaround) in expected.items():
-        find(rf'^  {policy} .*: average waiting {re.escape(wait)} s, average turnaround {re.escape(turnaround)} s$',
-             out, f'{policy}: expected average waiting {wait} s and turnaround {turnaround} s')
-    find(r'^  timeline \|44444444444433333333222222111\|$', out, 'FCFS timeline')
-    find(r'^  timeline \|44444444444411122222233333333\|$', out, 'SJF timeline')
-    # The seeds' MLFQ story: J1 finishes in level 1 (0.4 s), J2 in level 2, J3 in 3, J4 in 4.
-    find(r'^  timeline \|44443333222211144433322443444\|$', out, 'MLFQ timeline')
+    # Averages computed by hand from the job tables (see scheduling.cpp):
+    # (waiting, turnaround, response) per policy, workload 1 then workload 2.
+    w1, w2 = out.split('== Workload 2', 1)
+    expected = [(w1, {
+        'FCFS': ('1.300', '2.025', '1.300'),
+        'SJF': ('1.050', '1.775', '1.050'),
+        'RR': ('1.425', '2.150', '0.200'),
+        'MLFQ': ('1.450', '2.175', '0.450'),
+    }), (w2, {
+        'FCFS': ('1.175', '1.700', '1.175'),
+        'SJF': ('1.150', '1.675', '1.150'),
+        'RR': ('0.300', '0.825', '0.175'),
+        'MLFQ': ('0.400', '0.925', '0.275'),
+    })]
+    for text, table in expected:
+        for policy, (wait, turnaround, response) in table.items():
+            find(rf'^  {policy} .*: average waiting {re.escape(wait)} s, average turnaround {re.escape(turnaround)} s, '
+                 rf'average response {re.escape(response)} s$',
+                 text, f'{policy}: expected average waiting {wait} s, turnaround {turnaround} s, response {response} s')
+    find(r'^  timeline \|44444444444433333333222222111\|$', w1, 'FCFS timeline')
+    find(r'^  timeline \|44444444444411122222233333333\|$', w1, 'SJF timeline')
+    # The classic MLFQ story: J1 finishes in level 1 (0.4 s), J2 in level 2, J3 in 3, J4 in 4.
+    find(r'^  timeline \|44443333222211144433322443444\|$', w1, 'MLFQ timeline')
+    # The conclusion agrees with the numbers: RR/MLFQ worse than FCFS on
+    # mostly long jobs, better on mostly short ones.
+    find(r"RR's average waiting \(1\.425 s\) is worse than FCFS's \(1\.300 s\),\n\s+and MLFQ's \(1\.450 s\) is worse than it",
+         out, 'workload 1 conclusion: RR and MLFQ worse than FCFS')
+    find(r"RR's average waiting\n\s+\(0\.300 s\) is better than FCFS's \(1\.175 s\), and MLFQ's \(0\.400 s\) is better than it",
+         out, 'workload 2 conclusion: RR and MLFQ better than FCFS')
+    need('let short jobs finish\nearly' not in out, 'the old, contradicted conclusion is gone')
 
 
 def check_ticket_sale(exe):
@@ -285,8 +301,11 @@ def check_tcp_echo_server(exe):
     try:
         first = ''
         deadline = time.monotonic() + 30
-        while not re.search(r'listening on 127\.0\.0\.1:(\d+)', first):
-            need(time.monotonic() < deadline and proc.poll() is None, 'the server prints its port')
+        # Up to the line after the port: how to run the example's own client.
+        # (Read line by line here: communicate() later reads the pipe directly,
+        # so anything readline() buffered beyond these lines would be lost.)
+        while not re.search(r'^try: .* --client \d+ ', first, re.M):
+            need(time.monotonic() < deadline and proc.poll() is None, 'the server prints its port and its client')
             first += proc.stdout.readline()
         port = int(re.search(r'listening on 127\.0\.0\.1:(\d+)', first)[1])
 
@@ -323,6 +342,14 @@ def check_tcp_echo_server(exe):
         expect_echo(c, 7)
         b.close()
         c.close()
+        # The example's own client (--client PORT LINE...): the ninth connection.
+        cl = subprocess.run([exe, '--client', str(port), 'first line', 'second line'],
+                            capture_output=True, text=True, timeout=30)
+        need(cl.returncode == 0, f'--client exits 0, got {cl.returncode}: {cl.stderr}')
+        need("client: sent 'first line', echoed 'first line': ok" in cl.stdout and
+             "client: sent 'second line', echoed 'second line': ok" in cl.stdout, f'--client output: {cl.stdout!r}')
+        bad = subprocess.run([exe, '--client', 'not-a-port'], capture_output=True, text=True, timeout=30)
+        need(bad.returncode == 2 and 'usage' in bad.stderr, '--client with a bad port is a usage error (exit 2)')
         time.sleep(0.2)
         os.kill(proc.pid, signal.SIGTERM)
         out = first + finish(proc, limit=30)
@@ -330,12 +357,13 @@ def check_tcp_echo_server(exe):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+    find(rf'^try: .* --client {port} ', first, 'the server tells how to run its own client')
     find(r'^main: SIGTERM; shutting down$', out)
     find(r'^main: workers exited with 0 0 0$', out, 'every worker stops gracefully with exit code 0')
     m = find(r'^main: served (\d+) connections, at most (\d+) at once; 0 workers still running$', out)
-    need(int(m[1]) == 8, f'8 connections were served, the server counted {m[1]}')
+    need(int(m[1]) == 9, f'9 connections were served, the server counted {m[1]}')
     need(int(m[2]) == 2, 'two clients were served at once, never more')
-    need(len(lines_matching(r'^worker \d: client #\d+ done, echoed \d+ bytes$', out)) == 8, 'every client is done')
+    need(len(lines_matching(r'^worker \d: client #\d+ done, echoed \d+ bytes$', out)) == 9, 'every client is done')
 
 
 def check_lock_inversion(exe):
@@ -355,7 +383,8 @@ def check_lock_inversion(exe):
 
 def check_dining_philosophers(exe):
     out = run(exe)
-    round1, round2 = out.split('== Round 2')
+    round1, rest = out.split('== Round 2')
+    round2, round3 = rest.split('== Round 3')
     need(len(lines_matching(r'^philosopher \d: deadlock detected, puts the left fork down$', round1)) >= 1,
          'the five-process deadlock is detected')
     need(sorted(m[1] for m in lines_matching(r'^philosopher (\d) eats$', round1)) == list('12345'),
@@ -364,6 +393,10 @@ def check_dining_philosophers(exe):
     need(len(lines_matching(r'^philosopher \d eats meal \d$', round2)) == 15, 'round 2: 15 meals')
     need('deadlock detected' not in round2, 'lock_all never deadlocks')
     find(r'^15 meals eaten, 0 philosophers failed$', round2)
+    need(sorted(m[1] for m in lines_matching(r'^philosopher (\d) eats meal \d with scoped_lock$', round3))
+         == sorted('12345' * 3), 'round 3: three meals each with std::scoped_lock')
+    need('deadlock detected' not in round3, 'scoped_lock never deadlocks')
+    find(r'^15 meals eaten, 0 philosophers failed$', round3)
 
 
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
