@@ -5,7 +5,7 @@
 //
 //   auto total = procsync::make_anonymous<procsync::shared_value<long>>(0);
 //   // in each of N forked workers:
-//   total->update([](long t) { return t + 1; });   // the seeds' `total += 1`, done right
+//   total->update([](long t) { return t + 1; });   // the tutorials' `total += 1`, done right
 //   total->fetch_add(1);                           // the same, one instruction
 //
 //   struct account { long balance; long deposits; };
