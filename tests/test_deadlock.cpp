@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -451,6 +452,54 @@ BOOST_AUTO_TEST_CASE(long_wait_without_cycle_is_not_a_deadlock) {
   });
   BOOST_CHECK_EQUAL(wait_exit_code(waiter), ok);
   BOOST_CHECK_EQUAL(wait_exit_code(holder), ok);
+}
+
+// True once thread `tid` has published a wait entry in the registry.
+bool published_wait(procsync::deadlock_registry& reg, pid_t tid) {
+  auto& g = procsync::detail_deadlock_access::graph_of(reg);
+  for (const auto& e : g.waits)
+    if (e.waiter.load() == static_cast<std::uint32_t>(tid)) return true;
+  return false;
+}
+
+// S holds A and waits for B (held by L); S is stopped; L releases B and waits
+// for A. S's entry ("waits for B, held by L") is stale: no deadlock exists, and
+// L must not be chosen as a victim. When S continues, both finish.
+BOOST_AUTO_TEST_CASE(a_stopped_waiters_stale_entry_fakes_no_deadlock) {
+  auto reg = procsync::make_anonymous<procsync::deadlock_registry>(30ms);
+  auto r = procsync::make_anonymous<ring>();
+  procsync::mutex& a = r->m[0];
+  procsync::mutex& b = r->m[1];
+  // S first, so that L has the higher pid: the victim rule picks the highest
+  // TID on a cycle, and the false cycle must name L to be harmful.
+  const pid_t stopped = fork_child([&] {
+    procsync::install_deadlock_detector(*reg, "S");
+    std::scoped_lock g(a);
+    r->ready.store(1);
+    if (!wait_step(r->ready, 2)) return 50;  // L holds B
+    return error_of([&] { std::scoped_lock g2(b); }) == procsync::errc{} ? ok : victim;
+  });
+  BOOST_REQUIRE(wait_step(r->ready, 1));
+  const pid_t l = fork_child([&] {
+    procsync::install_deadlock_detector(*reg, "L");
+    b.lock();
+    r->ready.store(2);
+    if (!wait_step(r->ready, 3)) return 50;  // S is stopped
+    b.unlock();
+    return error_of([&] { std::scoped_lock g(a); }) == procsync::errc{} ? ok : victim;
+  });
+  BOOST_REQUIRE(wait_step(r->ready, 2));
+  BOOST_REQUIRE(eventually([&] { return published_wait(*reg, stopped); }, 20s));
+  ::kill(stopped, SIGSTOP);
+  r->ready.store(3);
+  // L waits for A now; give its detector many looks (the deadlock timeout is 30 ms).
+  BOOST_REQUIRE(eventually([&] { return published_wait(*reg, l); }, 20s));
+  std::this_thread::sleep_for(400ms);
+  int status = 0;
+  BOOST_TEST(::waitpid(l, &status, WNOHANG) == 0, "L gave up while S was stopped: a false deadlock");
+  ::kill(stopped, SIGCONT);
+  BOOST_TEST(wait_exit_code(stopped, 30s) == ok);
+  BOOST_TEST(wait_exit_code(l, 30s) == ok);
 }
 
 BOOST_AUTO_TEST_CASE(threads_of_one_process_deadlock_too) {

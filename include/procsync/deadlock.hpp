@@ -599,9 +599,12 @@ inline void on_slice(robust_lock& lock, const char* kind, std::uint32_t seen, st
       wait_view v{};
       if (g.waits[i].waiter.load(std::memory_order_relaxed) != next || !read_wait(g, i, v) || v.waiter != next)
         continue;
-      if (!process_alive(process_identity{v.pid, 0, g.waits[i].start_time})) {
-        g.purge_if_dead(i);
-        return;
+      switch (detail::state_of(process_identity{v.pid, 0, g.waits[i].start_time})) {
+        case detail::process_state::dead: g.purge_if_dead(i); return;
+        // A stopped process is not blocked on a lock: its entry may be stale
+        // (what it waited for may have been released since). No verdict.
+        case detail::process_state::stopped: return;
+        case detail::process_state::alive: break;
       }
       cycle.push_back(v);
       found = true;
@@ -610,8 +613,14 @@ inline void on_slice(robust_lock& lock, const char* kind, std::uint32_t seen, st
     next = cycle.back().holder;
     if (next == 0) return;
   }
-  // On a cycle. Act only when two consecutive looks saw the same cycle: stale
-  // entries of threads that are just waking up cannot fake it twice.
+  // The edge that closes the cycle says someone waits for a lock *we* hold. We
+  // can check that much: a thread that holds no robust lock at all is looking
+  // at a stale entry (its writer was woken and has not run since), not a cycle.
+  if (const thread_identity& self_id = current_thread(); self_id.head->list == &self_id.head->list) return;
+  // On a cycle. Act only when two consecutive looks saw the same cycle, with
+  // every member running (not stopped) and the closing edge checked above: an
+  // entry whose writer is slow to wake can still look current on both looks,
+  // so a victim is chosen only among threads that are really blocked.
   std::uint64_t signature = 0x9e3779b97f4a7c15ull;
   for (const wait_view& v : cycle) signature = chain_mix(signature ^ v.seq, v.waiter ^ (v.slot << 20));
   const bool confirmed = mine.last_cycle == signature;
