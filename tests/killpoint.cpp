@@ -142,15 +142,29 @@ std::string check_ledger(ledger& l, const long* finished, int parts, int target,
 //   body(state&, i) -> exit code,
 //   may_block(state&, target, pid, kind): a frozen target may legitimately make
 //     the others wait (it holds what they need),
-//   can_proceed(state&, target): after a kill, the survivors can finish,
+//   stuck_ok(state&, target): after a kill, waiting survivors cannot proceed by design,
 //   check(state&, target, died, kind, target_phase) -> "" or what is wrong,
 //   by_design(state&, target): the stall is documented (not a recovery sample).
 // ---------------------------------------------------------------------------
 
+/// Waiters queue on a futex in arrival order and a wake takes the first: the
+/// traced waiter (or waiter `first_role` when the target is not a waiter) goes
+/// to sleep first, so the wake it is killed with is the one the others need.
+template <class S>
+void sleep_after_first_waiter(S& s, int i, int first_role) {
+  const int first = s.ctl.target >= first_role ? s.ctl.target : first_role;
+  if (i == first) return;
+  (void)poll_until([&] { return s.ctl.phase[first] == acquiring; }, 20'000);
+  sleep_us(500);
+}
+
 struct scenario_base {
+  // After a kill, the survivors still waiting cannot proceed and that is by
+  // design (what they wait for was the dead target's to give, and it never
+  // gave it). Evaluated while they wait; it must hold for 250 ms.
   template <class S>
-  static bool can_proceed(S&, int) {
-    return true;
+  static bool stuck_ok(S&, int) {
+    return false;
   }
   template <class S>
   static bool by_design(S&, int) {
@@ -290,7 +304,9 @@ struct shared_mutex_scenario : scenario_base {
 
   static int body(state& s, int i) {
     if (i < 2) {
-      if (i == 1) sleep_us(1500);  // writer-0 goes first; readers pile up behind it
+      // writer-0 goes first and the readers pile up behind it on the gate, so
+      // the wake of its first unlock goes to a reader; writer-1 comes later.
+      if (i == 1) (void)poll_until([&] { return s.finished[0] >= 1; }, 50'000);
       for (long it = 0; it < iters; ++it) {
         s.ctl.phase[i] = acquiring;
         const procsync::lock_status st = s.sm.lock_robust();
@@ -442,13 +458,15 @@ struct shared_mutex_slots_scenario : scenario_base {
 };
 
 // --- condition_variable: a producer, three consumers (bug 2) ------------------
+// The producer queues one item at a time with notify_one and waits until it
+// was popped (by anyone) before the next.
 
 struct condvar_scenario : scenario_base {
   static constexpr const char* name = "condition_variable";
   static constexpr int parts = 4;
   static constexpr int items = 6;
   static constexpr const char* roles[parts] = {"producer", "consumer-0", "consumer-1", "consumer-2"};
-  static std::vector<int> targets() { return {1}; }
+  static std::vector<int> targets() { return {1, 0}; }
 
   struct state {
     control ctl;
@@ -497,6 +515,10 @@ struct condvar_scenario : scenario_base {
                        20'000);
       sleep_us(1000);
       for (int item = 1; item <= items; ++item) {
+        // Each item waits until the previous one was taken, so every
+        // notification is needed: one swallowed by a dying consumer shows.
+        if (item > 1)
+          while (s.head != s.tail) sleep_us(100);
         s.ctl.phase[i] = acquiring;
         lock(s, lk);
         s.ctl.phase[i] = holding;
@@ -508,10 +530,10 @@ struct condvar_scenario : scenario_base {
         lk.unlock();
         s.ctl.phase[i] = idle;
         ++s.produced;
-        sleep_us(400);
       }
       return 0;
     }
+    sleep_after_first_waiter(s, i, 1);
     for (;;) {
       s.ctl.phase[i] = acquiring;
       lock(s, lk);
@@ -547,18 +569,33 @@ struct condvar_scenario : scenario_base {
       if (s.popped == items) s.cv.notify_all();  // the others stop waiting
       s.ctl.phase[i] = releasing;
       lk.unlock();
-      s.ctl.phase[i] = idle;
       ++s.consumed[i];
+      s.ctl.phase[i] = idle;
       sleep_us(200);
     }
   }
 
-  static bool may_block(state& s, int, pid_t pid, point_kind) {
-    return s.m.holder_tid() == static_cast<std::uint32_t>(pid);
+  // The consumers need the producer's future items: a frozen producer may make
+  // them wait. A frozen consumer holds nothing unless it holds the mutex.
+  static bool may_block(state& s, int target, pid_t pid, point_kind) {
+    return target == 0 || s.m.holder_tid() == static_cast<std::uint32_t>(pid);
   }
+  // A dead producer's missing items never come; an item in the queue must be taken.
+  static bool stuck_ok(state& s, int target) { return target == 0 && s.head == s.tail && s.m.holder_tid() == 0; }
 
   static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
     repair(s);
+    if (target == 0 && died) {  // the producer died: what it queued is consumed exactly once
+      std::ostringstream out;
+      if (s.duplicates != 0) out << s.duplicates << " items popped twice; ";
+      if (s.head != s.tail) out << "items left in the queue; ";
+      for (int c = 1; c < parts; ++c) {
+        long by = 0;
+        for (int item = 1; item <= items; ++item) by += s.taker[item] == c;
+        if (by != s.consumed[c]) out << roles[c] << " popped " << by << " but finished " << s.consumed[c] << "; ";
+      }
+      return out.str();
+    }
     std::ostringstream out;
     if (s.produced != items) out << "producer produced " << s.produced << "; ";
     if (s.popped != items || s.head != s.tail) out << "popped " << s.popped << " of " << items << "; ";
@@ -585,14 +622,16 @@ struct condvar_scenario : scenario_base {
 };
 
 // --- counting_semaphore, plain: a releaser, three acquirers (bug 2) ----------
+// The releaser posts two permits back to back, waits until both are taken (by
+// anyone, dead or alive: value() == 0), then posts the third. A woken acquirer
+// that dies before taking its permit must not strand it.
 
 struct semaphore_scenario : scenario_base {
   static constexpr const char* name = "counting_semaphore";
   static constexpr int parts = 4;
-  static constexpr int quota = 2;
-  static constexpr int permits = 3 * quota;
+  static constexpr int permits = 3;
   static constexpr const char* roles[parts] = {"releaser", "acquirer-0", "acquirer-1", "acquirer-2"};
-  static std::vector<int> targets() { return {1}; }
+  static std::vector<int> targets() { return {1, 0}; }
 
   struct state {
     control ctl;
@@ -607,42 +646,47 @@ struct semaphore_scenario : scenario_base {
       (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
                                     s.ctl.phase[3] == acquiring; },
                        20'000);
-      sleep_us(1000);
+      sleep_us(1500);  // they sleep
       for (int k = 0; k < permits; ++k) {
+        if (k == 2)
+          while (s.sem.value() != 0) sleep_us(100);
         s.ctl.phase[i] = releasing;
         s.sem.release();
-        s.ctl.phase[i] = idle;
         ++s.released;
-        sleep_us(400);
+        s.ctl.phase[i] = idle;
       }
       return 0;
     }
-    for (int k = 0; k < quota; ++k) {
-      s.ctl.phase[i] = acquiring;
-      s.sem.acquire();
-      ++s.taken[i];
-      s.ctl.phase[i] = idle;
-      sleep_us(200);
-    }
+    sleep_after_first_waiter(s, i, 1);
+    s.ctl.phase[i] = acquiring;
+    s.sem.acquire();
+    ++s.taken[i];
+    s.ctl.phase[i] = idle;
     return 0;
   }
 
-  static bool may_block(state&, int, pid_t, point_kind) { return false; }
+  // A frozen releaser owes the others their permits; a frozen acquirer owes nothing.
+  static bool may_block(state&, int target, pid_t, point_kind) { return target == 0; }
+  // A dead releaser's unposted permits never come; a posted one must be taken.
+  static bool stuck_ok(state& s, int target) { return target == 0 && s.sem.value() == 0; }
 
   static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
     std::ostringstream out;
     long sum = 0;
     for (int i = 1; i < parts; ++i) {
       sum += s.taken[i];
-      if (!(i == target && died) && s.taken[i] != quota) out << roles[i] << " took " << s.taken[i] << "; ";
+      if (!(i == target && died) && s.taken[i] != 1) out << roles[i] << " took " << s.taken[i] << "; ";
     }
     const long total = sum + static_cast<long>(s.sem.value());
+    const long posted = (target == 0 && died) ? static_cast<long>(s.released) : permits;
+    // A killed releaser may have posted one it did not count yet.
+    const bool one_uncounted_post = target == 0 && died && target_phase == releasing;
     // Plain mode: a permit the killed acquirer had taken but not yet counted
     // is lost with it (documented), possible only while it was in acquire().
-    const bool may_lose_one = died && target_phase == acquiring;
-    if (s.released != permits) out << "released " << s.released << "; ";
-    if (total != permits && !(may_lose_one && total == permits - 1))
-      out << "permits: taken " << sum << " + available " << s.sem.value() << " != released " << permits << "; ";
+    const bool may_lose_one = target != 0 && died && target_phase == acquiring;
+    if (!(target == 0 && died) && s.released != permits) out << "released " << s.released << "; ";
+    if (total != posted && !(may_lose_one && total == posted - 1) && !(one_uncounted_post && total == posted + 1))
+      out << "permits: taken " << sum << " + available " << s.sem.value() << " != posted " << posted << "; ";
     return out.str();
   }
 };
@@ -743,13 +787,14 @@ struct event_manual_scenario : scenario_base {
   }
 
   static bool may_block(state& s, int target, pid_t, point_kind) { return target == 0 && !s.ev.is_set(); }
-  static bool can_proceed(state& s, int target) { return target != 0 || s.ev.is_set(); }
+  // A setter killed before it set: the waiters wait for a set that never comes.
+  static bool stuck_ok(state& s, int target) { return target == 0 && !s.ev.is_set(); }
 
   static std::string check(state& s, int target, bool died, point_kind, int) {
     std::ostringstream out;
     for (int i = 1; i < parts; ++i)
       if (!(i == target && died) && s.returned[i] != 1) out << roles[i] << " did not return; ";
-    if (!s.ev.is_set()) out << "the flag is down though it was set and never cleared; ";
+    if (!(target == 0 && died) && !s.ev.is_set()) out << "the flag is down though it was set and never cleared; ";
     return out.str();
   }
 };
@@ -761,7 +806,7 @@ struct event_auto_scenario : scenario_base {
   static constexpr int parts = 4;
   static constexpr int sets = 3;
   static constexpr const char* roles[parts] = {"setter", "waiter-0", "waiter-1", "waiter-2"};
-  static std::vector<int> targets() { return {1}; }
+  static std::vector<int> targets() { return {1, 0}; }
 
   struct state {
     control ctl;
@@ -782,12 +827,13 @@ struct event_auto_scenario : scenario_base {
         while (s.ev.is_set()) sleep_us(100);
         s.ctl.phase[i] = releasing;
         s.ev.set();
-        s.ctl.phase[i] = idle;
         ++s.sets_done;
+        s.ctl.phase[i] = idle;
         sleep_us(300);
       }
       return 0;
     }
+    sleep_after_first_waiter(s, i, 1);
     s.ctl.phase[i] = acquiring;
     s.ev.wait();
     ++s.fired[i];
@@ -795,10 +841,21 @@ struct event_auto_scenario : scenario_base {
     return 0;
   }
 
-  static bool may_block(state&, int, pid_t, point_kind) { return false; }
+  // A frozen setter owes the others their sets; a frozen waiter owes nothing.
+  static bool may_block(state&, int target, pid_t, point_kind) { return target == 0; }
+  // A dead setter's missing sets never come; a set flag must be taken.
+  static bool stuck_ok(state& s, int target) { return target == 0 && !s.ev.is_set(); }
 
   static std::string check(state& s, int target, bool died, point_kind kind, int target_phase) {
     std::ostringstream out;
+    if (target == 0 && died) {  // what the setter set is consumed at most once per set
+      long sum = 0;
+      for (int i = 1; i < parts; ++i) sum += s.fired[i];
+      const long made = s.sets_done + (target_phase == releasing ? 1 : 0);
+      if (sum + (s.ev.is_set() ? 1 : 0) > made || s.fired[1] > 1 || s.fired[2] > 1 || s.fired[3] > 1)
+        out << "fired " << sum << " times for " << s.sets_done << " sets; ";
+      return out.str();
+    }
     long sum = 0;
     for (int i = 1; i < parts; ++i) {
       sum += s.fired[i];
@@ -912,6 +969,7 @@ struct shared_value_scenario : scenario_base {
 
   static int body(state& s, int i) {
     if (i < 2) {
+      if (i == 1) (void)poll_until([&] { return s.ctl.phase[0] == holding; }, 20'000);
       for (long it = 0; it < iters; ++it) {
         s.ctl.phase[i] = acquiring;
         s.sv.with_lock([&](record& r) {
@@ -922,8 +980,8 @@ struct shared_value_scenario : scenario_base {
           r.gen += 1;
           return 0;
         });
-        s.ctl.phase[i] = idle;
         ++s.finished[i];
+        s.ctl.phase[i] = idle;
         sleep_us(100);
       }
       return 0;
@@ -995,6 +1053,7 @@ run_result run_once(int target, point pt, fault f) {
   run_result res;
   auto st = Sc::make();
   typename Sc::state& s = *st;
+  s.ctl.target = target;
   sigchld_blocker blocked;
   std::vector<pid_t> pids(Sc::parts, 0);
   // The target first: its tracing handshake needs nobody else.
@@ -1040,11 +1099,20 @@ run_result run_once(int target, point pt, fault f) {
     if (f == fault::kill) {
       died = true;
       (void)t.run_until([&] { return t.exited(target); }, reference + guard);
-      const bool proceed = Sc::can_proceed(s, target);
-      if (!t.run_until([&] { return t.survivors_exited(); }, reference + guard)) {
-        if (!proceed) {
+      std::int64_t ok_since = 0;
+      const auto settled_after_kill = [&] {
+        if (t.survivors_exited()) return true;
+        if (!Sc::stuck_ok(s, target)) {
+          ok_since = 0;
+          return false;
+        }
+        if (ok_since == 0) ok_since = now_ns();
+        return now_ns() - ok_since >= 250'000'000;
+      };
+      if (!t.run_until(settled_after_kill, reference + guard) || !t.survivors_exited()) {
+        if (Sc::stuck_ok(s, target)) {
           res.v = verdict::by_design;
-          res.detail = "survivors cannot proceed by design";
+          res.detail = "survivors wait for what the dead target never gave";
           t.kill_all();
           return res;
         }
@@ -1167,7 +1235,10 @@ void run_case(fault f) {
   std::mt19937_64 rng(cfg().seed ^ std::hash<std::string>{}(cs.scenario + cs.fault));
   long hangs = 0;
   for (int target : Sc::targets()) {
-    const run_result base = run_once<Sc>(target, point{}, f);
+    hangs = 0;  // the budget is per target
+    run_result base = run_once<Sc>(target, point{}, f);
+    for (int retry = 0; retry < 3 && base.v == verdict::not_reached && base.counts.entries == 0; ++retry)
+      base = run_once<Sc>(target, point{}, f);  // no contention this time: try again
     if (base.v != verdict::not_reached) {
       ++cs.failed;
       BOOST_ERROR(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target]

@@ -86,6 +86,7 @@ enum phase : int { idle = 0, acquiring = 1, holding = 2, releasing = 3 };
 /// The first member of every scenario's shared state.
 struct control {
   std::atomic<int> go{0};
+  int target = 0;  // the traced participant (set before the fork)
   std::atomic<int> phase[max_parts] = {};
   std::atomic<int> done[max_parts] = {};
   std::atomic<std::int64_t> t_done[max_parts] = {};
