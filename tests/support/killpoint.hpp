@@ -124,7 +124,8 @@ struct trace_counts {
   int waits = 0;
   int wakes = 0;
   int woken = 0;
-  std::string hit_call;  // the futex call at the point ("WAIT_BITSET", "WAKE", ...)
+  std::string hit_call;         // the futex call at the point ("WAIT_BITSET", "WAKE", ...)
+  std::uintptr_t hit_uaddr = 0;  // its futex word (same address in every process of a run)
 };
 
 inline const char* futex_op_name(unsigned long op) {
@@ -330,11 +331,13 @@ class tracer {
       }
       if (!resumed_ && pt_.kind == point_kind::entry && pt_.k == index) {
         counts_.hit_call = futex_op_name(regs.rsi);
+        counts_.hit_uaddr = static_cast<std::uintptr_t>(regs.rdi);
         strike();
         return;
       }
       if (!resumed_ && pt_.kind == point_kind::other && pt_.k == index) {
         counts_.hit_call = std::string(futex_op_name(regs.rsi)) + " + " + std::to_string(pt_.steps) + " steps";
+        counts_.hit_uaddr = static_cast<std::uintptr_t>(regs.rdi);
         stepping_ = pt_.steps;
         (void)::ptrace(PTRACE_SINGLESTEP, t, nullptr, nullptr);
         return;
@@ -351,6 +354,7 @@ class tracer {
         if (!resumed_ && pt_.kind == point_kind::woken && pt_.k == index) {
           in_wait_ = false;
           counts_.hit_call = "woken " + std::string(futex_op_name(regs.rsi));
+          counts_.hit_uaddr = static_cast<std::uintptr_t>(regs.rdi);
           strike();
           return;
         }
