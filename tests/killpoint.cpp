@@ -89,7 +89,7 @@ struct ledger {
   long log_total = 0;
   long log_count = 0;
 
-  void commit(int who) {
+  void commit(int who, control& c) {
     log_who = who;
     log_total = total;
     log_count = count[who];
@@ -98,6 +98,7 @@ struct ledger {
     step();
     total += 1;
     step();
+    mark(c);  // a death here leaves a half-done commit for the next holder
     count[who] += 1;
     step();
     log_active = 0;
@@ -251,8 +252,9 @@ struct mutex_scenario : scenario_base {
       }
       s.led.inside = i + 1;
       step();
+      mark(s.ctl);    // a death here: held, nothing half-done
       sleep_us(300);  // hold it: the others must sleep
-      s.led.commit(i);
+      s.led.commit(i, s.ctl);
       s.led.inside = 0;
       step();
       s.ctl.phase[i] = releasing;
@@ -323,9 +325,10 @@ struct shared_mutex_scenario : scenario_base {
         step();
         s.data_a += 1;
         step();
+        mark(s.ctl);     // a death here leaves a half-done update (readers must be told)
         sleep_us(1500);  // readers arrive and sleep on the gate
         s.data_b += 1;
-        s.led.commit(i);
+        s.led.commit(i, s.ctl);
         s.led.inside = 0;
         step();
         s.ctl.phase[i] = releasing;
@@ -560,6 +563,7 @@ struct condvar_scenario : scenario_base {
       s.log_active = 1;
       step();
       s.head += 1;
+      mark(s.ctl);  // a death here leaves a half-done pop for the next locker
       s.popped += 1;
       if (s.taker[item] != 0) s.duplicates += 1;
       s.taker[item] = i;
@@ -722,6 +726,7 @@ struct undo_semaphore_scenario : scenario_base {
       const int before = s.inside.exchange(i + 1);
       if (before != 0 && before != 1)  // participant 0 (the target) may have died holding it
         return complain(s.ctl, i, "two holders of the only permit: " + std::string(roles[before - 1]));
+      mark(s.ctl);  // a death here: the permit must come back (undo)
       sleep_us(300);
       s.inside = 0;
       s.ctl.phase[i] = releasing;
@@ -999,6 +1004,7 @@ struct shared_value_scenario : scenario_base {
         s.sv.with_lock([&](record& r) {
           s.ctl.phase[i] = holding;
           r.a += 1;
+          mark(s.ctl);  // a death here must leave the committed value untouched
           sleep_us(300);
           r.b += 1;
           r.gen += 1;
@@ -1097,7 +1103,7 @@ run_result run_once(int target, point pt, fault f) {
       return rc;
     });
   }
-  tracer t(pids, target, pt);
+  tracer t(pids, target, pt, &s.ctl.marker);
   t.set_fault(f);
   if (!t.attach()) {
     res.v = verdict::fail;
@@ -1273,7 +1279,7 @@ void run_case(fault f) {
     const trace_counts& c = base.counts;
     BOOST_TEST_MESSAGE(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target] << ": baseline "
                                    << c.entries << " futex entries (" << c.waits << " waits, " << c.wakes
-                                   << " wakes), " << c.woken << " woken returns");
+                                   << " wakes, " << c.marks << " markers), " << c.woken << " woken returns");
     std::vector<point> pts;
     for (int k = 0; k < std::min<long>(c.entries, cfg().cap); ++k) pts.push_back({point_kind::entry, k, 0});
     for (int k = 0; k < std::min<long>(c.woken, cfg().cap); ++k) pts.push_back({point_kind::woken, k, 0});

@@ -87,11 +87,21 @@ enum phase : int { idle = 0, acquiring = 1, holding = 2, releasing = 3 };
 struct control {
   std::atomic<int> go{0};
   int target = 0;  // the traced participant (set before the fork)
+  std::atomic<std::uint32_t> marker{0};  // the futex word of mark()
   std::atomic<int> phase[max_parts] = {};
   std::atomic<int> done[max_parts] = {};
   std::atomic<std::int64_t> t_done[max_parts] = {};
   char msg[max_parts][240] = {};
 };
+
+/// A *marker*: a futex call that does nothing (FUTEX_WAKE of nobody on a word
+/// nobody waits on), placed by a scenario where a death matters most (inside a
+/// critical section, between the two halves of a commit). To the tracer it is
+/// one more futex entry, so that place becomes an exact kill point; it is
+/// reported as MARK.
+inline void mark(control& c) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&c.marker), FUTEX_WAKE, 0, nullptr, nullptr, 0);
+}
 
 /// A participant's verdict: records `text` for the report and returns exit code 1.
 inline int complain(control& c, int who, const std::string& text) {
@@ -124,6 +134,7 @@ struct trace_counts {
   int waits = 0;
   int wakes = 0;
   int woken = 0;
+  int marks = 0;
   std::string hit_call;         // the futex call at the point ("WAIT_BITSET", "WAKE", ...)
   std::uintptr_t hit_uaddr = 0;  // its futex word (same address in every process of a run)
 };
@@ -219,7 +230,8 @@ inline void wait_for_sigchld(std::int64_t until_ns) {
 /// The processes of one run, the target's tracing state, and the point.
 class tracer {
  public:
-  tracer(std::vector<pid_t> pids, int target, point pt) : pids_(std::move(pids)), target_(target), pt_(pt) {
+  tracer(std::vector<pid_t> pids, int target, point pt, const void* marker)
+      : pids_(std::move(pids)), target_(target), pt_(pt), marker_(reinterpret_cast<std::uintptr_t>(marker)) {
     exited_.assign(pids_.size(), false);
     status_.assign(pids_.size(), 0);
   }
@@ -324,19 +336,21 @@ class tracer {
       (void)::ptrace(PTRACE_GETREGS, t, nullptr, &regs);
       const int index = counts_.entries++;
       const bool wait = is_wait_op(regs.rsi);
-      (wait ? counts_.waits : counts_.wakes)++;
+      const bool marker = static_cast<std::uintptr_t>(regs.rdi) == marker_;
+      (marker ? counts_.marks : wait ? counts_.waits : counts_.wakes)++;
       if (!resumed_ && stepping_ > 0) {
         (void)::ptrace(PTRACE_SINGLESTEP, t, nullptr, nullptr);
         return;
       }
       if (!resumed_ && pt_.kind == point_kind::entry && pt_.k == index) {
-        counts_.hit_call = futex_op_name(regs.rsi);
+        counts_.hit_call = marker ? "MARK" : futex_op_name(regs.rsi);
         counts_.hit_uaddr = static_cast<std::uintptr_t>(regs.rdi);
         strike();
         return;
       }
       if (!resumed_ && pt_.kind == point_kind::other && pt_.k == index) {
-        counts_.hit_call = std::string(futex_op_name(regs.rsi)) + " + " + std::to_string(pt_.steps) + " steps";
+        counts_.hit_call =
+            std::string(marker ? "MARK" : futex_op_name(regs.rsi)) + " + " + std::to_string(pt_.steps) + " steps";
         counts_.hit_uaddr = static_cast<std::uintptr_t>(regs.rdi);
         stepping_ = pt_.steps;
         (void)::ptrace(PTRACE_SINGLESTEP, t, nullptr, nullptr);
@@ -391,6 +405,7 @@ class tracer {
   std::vector<int> status_;
   int target_;
   point pt_;
+  std::uintptr_t marker_;
   fault fault_ = fault::kill;
   trace_counts counts_;
   bool in_wait_ = false;
