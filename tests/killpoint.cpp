@@ -143,7 +143,7 @@ std::string check_ledger(ledger& l, const long* finished, int parts, int target,
 //   body(state&, i) -> exit code,
 //   may_block(state&, target, pid, kind): a frozen target may legitimately make
 //     the others wait (it holds what they need),
-//   stuck_ok(state&, target): after a kill, waiting survivors cannot proceed by design,
+//   stuck_ok(state&, target): after a kill, why waiting survivors cannot proceed by design (or nullptr),
 //   check(state&, target, died, kind, target_phase) -> "" or what is wrong,
 //   by_design(state&, target): the stall is documented (not a recovery sample).
 // ---------------------------------------------------------------------------
@@ -164,8 +164,8 @@ struct scenario_base {
   // design (what they wait for was the dead target's to give, and it never
   // gave it). Evaluated while they wait; it must hold for 250 ms.
   template <class S>
-  static bool stuck_ok(S&, int) {
-    return false;
+  static const char* stuck_ok(S&, int) {
+    return nullptr;
   }
   template <class S>
   static bool by_design(S&, int, int, point_kind, std::uintptr_t) {
@@ -528,11 +528,11 @@ struct condvar_scenario : scenario_base {
         s.queue[s.tail % 16] = item;
         step();
         s.tail += 1;
-        s.cv.notify_one();
         s.ctl.phase[i] = releasing;
         lk.unlock();
-        s.ctl.phase[i] = idle;
         ++s.produced;
+        s.cv.notify_one();  // after the unlock: a death at its wake is not a mutex owner's death
+        s.ctl.phase[i] = idle;
       }
       return 0;
     }
@@ -570,10 +570,11 @@ struct condvar_scenario : scenario_base {
       step();
       s.log_active = 0;
       step();
-      if (s.popped == items) s.cv.notify_all();  // the others stop waiting
+      const bool last = s.popped == items;
       s.ctl.phase[i] = releasing;
       lk.unlock();
       ++s.consumed[i];
+      if (last) s.cv.notify_all();  // the others stop waiting
       s.ctl.phase[i] = idle;
       sleep_us(200);
     }
@@ -588,9 +589,11 @@ struct condvar_scenario : scenario_base {
   // taken. A consumer killed holding the mutex (word: free, owner died) sent
   // no notification: the consumers asleep on the condition variable are not
   // told, and its half-done pop is repaired by the next locker.
-  static bool stuck_ok(state& s, int target) {
-    if (target == 0) return s.head == s.tail && s.m.holder_tid() == 0;
-    return s.m.holder_tid() == 0 && s.m.inconsistent();
+  static const char* stuck_ok(state& s, int target) {
+    if (s.m.holder_tid() != 0) return nullptr;
+    if (s.m.inconsistent()) return "the target died holding the mutex: nobody notified the condition variable";
+    if (target == 0 && s.head == s.tail) return "the dead producer's remaining items never come";
+    return nullptr;
   }
 
   static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
@@ -678,7 +681,9 @@ struct semaphore_scenario : scenario_base {
   // A frozen releaser owes the others their permits; a frozen acquirer owes nothing.
   static bool may_block(state&, int target, pid_t, point_kind) { return target == 0; }
   // A dead releaser's unposted permits never come; a posted one must be taken.
-  static bool stuck_ok(state& s, int target) { return target == 0 && s.sem.value() == 0; }
+  static const char* stuck_ok(state& s, int target) {
+    return target == 0 && s.sem.value() == 0 ? "the dead releaser's remaining permits never come" : nullptr;
+  }
 
   static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
     std::ostringstream out;
@@ -799,7 +804,9 @@ struct event_manual_scenario : scenario_base {
 
   static bool may_block(state& s, int target, pid_t, point_kind) { return target == 0 && !s.ev.is_set(); }
   // A setter killed before it set: the waiters wait for a set that never comes.
-  static bool stuck_ok(state& s, int target) { return target == 0 && !s.ev.is_set(); }
+  static const char* stuck_ok(state& s, int target) {
+    return target == 0 && !s.ev.is_set() ? "the dead setter never set the event" : nullptr;
+  }
 
   static std::string check(state& s, int target, bool died, point_kind, int) {
     std::ostringstream out;
@@ -855,7 +862,9 @@ struct event_auto_scenario : scenario_base {
   // A frozen setter owes the others their sets; a frozen waiter owes nothing.
   static bool may_block(state&, int target, pid_t, point_kind) { return target == 0; }
   // A dead setter's missing sets never come; a set flag must be taken.
-  static bool stuck_ok(state& s, int target) { return target == 0 && !s.ev.is_set(); }
+  static const char* stuck_ok(state& s, int target) {
+    return target == 0 && !s.ev.is_set() ? "the dead setter never set the event" : nullptr;
+  }
 
   static std::string check(state& s, int target, bool died, point_kind kind, int target_phase) {
     std::ostringstream out;
@@ -1132,7 +1141,7 @@ run_result run_once(int target, point pt, fault f) {
       std::int64_t ok_since = 0;
       const auto settled_after_kill = [&] {
         if (t.survivors_exited()) return true;
-        if (!Sc::stuck_ok(s, target)) {
+        if (Sc::stuck_ok(s, target) == nullptr) {
           ok_since = 0;
           return false;
         }
@@ -1140,9 +1149,9 @@ run_result run_once(int target, point pt, fault f) {
         return now_ns() - ok_since >= 250'000'000;
       };
       if (!t.run_until(settled_after_kill, reference + guard) || !t.survivors_exited()) {
-        if (Sc::stuck_ok(s, target)) {
+        if (const char* why = Sc::stuck_ok(s, target)) {
           res.v = verdict::by_design;
-          res.detail = "survivors wait for what the dead target never gave";
+          res.detail = std::string("survivors stuck by design: ") + why;
           t.kill_all();
           return res;
         }
@@ -1360,14 +1369,14 @@ struct summary_writer {
                                                                                           : md) +
                              ".json";
     std::ofstream m(md);
-    m << "| primitive | fault | futex entries | woken returns | other | not reached | passed | failed | by design "
-         "| recovery median ms | p90 ms | max ms |\n";
-    m << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    m << "| primitive | fault | futex-entry points | woken-return points | other points | not reached | passed | "
+         "failed | by design | skipped | recovery median ms | p90 ms | max ms |\n";
+    m << "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     char buf[512];
     for (const case_summary& c : summaries()) {
-      std::snprintf(buf, sizeof buf, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f |\n",
+      std::snprintf(buf, sizeof buf, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f |\n",
                     c.scenario.c_str(), c.fault.c_str(), c.tried_entry, c.tried_woken, c.tried_other, c.not_reached,
-                    c.passed, c.failed, c.by_design, c.median, c.p90, c.max);
+                    c.passed, c.failed, c.by_design, c.skipped, c.median, c.p90, c.max);
       m << buf;
     }
     std::ofstream j(json);
