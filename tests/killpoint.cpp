@@ -1,0 +1,1419 @@
+// tests/killpoint.cpp — kill (and stop) one participant of a scenario at
+// *exact* points: every futex call entry, every woken return from a futex
+// wait, and a sample of other instructions; then check that the survivors
+// proceed within the bound and that nothing was lost, duplicated or left
+// poisoned. The method, the bounds and the knobs: docs/killpoints.md.
+//
+// One Boost.Test case per scenario and fault (kill, stop). Each case prints
+// the points it covered and the survivors' recovery times, and the whole run
+// writes a summary table (markdown and JSON) whose path it prints.
+#define BOOST_TEST_MODULE killpoint
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "killpoint.hpp"
+#include <procsync/barrier.hpp>
+#include <procsync/condition_variable.hpp>
+#include <procsync/deadlock.hpp>
+#include <procsync/event.hpp>
+#include <procsync/mutex.hpp>
+#include <procsync/recursive_mutex.hpp>
+#include <procsync/segment.hpp>
+#include <procsync/semaphore.hpp>
+#include <procsync/shared_mutex.hpp>
+#include <procsync/shared_value.hpp>
+
+namespace {
+
+using namespace killpoint;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------
+// Configuration (environment; see docs/killpoints.md)
+// ---------------------------------------------------------------------------
+
+long env_long(const char* name, long fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return (end != nullptr && *end == '\0') ? n : fallback;
+}
+
+struct config {
+  bool full = env_long("PROCSYNC_KILLPOINT_FULL", 0) != 0;
+  long cap = env_long("PROCSYNC_KILLPOINT_CAP", full ? 100000 : 40);  // points per kind and target
+  long others = env_long("PROCSYNC_KILLPOINT_OTHERS", full ? 20 : 4);  // "other" points per target
+  long guard_ms = env_long("PROCSYNC_KILLPOINT_GUARD_MS", 1500);        // a survivor slower than this: HUNG
+  long hold_ms = env_long("PROCSYNC_KILLPOINT_HOLD_MS", 30);            // a stopped target that holds what others need
+  long max_hangs = env_long("PROCSYNC_KILLPOINT_MAX_HANGS", full ? 1000000 : 2);  // then the case stops early
+  long bound_ms = 250;                                                  // asserted on the median
+  unsigned long seed = static_cast<unsigned long>(
+      env_long("PROCSYNC_KILLPOINT_SEED", static_cast<long>(static_cast<unsigned long>(::getpid()) * 2654435761ul % 1000000)));
+};
+
+const config& cfg() {
+  static const config c;
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers for the scenarios
+// ---------------------------------------------------------------------------
+
+/// Compiler-only fence between the steps of a critical section (the only
+/// observer of a half-done step is the next holder after our death).
+inline void step() { std::atomic_signal_fence(std::memory_order_seq_cst); }
+
+/// An exactly-once ledger under a lock: every commit adds 1 to `total` and to
+/// the committer's count, with an undo record that a repairing holder rolls back.
+struct ledger {
+  long total = 0;
+  long count[max_parts] = {};
+  int inside = 0;  // participant + 1 while inside the critical section
+  int log_active = 0;
+  int log_who = 0;
+  long log_total = 0;
+  long log_count = 0;
+
+  void commit(int who, control& c) {
+    log_who = who;
+    log_total = total;
+    log_count = count[who];
+    step();
+    log_active = 1;
+    step();
+    total += 1;
+    step();
+    mark(c);  // a death here leaves a half-done commit for the next holder
+    count[who] += 1;
+    step();
+    log_active = 0;
+    step();
+  }
+  void repair() {
+    if (log_active != 0) {
+      total = log_total;
+      count[log_who] = log_count;
+      log_active = 0;
+    }
+    inside = 0;
+    step();
+  }
+};
+
+/// Checks a ledger once everybody is gone: exact for the living, and the
+/// target's count is its finished operations plus at most the one it was in.
+std::string check_ledger(ledger& l, const long* finished, int parts, int target, bool died, const char* const* roles,
+                         const std::vector<int>& committers, long iters) {
+  l.repair();
+  std::ostringstream out;
+  long sum = 0;
+  for (int i = 0; i < parts; ++i) sum += l.count[i];
+  if (sum != l.total) out << "ledger total " << l.total << " != sum of counts " << sum << "; ";
+  for (int i : committers) {
+    if (i == target && died) {
+      if (l.count[i] < finished[i] || l.count[i] > finished[i] + 1)
+        out << roles[i] << " (killed) committed " << l.count[i] << " but finished " << finished[i] << "; ";
+    } else if (l.count[i] != iters || finished[i] != iters) {
+      out << roles[i] << " committed " << l.count[i] << " and finished " << finished[i] << ", expected " << iters
+          << "; ";
+    }
+  }
+  return out.str();
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios. Each is a struct with:
+//   name, roles (participant names), targets (which participants are traced),
+//   state (shared memory, starting with `control ctl`), make(),
+//   body(state&, i) -> exit code,
+//   may_block(state&, target, pid, kind): a frozen target may legitimately make
+//     the others wait (it holds what they need),
+//   stuck_ok(state&, target): after a kill, why waiting survivors cannot proceed by design (or nullptr),
+//   check(state&, target, died, kind, target_phase) -> "" or what is wrong,
+//   by_design(state&, target): the stall is documented (not a recovery sample).
+// ---------------------------------------------------------------------------
+
+/// Waiters queue on a futex in arrival order and a wake takes the first: the
+/// traced waiter (or waiter `first_role` when the target is not a waiter) goes
+/// to sleep first, so the wake it is killed with is the one the others need.
+template <class S>
+void sleep_after_first_waiter(S& s, int i, int first_role) {
+  const int first = s.ctl.target >= first_role ? s.ctl.target : first_role;
+  if (i == first) return;
+  (void)poll_until([&] { return s.ctl.phase[first] == acquiring; }, 20'000);
+  sleep_us(500);
+}
+
+struct scenario_base {
+  // After a kill, the survivors still waiting cannot proceed and that is by
+  // design (what they wait for was the dead target's to give, and it never
+  // gave it). Evaluated while they wait; it must hold for 250 ms.
+  template <class S>
+  static const char* stuck_ok(S&, int) {
+    return nullptr;
+  }
+  template <class S>
+  static bool by_design(S&, int, int, point_kind, std::uintptr_t) {
+    return false;
+  }
+};
+
+// --- mutex, recursive_mutex, checked_mutex under the deadlock detector -------
+
+struct plain_mutex_kind {
+  static constexpr const char* name = "mutex";
+  struct lock_type {
+    procsync::mutex m;
+  };
+  static procsync::lock_status lock(lock_type& l) { return l.m.lock_robust(); }
+  static void unlock(lock_type& l) { l.m.unlock(); }
+  static void consistent(lock_type& l) { l.m.consistent(); }
+  static std::uint32_t holder(lock_type& l) { return l.m.holder_tid(); }
+  static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
+};
+
+struct recursive_mutex_kind {
+  static constexpr const char* name = "recursive_mutex";
+  struct lock_type {
+    procsync::recursive_mutex m;
+  };
+  static procsync::lock_status lock(lock_type& l) {
+    const procsync::lock_status s = l.m.lock_robust();
+    (void)l.m.lock_robust();  // nested: the holder re-enters
+    return s;
+  }
+  static void unlock(lock_type& l) {
+    l.m.unlock();
+    l.m.unlock();
+  }
+  static void consistent(lock_type& l) { l.m.consistent(); }
+  static std::uint32_t holder(lock_type& l) { return l.m.holder_tid(); }
+  static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
+};
+
+struct checked_mutex_kind {
+  static constexpr const char* name = "checked_mutex";
+  struct lock_type {
+    procsync::deadlock_registry reg{};
+    procsync::checked_mutex m{reg.define_class("killpoint-ledger")};
+  };
+  static procsync::lock_status lock(lock_type& l) { return l.m.lock_robust(); }
+  static void unlock(lock_type& l) { l.m.unlock(); }
+  static void consistent(lock_type& l) { l.m.consistent(); }
+  static std::uint32_t holder(lock_type& l) { return l.m.holder_tid(); }
+  static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
+};
+
+template <class K>
+struct mutex_scenario : scenario_base {
+  static constexpr const char* name = K::name;
+  static constexpr int parts = 3;
+  static constexpr long iters = 4;
+  static constexpr const char* roles[parts] = {"locker-0", "locker-1", "locker-2"};
+  static std::vector<int> targets() { return {0}; }
+
+  struct state {
+    control ctl;
+    typename K::lock_type lk;
+    ledger led;
+    long finished[max_parts] = {};
+    long repairs = 0;
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if constexpr (std::is_same_v<K, checked_mutex_kind>)
+      procsync::install_deadlock_detector(s.lk.reg, roles[i]);
+    for (long it = 0; it < iters; ++it) {
+      s.ctl.phase[i] = acquiring;
+      const procsync::lock_status st = K::lock(s.lk);
+      s.ctl.phase[i] = holding;
+      if (st == procsync::lock_status::owner_died) {
+        s.led.repair();
+        ++s.repairs;
+        K::consistent(s.lk);
+      } else if (s.led.inside != 0) {
+        return complain(s.ctl, i, "mutual exclusion broken: " + std::string(roles[s.led.inside - 1]) + " is inside");
+      }
+      s.led.inside = i + 1;
+      step();
+      mark(s.ctl);    // a death here: held, nothing half-done
+      sleep_us(300);  // hold it: the others must sleep
+      s.led.commit(i, s.ctl);
+      s.led.inside = 0;
+      step();
+      s.ctl.phase[i] = releasing;
+      K::unlock(s.lk);
+      s.ctl.phase[i] = idle;
+      ++s.finished[i];
+      sleep_us(100);
+    }
+    return 0;
+  }
+
+  static bool may_block(state& s, int, pid_t pid, point_kind) {
+    return K::holder(s.lk) == static_cast<std::uint32_t>(pid);
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::string r = check_ledger(s.led, s.finished, parts, target, died, roles, {0, 1, 2}, iters);
+    if (K::poisoned(s.lk)) r += "the lock was left not recoverable; ";
+    // Nothing left poisoned: a fresh process takes and releases it.
+    const int rc = probe([&] {
+      if (K::lock(s.lk) == procsync::lock_status::owner_died) K::consistent(s.lk);
+      K::unlock(s.lk);
+      return 0;
+    });
+    if (rc != 0) r += "a fresh locker afterwards failed (" + std::to_string(rc) + "); ";
+    return r;
+  }
+};
+
+// --- shared_mutex: two writers, three readers (bug 1 lives here) -------------
+
+struct shared_mutex_scenario : scenario_base {
+  static constexpr const char* name = "shared_mutex";
+  static constexpr int parts = 5;
+  static constexpr long iters = 2;
+  static constexpr const char* roles[parts] = {"writer-0", "writer-1", "reader-0", "reader-1", "reader-2"};
+  static std::vector<int> targets() { return {0, 2}; }
+
+  struct state {
+    control ctl;
+    procsync::shared_mutex sm;
+    ledger led;
+    long data_a = 0;
+    long data_b = 0;
+    std::atomic<int> writer0_in{0};
+    long finished[max_parts] = {};
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if (i < 2) {
+      // writer-0 goes first and the readers pile up behind it on the gate, so
+      // the wake of its first unlock goes to a reader; writer-1 comes later.
+      if (i == 1) (void)poll_until([&] { return s.finished[0] >= 1; }, 50'000);
+      for (long it = 0; it < iters; ++it) {
+        s.ctl.phase[i] = acquiring;
+        const procsync::lock_status st = s.sm.lock_robust();
+        s.ctl.phase[i] = holding;
+        if (i == 0) s.writer0_in = 1;
+        if (st == procsync::lock_status::owner_died) {
+          s.led.repair();
+          s.data_b = s.data_a;
+          s.sm.consistent();
+        } else if (s.led.inside != 0) {
+          return complain(s.ctl, i, "writer found " + std::string(roles[s.led.inside - 1]) + " inside");
+        }
+        s.led.inside = i + 1;
+        step();
+        s.data_a += 1;
+        step();
+        mark(s.ctl);     // a death here leaves a half-done update (readers must be told)
+        sleep_us(1500);  // readers arrive and sleep on the gate
+        s.data_b += 1;
+        s.led.commit(i, s.ctl);
+        s.led.inside = 0;
+        step();
+        s.ctl.phase[i] = releasing;
+        s.sm.unlock();
+        s.ctl.phase[i] = idle;
+        ++s.finished[i];
+        sleep_us(500);
+      }
+      return 0;
+    }
+    (void)poll_until([&] { return s.writer0_in.load() != 0; }, 20'000);
+    for (long it = 0; it < iters; ++it) {
+      s.ctl.phase[i] = acquiring;
+      const procsync::lock_status st = s.sm.lock_shared_robust();
+      s.ctl.phase[i] = holding;
+      if (st == procsync::lock_status::acquired && (s.data_a != s.data_b || s.led.inside != 0))
+        return complain(s.ctl, i, "reader saw a writer's half-done update without owner_died");
+      sleep_us(200);
+      s.ctl.phase[i] = releasing;
+      s.sm.unlock_shared();
+      s.ctl.phase[i] = idle;
+      ++s.finished[i];
+      sleep_us(300);
+    }
+    return 0;
+  }
+
+  static bool may_block(state& s, int target, pid_t pid, point_kind kind) {
+    if (s.sm.writer_tid() == static_cast<std::uint32_t>(pid)) return true;
+    const int ph = s.ctl.phase[target];
+    if (target >= 2 && ph == holding) return true;  // a reader holding a share blocks the writers
+    return kind == point_kind::other && ph != idle;  // mid-operation at an arbitrary instruction
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::string r = check_ledger(s.led, s.finished, parts, target, died, roles, {0, 1}, iters);
+    for (int i = 2; i < parts; ++i)
+      if (!(i == target && died) && s.finished[i] != iters)
+        r += std::string(roles[i]) + " finished " + std::to_string(s.finished[i]) + " reads; ";
+    if (s.sm.not_recoverable()) r += "left not recoverable; ";
+    const int rc = probe([&] {
+      if (s.sm.lock_robust() == procsync::lock_status::owner_died) s.sm.consistent();
+      s.sm.unlock();
+      s.sm.lock_shared();
+      s.sm.unlock_shared();
+      return 0;
+    });
+    if (rc != 0) r += "a fresh writer+reader afterwards failed (" + std::to_string(rc) + "); ";
+    return r;
+  }
+};
+
+// --- shared_mutex with more readers than slots (bug 3) ----------------------
+// The target takes 31 of the 32 reader slots (recursive shares) and keeps them
+// while it waits (bounded) for the others; a filler takes the 32nd; three more
+// readers find no slot and sleep; the filler then leaves. A slot is free: the
+// three must get it, whatever the target does.
+
+struct shared_mutex_slots_scenario : scenario_base {
+  static constexpr const char* name = "shared_mutex_33_readers";
+  static constexpr int parts = 5;
+  static constexpr int target_shares = 31;
+  static constexpr const char* roles[parts] = {"reader-31-shares", "reader-filler", "reader-a", "reader-b",
+                                               "reader-c"};
+  static std::vector<int> targets() { return {0}; }
+
+  struct state {
+    control ctl;
+    procsync::shared_mutex sm;
+    procsync::event all_done;
+    std::atomic<int> target_ready{0};
+    std::atomic<int> readers_done{0};
+    long finished[max_parts] = {};
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if (i == 0) {
+      s.ctl.phase[i] = acquiring;
+      for (int k = 0; k < target_shares; ++k) s.sm.lock_shared();
+      s.ctl.phase[i] = holding;
+      s.target_ready = 1;
+      (void)s.all_done.wait_for(300ms);  // holds its shares meanwhile
+      s.ctl.phase[i] = releasing;
+      for (int k = 0; k < target_shares; ++k) s.sm.unlock_shared();
+      s.ctl.phase[i] = idle;
+      ++s.finished[i];
+      return 0;
+    }
+    (void)poll_until([&] { return s.target_ready.load() != 0; }, 50'000);
+    if (i == 1) {
+      s.ctl.phase[i] = acquiring;
+      s.sm.lock_shared();
+      s.ctl.phase[i] = holding;
+      (void)poll_until([&] { return s.ctl.phase[2] == acquiring && s.ctl.phase[3] == acquiring &&
+                                    s.ctl.phase[4] == acquiring; },
+                       20'000);
+      sleep_us(2000);  // they are asleep, waiting for a slot
+      s.ctl.phase[i] = releasing;
+      s.sm.unlock_shared();
+      s.ctl.phase[i] = idle;
+      ++s.finished[i];
+      return 0;
+    }
+    (void)poll_until([&] { return s.ctl.phase[1] == holding; }, 50'000);
+    s.ctl.phase[i] = acquiring;
+    s.sm.lock_shared();
+    s.ctl.phase[i] = holding;
+    sleep_us(500);
+    s.ctl.phase[i] = releasing;
+    s.sm.unlock_shared();
+    s.ctl.phase[i] = idle;
+    ++s.finished[i];
+    if (s.readers_done.fetch_add(1) + 1 == 3) s.all_done.set();
+    return 0;
+  }
+
+  // The target's shares are never needed: a slot is free once the filler leaves.
+  static bool may_block(state&, int, pid_t, point_kind) { return false; }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::string r;
+    for (int i = 1; i < parts; ++i)
+      if (s.finished[i] != 1) r += std::string(roles[i]) + " did not finish; ";
+    if (!died && s.finished[target] != 1) r += "the target did not finish; ";
+    if (s.sm.reader_count() != 0)
+      r += "reader slots still held after everyone left: " + std::to_string(s.sm.reader_count()) + "; ";
+    return r;
+  }
+};
+
+// --- condition_variable: a producer, three consumers (bug 2) ------------------
+// The producer queues one item at a time with notify_one and waits until it
+// was popped (by anyone) before the next.
+
+struct condvar_scenario : scenario_base {
+  static constexpr const char* name = "condition_variable";
+  static constexpr int parts = 4;
+  static constexpr int items = 6;
+  static constexpr const char* roles[parts] = {"producer", "consumer-0", "consumer-1", "consumer-2"};
+  static std::vector<int> targets() { return {1, 0}; }
+
+  struct state {
+    control ctl;
+    procsync::mutex m;
+    procsync::condition_variable cv;
+    int queue[16] = {};
+    int head = 0;
+    int tail = 0;
+    int popped = 0;
+    int taker[items + 1] = {};
+    int duplicates = 0;
+    // undo record of a pop
+    int log_active = 0;
+    int log_head = 0;
+    int log_popped = 0;
+    int log_item = 0;
+    int log_taker = 0;
+    long consumed[max_parts] = {};
+    long produced = 0;
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static void repair(state& s) {
+    if (s.log_active != 0) {
+      s.head = s.log_head;
+      s.popped = s.log_popped;
+      s.taker[s.log_item] = s.log_taker;
+      s.log_active = 0;
+    }
+    step();
+  }
+
+  static void lock(state& s, std::unique_lock<procsync::mutex>& lk) {
+    if (s.m.lock_robust() == procsync::lock_status::owner_died) {
+      repair(s);
+      s.m.consistent();
+    }
+    lk = std::unique_lock<procsync::mutex>(s.m, std::adopt_lock);
+  }
+
+  static int body(state& s, int i) {
+    std::unique_lock<procsync::mutex> lk;
+    if (i == 0) {
+      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
+                                    s.ctl.phase[3] == acquiring; },
+                       20'000);
+      sleep_us(1000);
+      for (int item = 1; item <= items; ++item) {
+        // Each item waits until the previous one was taken, so every
+        // notification is needed: one swallowed by a dying consumer shows.
+        if (item > 1)
+          while (s.head != s.tail) sleep_us(100);
+        s.ctl.phase[i] = acquiring;
+        lock(s, lk);
+        s.ctl.phase[i] = holding;
+        s.queue[s.tail % 16] = item;
+        step();
+        s.tail += 1;
+        s.ctl.phase[i] = releasing;
+        lk.unlock();
+        ++s.produced;
+        s.cv.notify_one();  // after the unlock: a death at its wake is not a mutex owner's death
+        s.ctl.phase[i] = idle;
+      }
+      return 0;
+    }
+    sleep_after_first_waiter(s, i, 1);
+    for (;;) {
+      s.ctl.phase[i] = acquiring;
+      lock(s, lk);
+      while (s.head == s.tail && s.popped < items) {
+        s.cv.wait(lk);
+        if (s.m.inconsistent()) {
+          repair(s);
+          s.m.consistent();
+        }
+      }
+      s.ctl.phase[i] = holding;
+      if (s.head == s.tail) {  // everything was popped (by someone)
+        s.ctl.phase[i] = releasing;
+        lk.unlock();
+        s.ctl.phase[i] = idle;
+        return 0;
+      }
+      const int item = s.queue[s.head % 16];
+      s.log_head = s.head;
+      s.log_popped = s.popped;
+      s.log_item = item;
+      s.log_taker = s.taker[item];
+      step();
+      s.log_active = 1;
+      step();
+      s.head += 1;
+      mark(s.ctl);  // a death here leaves a half-done pop for the next locker
+      s.popped += 1;
+      if (s.taker[item] != 0) s.duplicates += 1;
+      s.taker[item] = i;
+      step();
+      s.log_active = 0;
+      step();
+      const bool last = s.popped == items;
+      s.ctl.phase[i] = releasing;
+      lk.unlock();
+      ++s.consumed[i];
+      if (last) s.cv.notify_all();  // the others stop waiting
+      s.ctl.phase[i] = idle;
+      sleep_us(200);
+    }
+  }
+
+  // The consumers need the producer's future items: a frozen producer may make
+  // them wait. A frozen consumer holds nothing unless it holds the mutex.
+  static bool may_block(state& s, int target, pid_t pid, point_kind) {
+    return target == 0 || s.m.holder_tid() == static_cast<std::uint32_t>(pid);
+  }
+  // A dead producer's missing items never come; an item in the queue must be
+  // taken. A consumer killed holding the mutex (word: free, owner died) sent
+  // no notification: the consumers asleep on the condition variable are not
+  // told, and its half-done pop is repaired by the next locker.
+  static const char* stuck_ok(state& s, int target) {
+    if (s.m.holder_tid() != 0) return nullptr;
+    if (s.m.inconsistent()) return "the target died holding the mutex: nobody notified the condition variable";
+    if (target == 0 && s.head == s.tail) return "the dead producer's remaining items never come";
+    return nullptr;
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
+    repair(s);
+    if (target == 0 && died) {  // the producer died: what it queued is consumed exactly once
+      std::ostringstream out;
+      if (s.duplicates != 0) out << s.duplicates << " items popped twice; ";
+      if (s.head != s.tail) out << "items left in the queue; ";
+      for (int c = 1; c < parts; ++c) {
+        long by = 0;
+        for (int item = 1; item <= items; ++item) by += s.taker[item] == c;
+        if (by != s.consumed[c]) out << roles[c] << " popped " << by << " but finished " << s.consumed[c] << "; ";
+      }
+      return out.str();
+    }
+    std::ostringstream out;
+    if (s.produced != items) out << "producer produced " << s.produced << "; ";
+    if (s.popped != items || s.head != s.tail) out << "popped " << s.popped << " of " << items << "; ";
+    if (s.duplicates != 0) out << s.duplicates << " items popped twice; ";
+    long by[max_parts] = {};
+    for (int item = 1; item <= items; ++item) {
+      if (s.taker[item] == 0)
+        out << "item " << item << " never popped; ";
+      else
+        by[s.taker[item]] += 1;
+    }
+    for (int c = 1; c < parts; ++c) {
+      const long lost = by[c] - s.consumed[c];
+      if (c == target && died) {
+        if (lost < 0 || lost > 1 || (lost == 1 && target_phase == idle))
+          out << roles[c] << " (killed) popped " << by[c] << ", finished " << s.consumed[c] << "; ";
+      } else if (lost != 0) {
+        out << roles[c] << " popped " << by[c] << " but finished " << s.consumed[c] << "; ";
+      }
+    }
+    if (s.m.not_recoverable()) out << "mutex left not recoverable; ";
+    return out.str();
+  }
+};
+
+// --- counting_semaphore, plain: a releaser, three acquirers (bug 2) ----------
+// The releaser posts two permits back to back, waits until both are taken (by
+// anyone, dead or alive: value() == 0), then posts the third. A woken acquirer
+// that dies before taking its permit must not strand it.
+
+struct semaphore_scenario : scenario_base {
+  static constexpr const char* name = "counting_semaphore";
+  static constexpr int parts = 4;
+  static constexpr int permits = 3;
+  static constexpr const char* roles[parts] = {"releaser", "acquirer-0", "acquirer-1", "acquirer-2"};
+  static std::vector<int> targets() { return {1, 0}; }
+
+  struct state {
+    control ctl;
+    procsync::counting_semaphore<16> sem{0};
+    long taken[max_parts] = {};
+    long released = 0;
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if (i == 0) {
+      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
+                                    s.ctl.phase[3] == acquiring; },
+                       20'000);
+      sleep_us(1500);  // they sleep
+      for (int k = 0; k < permits; ++k) {
+        if (k == 2)
+          while (s.sem.value() != 0) sleep_us(100);
+        s.ctl.phase[i] = releasing;
+        s.sem.release();
+        ++s.released;
+        s.ctl.phase[i] = idle;
+      }
+      return 0;
+    }
+    sleep_after_first_waiter(s, i, 1);
+    s.ctl.phase[i] = acquiring;
+    s.sem.acquire();
+    ++s.taken[i];
+    s.ctl.phase[i] = idle;
+    return 0;
+  }
+
+  // A frozen releaser owes the others their permits; a frozen acquirer owes nothing.
+  static bool may_block(state&, int target, pid_t, point_kind) { return target == 0; }
+  // A dead releaser's unposted permits never come; a posted one must be taken.
+  static const char* stuck_ok(state& s, int target) {
+    return target == 0 && s.sem.value() == 0 ? "the dead releaser's remaining permits never come" : nullptr;
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
+    std::ostringstream out;
+    long sum = 0;
+    for (int i = 1; i < parts; ++i) {
+      sum += s.taken[i];
+      if (!(i == target && died) && s.taken[i] != 1) out << roles[i] << " took " << s.taken[i] << "; ";
+    }
+    const long total = sum + static_cast<long>(s.sem.value());
+    const long posted = (target == 0 && died) ? static_cast<long>(s.released) : permits;
+    // A killed releaser may have posted one it did not count yet.
+    const bool one_uncounted_post = target == 0 && died && target_phase == releasing;
+    // Plain mode: a permit the killed acquirer had taken but not yet counted
+    // is lost with it (documented), possible only while it was in acquire().
+    const bool may_lose_one = target != 0 && died && target_phase == acquiring;
+    if (!(target == 0 && died) && s.released != permits) out << "released " << s.released << "; ";
+    if (total != posted && !(may_lose_one && total == posted - 1) && !(one_uncounted_post && total == posted + 1))
+      out << "permits: taken " << sum << " + available " << s.sem.value() << " != posted " << posted << "; ";
+    return out.str();
+  }
+};
+
+// --- undo_semaphore: three processes share one permit --------------------------
+
+struct undo_semaphore_scenario : scenario_base {
+  static constexpr const char* name = "undo_semaphore";
+  static constexpr int parts = 3;
+  static constexpr long iters = 3;
+  static constexpr const char* roles[parts] = {"holder-0", "holder-1", "holder-2"};
+  static std::vector<int> targets() { return {0}; }
+
+  struct state {
+    control ctl;
+    procsync::undo_semaphore<4, 8> sem{procsync::undo, 1};
+    std::atomic<int> inside{0};
+    long finished[max_parts] = {};
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    for (long it = 0; it < iters; ++it) {
+      s.ctl.phase[i] = acquiring;
+      s.sem.acquire();
+      s.ctl.phase[i] = holding;
+      const int before = s.inside.exchange(i + 1);
+      if (before != 0 && before != 1)  // participant 0 (the target) may have died holding it
+        return complain(s.ctl, i, "two holders of the only permit: " + std::string(roles[before - 1]));
+      mark(s.ctl);  // a death here: the permit must come back (undo)
+      sleep_us(300);
+      s.inside = 0;
+      s.ctl.phase[i] = releasing;
+      s.sem.release();
+      s.ctl.phase[i] = idle;
+      ++s.finished[i];
+      sleep_us(100);
+    }
+    return 0;
+  }
+
+  static bool may_block(state& s, int target, pid_t, point_kind kind) {
+    const int ph = s.ctl.phase[target];
+    return ph == holding || ph == releasing || (kind == point_kind::other && ph != idle);
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::ostringstream out;
+    for (int i = 0; i < parts; ++i)
+      if (!(i == target && died) && s.finished[i] != iters) out << roles[i] << " finished " << s.finished[i] << "; ";
+    // The permit comes back (undo), exactly once, and the internal lock works.
+    const int rc = probe([&] {
+      (void)s.sem.reclaim_dead_holders();
+      if (s.sem.value() != 1) return 10 + static_cast<int>(s.sem.value());
+      if (!s.sem.try_acquire()) return 3;
+      s.sem.release();
+      return 0;
+    });
+    if (rc != 0)
+      out << "after everyone left: " << (rc >= 10 ? "value " + std::to_string(rc - 10) + " != 1" : std::to_string(rc))
+          << "; ";
+    return out.str();
+  }
+};
+
+// --- event, manual reset: a setter, three waiters -----------------------------
+
+struct event_manual_scenario : scenario_base {
+  static constexpr const char* name = "event_manual";
+  static constexpr int parts = 4;
+  static constexpr const char* roles[parts] = {"setter", "waiter-0", "waiter-1", "waiter-2"};
+  static std::vector<int> targets() { return {0, 1}; }
+
+  struct state {
+    control ctl;
+    procsync::event ev{procsync::event::reset_mode::manual};
+    long returned[max_parts] = {};
+    long sets = 0;
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if (i == 0) {
+      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
+                                    s.ctl.phase[3] == acquiring; },
+                       20'000);
+      sleep_us(1500);  // they sleep
+      s.ctl.phase[i] = releasing;
+      s.ev.set();
+      s.ctl.phase[i] = idle;
+      ++s.sets;
+      return 0;
+    }
+    s.ctl.phase[i] = acquiring;
+    s.ev.wait();
+    s.ctl.phase[i] = idle;
+    ++s.returned[i];
+    return 0;
+  }
+
+  static bool may_block(state& s, int target, pid_t, point_kind) { return target == 0 && !s.ev.is_set(); }
+  // A setter killed before it set: the waiters wait for a set that never comes.
+  static const char* stuck_ok(state& s, int target) {
+    return target == 0 && !s.ev.is_set() ? "the dead setter never set the event" : nullptr;
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::ostringstream out;
+    for (int i = 1; i < parts; ++i)
+      if (!(i == target && died) && s.returned[i] != 1) out << roles[i] << " did not return; ";
+    if (!(target == 0 && died) && !s.ev.is_set()) out << "the flag is down though it was set and never cleared; ";
+    return out.str();
+  }
+};
+
+// --- event, automatic reset: a setter, three waiters, three sets (bug 2) ------
+
+struct event_auto_scenario : scenario_base {
+  static constexpr const char* name = "event_auto";
+  static constexpr int parts = 4;
+  static constexpr int sets = 3;
+  static constexpr const char* roles[parts] = {"setter", "waiter-0", "waiter-1", "waiter-2"};
+  static std::vector<int> targets() { return {1, 0}; }
+
+  struct state {
+    control ctl;
+    procsync::event ev{procsync::event::reset_mode::automatic};
+    long fired[max_parts] = {};
+    long sets_done = 0;
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if (i == 0) {
+      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
+                                    s.ctl.phase[3] == acquiring; },
+                       20'000);
+      sleep_us(1500);
+      for (int k = 0; k < sets; ++k) {
+        // A set while the flag is up is absorbed: wait until a waiter took it.
+        while (s.ev.is_set()) sleep_us(100);
+        s.ctl.phase[i] = releasing;
+        s.ev.set();
+        ++s.sets_done;
+        s.ctl.phase[i] = idle;
+        sleep_us(300);
+      }
+      return 0;
+    }
+    sleep_after_first_waiter(s, i, 1);
+    s.ctl.phase[i] = acquiring;
+    s.ev.wait();
+    ++s.fired[i];
+    s.ctl.phase[i] = idle;
+    return 0;
+  }
+
+  // A frozen setter owes the others their sets; a frozen waiter owes nothing.
+  static bool may_block(state&, int target, pid_t, point_kind) { return target == 0; }
+  // A dead setter's missing sets never come; a set flag must be taken.
+  static const char* stuck_ok(state& s, int target) {
+    return target == 0 && !s.ev.is_set() ? "the dead setter never set the event" : nullptr;
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind kind, int target_phase) {
+    std::ostringstream out;
+    if (target == 0 && died) {  // what the setter set is consumed at most once per set
+      long sum = 0;
+      for (int i = 1; i < parts; ++i) sum += s.fired[i];
+      const long made = s.sets_done + (target_phase == releasing ? 1 : 0);
+      if (sum + (s.ev.is_set() ? 1 : 0) > made || s.fired[1] > 1 || s.fired[2] > 1 || s.fired[3] > 1)
+        out << "fired " << sum << " times for " << s.sets_done << " sets; ";
+      return out.str();
+    }
+    long sum = 0;
+    for (int i = 1; i < parts; ++i) {
+      sum += s.fired[i];
+      if (!(i == target && died) && s.fired[i] != 1) out << roles[i] << " fired " << s.fired[i] << " times; ";
+    }
+    if (s.sets_done != sets) out << "setter made " << s.sets_done << " sets; ";
+    const long total = sum + (s.ev.is_set() ? 1 : 0);
+    // A killed waiter may take a set with it only if it had consumed it: at an
+    // arbitrary instruction inside wait() after the consuming exchange.
+    const bool may_lose = died && target_phase == acquiring && kind == point_kind::other;
+    if (total != sets && !(may_lose && total == sets - 1))
+      out << "sets " << sets << " != fired " << sum << " + still set " << (s.ev.is_set() ? 1 : 0) << "; ";
+    return out.str();
+  }
+};
+
+// --- barrier: three parties, three cycles --------------------------------------
+
+struct barrier_scenario : scenario_base {
+  static constexpr const char* name = "barrier";
+  static constexpr int parts = 3;
+  static constexpr long cycles = 3;
+  static constexpr const char* roles[parts] = {"party-0", "party-1", "party-2"};
+  static std::vector<int> targets() { return {0}; }
+
+  struct state {
+    control ctl;
+    procsync::barrier b{3};
+    long completed[max_parts] = {};
+    int broken[max_parts] = {};  // 1: a party died, 2: timed out, 3: other
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    for (long c = 0; c < cycles; ++c) {
+      s.ctl.phase[i] = acquiring;
+      try {
+        (void)s.b.wait(1000ms);
+      } catch (const procsync::error& e) {
+        s.ctl.phase[i] = idle;
+        if (e.code() != procsync::make_error_code(procsync::errc::barrier_broken))
+          return complain(s.ctl, i, std::string("unexpected error: ") + e.what());
+        const std::string what = e.what();
+        s.broken[i] = what.find("party died") != std::string::npos ? 1 : what.find("timed out") != std::string::npos ? 2 : 3;
+        return 0;
+      }
+      s.ctl.phase[i] = idle;
+      ++s.completed[i];
+      sleep_us(200);
+    }
+    return 0;
+  }
+
+  static bool may_block(state&, int, pid_t, point_kind) { return true; }  // a frozen party is a late party
+
+  // A party killed before it arrived cannot be told from a late one: the
+  // others break by their timeout (documented in barrier.hpp). The target had
+  // certainly not arrived in the cycle the others broke in when
+  //  - the others completed the cycle it was in (it died after that cycle's
+  //    last arrival, and never arrived in the next one), or
+  //  - it died between two wait() calls, or
+  //  - it died at (the entry of, or woken from) a wait on the barrier's
+  //    internal lock, which guards the arrival. That lock is the barrier's
+  //    first member (barrier.hpp), so its futex word is the barrier's first 4
+  //    bytes; should that change, these points become ~1 s samples.
+  // A target that had arrived must be reported as dead ("a party died") by
+  // the others' liveness checks; a timeout there is a ~1 s recovery sample.
+  static bool by_design(state& s, int target, int target_phase, point_kind kind, std::uintptr_t uaddr) {
+    bool timed_out = false;
+    long others_completed = 0;
+    for (int i = 0; i < parts; ++i) {
+      if (i == target) continue;
+      timed_out = timed_out || s.broken[i] == 2;
+      others_completed = std::max(others_completed, s.completed[i]);
+    }
+    if (!timed_out) return false;
+    if (others_completed > s.completed[target]) return true;
+    const bool on_lock = kind != point_kind::other && uaddr == reinterpret_cast<std::uintptr_t>(&s.b);
+    return target_phase == idle || on_lock;
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::ostringstream out;
+    for (int i = 0; i < parts; ++i) {
+      if (i == target && died) continue;
+      if (!died && (s.broken[i] != 0 || s.completed[i] != cycles))
+        out << roles[i] << " completed " << s.completed[i] << " cycles, broken " << s.broken[i]
+            << " though nobody died; ";
+      if (died && s.broken[i] == 0 && s.completed[i] != cycles)
+        out << roles[i] << " neither completed nor saw barrier_broken; ";
+      if (s.broken[i] == 3) out << roles[i] << " broke for an unexpected reason; ";
+    }
+    if (died) {
+      // The survivors agree: a cycle completed for one completed for all.
+      for (int i = 0; i < parts; ++i)
+        for (int j = 0; j < parts; ++j)
+          if (i != target && j != target && std::labs(s.completed[i] - s.completed[j]) > 0)
+            out << roles[i] << " and " << roles[j] << " disagree on completed cycles; ";
+    }
+    const int rc = probe([&] {
+      s.b.reset();  // usable again, internal lock repaired
+      return s.b.broken() ? 1 : 0;
+    });
+    if (rc != 0) out << "reset afterwards failed (" << rc << "); ";
+    return out.str();
+  }
+};
+
+// --- shared_value<struct>: two writers, a reader -------------------------------
+
+struct shared_value_scenario : scenario_base {
+  static constexpr const char* name = "shared_value";
+  static constexpr int parts = 3;
+  static constexpr long iters = 4;
+  static constexpr const char* roles[parts] = {"writer-0", "writer-1", "reader"};
+  static std::vector<int> targets() { return {0}; }
+
+  struct record {
+    long a;
+    long b;
+    long gen;
+  };
+  struct state {
+    control ctl;
+    procsync::shared_value<record> sv{record{0, 0, 0}};
+    long finished[max_parts] = {};
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    if (i < 2) {
+      if (i == 1) (void)poll_until([&] { return s.ctl.phase[0] == holding; }, 20'000);
+      for (long it = 0; it < iters; ++it) {
+        s.ctl.phase[i] = acquiring;
+        s.sv.with_lock([&](record& r) {
+          s.ctl.phase[i] = holding;
+          r.a += 1;
+          mark(s.ctl);  // a death here must leave the committed value untouched
+          sleep_us(300);
+          r.b += 1;
+          r.gen += 1;
+          return 0;
+        });
+        ++s.finished[i];
+        s.ctl.phase[i] = idle;
+        sleep_us(100);
+      }
+      return 0;
+    }
+    for (int k = 0; k < 40; ++k) {
+      const record r = s.sv.load();
+      if (r.a != r.b || r.b != r.gen)
+        return complain(s.ctl, i, "torn value: a=" + std::to_string(r.a) + " b=" + std::to_string(r.b) +
+                                      " gen=" + std::to_string(r.gen));
+      sleep_us(50);
+    }
+    return 0;
+  }
+
+  static bool may_block(state& s, int target, pid_t pid, point_kind) {
+    return s.sv.get_lock().holder_tid() == static_cast<std::uint32_t>(pid) ||
+           (s.ctl.phase[target] == holding);
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
+    std::ostringstream out;
+    const record r = s.sv.load();
+    if (r.a != r.b || r.b != r.gen) out << "torn final value; ";
+    long sum = 0;
+    for (int i = 0; i < 2; ++i) {
+      sum += s.finished[i];
+      if (!(i == target && died) && s.finished[i] != iters) out << roles[i] << " finished " << s.finished[i] << "; ";
+    }
+    const bool one_more = died && target_phase != idle;  // killed inside with_lock: committed or not
+    if (r.gen != sum && !(one_more && r.gen == sum + 1))
+      out << "committed generation " << r.gen << " != finished updates " << sum << "; ";
+    const int rc = probe([&] {
+      s.sv.with_lock([](record& x) {
+        x.a += 0;
+        return 0;
+      });
+      return s.sv.get_lock().not_recoverable() ? 1 : 0;
+    });
+    if (rc != 0) out << "a writer afterwards failed (" << rc << "); ";
+    return out.str();
+  }
+};
+
+// ---------------------------------------------------------------------------
+// One run
+// ---------------------------------------------------------------------------
+
+enum class verdict { pass, fail, hung, not_reached, by_design };
+
+struct run_result {
+  verdict v = verdict::pass;
+  double recovery_ms = -1;  // survivors' stall after the fault; < 0: not a sample
+  trace_counts counts;
+  std::string detail;
+};
+
+template <class Sc>
+std::string stuck_list(typename Sc::state& s, const tracer& t, int target) {
+  std::string out;
+  for (int i = 0; i < t.size(); ++i) {
+    if (i == target || t.exited(i)) continue;
+    out += std::string(Sc::roles[i]) + " (" + phase_name(s.ctl.phase[i]) + ") ";
+  }
+  return out;
+}
+
+template <class Sc>
+run_result run_once(int target, point pt, fault f) {
+  run_result res;
+  auto st = Sc::make();
+  typename Sc::state& s = *st;
+  s.ctl.target = target;
+  sigchld_blocker blocked;
+  std::vector<pid_t> pids(Sc::parts, 0);
+  // The target first: its tracing handshake needs nobody else.
+  std::vector<int> order{target};
+  for (int i = 0; i < Sc::parts; ++i)
+    if (i != target) order.push_back(i);
+  for (const int i : order) {
+    pids[static_cast<std::size_t>(i)] = procsync_test::fork_child([&s, i, target] {
+      sigchld_blocker::unblock_in_child();
+      if (i == target && !become_target()) {
+        return complain(s.ctl, i, std::string("cannot be traced: ") + std::strerror(errno));
+      }
+      while (s.ctl.go.load() == 0) sleep_us(50);
+      const int rc = Sc::body(s, i);
+      s.ctl.t_done[i] = now_ns();
+      s.ctl.done[i] = 1;
+      return rc;
+    });
+  }
+  tracer t(pids, target, pt, &s.ctl.marker);
+  t.set_fault(f);
+  if (!t.attach()) {
+    res.v = verdict::fail;
+    res.detail = std::string("target could not be traced: ") + s.ctl.msg[target];
+    return res;
+  }
+  const std::int64_t guard = cfg().guard_ms * 1'000'000;
+  s.ctl.go = 1;
+  // Phase 1: run until the point is hit, or everyone is done.
+  const std::int64_t start = now_ns();
+  const bool settled = t.run_until([&] { return t.hit() || t.all_exited(); }, start + 4 * guard + 2'000'000'000);
+  res.counts = t.counts();
+  const int target_phase = s.ctl.phase[target];
+  if (!settled) {
+    res.v = verdict::hung;
+    res.detail = "hung before the point (no fault injected yet): stuck " + stuck_list<Sc>(s, t, -1);
+    return res;
+  }
+  bool died = false;
+  std::int64_t reference = start;
+  if (t.hit()) {
+    reference = t.hit_ns();
+    if (f == fault::kill) {
+      died = true;
+      (void)t.run_until([&] { return t.exited(target); }, reference + guard);
+      std::int64_t ok_since = 0;
+      const auto settled_after_kill = [&] {
+        if (t.survivors_exited()) return true;
+        if (Sc::stuck_ok(s, target) == nullptr) {
+          ok_since = 0;
+          return false;
+        }
+        if (ok_since == 0) ok_since = now_ns();
+        return now_ns() - ok_since >= 250'000'000;
+      };
+      if (!t.run_until(settled_after_kill, reference + guard) || !t.survivors_exited()) {
+        if (const char* why = Sc::stuck_ok(s, target)) {
+          res.v = verdict::by_design;
+          res.detail = std::string("survivors stuck by design: ") + why;
+          t.kill_all();
+          return res;
+        }
+        res.v = verdict::hung;
+        res.detail = "after the kill, stuck for " + std::to_string(cfg().guard_ms) + " ms: " +
+                     stuck_list<Sc>(s, t, target);
+        t.kill_all();
+        return res;
+      }
+    } else {
+      const bool blocks = Sc::may_block(s, target, t.pid(target), pt.kind);
+      if (!blocks) {
+        if (!t.run_until([&] { return t.survivors_exited(); }, reference + guard)) {
+          res.v = verdict::hung;
+          res.detail = "while the target is stopped (holding nothing they need), stuck for " +
+                       std::to_string(cfg().guard_ms) + " ms: " + stuck_list<Sc>(s, t, target);
+          t.resume_target();
+          const bool later = t.run_until([&] { return t.all_exited(); }, now_ns() + guard);
+          res.detail += later ? "(all finished after SIGCONT)" : "(still stuck after SIGCONT)";
+          t.kill_all();
+          return res;
+        }
+      } else {
+        (void)t.run_until([&] { return t.survivors_exited(); }, reference + cfg().hold_ms * 1'000'000);
+      }
+      t.resume_target();
+      if (blocks) reference = now_ns();
+      if (!t.run_until([&] { return t.all_exited(); }, now_ns() + guard)) {
+        res.v = verdict::hung;
+        res.detail = "after SIGCONT, stuck for " + std::to_string(cfg().guard_ms) + " ms: " +
+                     stuck_list<Sc>(s, t, -1);
+        t.kill_all();
+        return res;
+      }
+    }
+  } else {
+    // The run ended before the point: not reached. Finish the run anyway.
+    if (!t.run_until([&] { return t.all_exited(); }, now_ns() + guard)) {
+      res.v = verdict::hung;
+      res.detail = "hung without a fault: " + stuck_list<Sc>(s, t, -1);
+      t.kill_all();
+      return res;
+    }
+  }
+  // Everyone is gone. Recovery: from the fault (or SIGCONT when the target
+  // legitimately held them) to the last survivor's completion.
+  std::int64_t last = reference;
+  std::string errors;
+  for (int i = 0; i < Sc::parts; ++i) {
+    if (i == target && died) continue;
+    const int stat = t.status(i);
+    if (!WIFEXITED(stat) || WEXITSTATUS(stat) != 0)
+      errors += std::string(Sc::roles[i]) + " " + describe_status(stat) + (s.ctl.msg[i][0] ? ": " : "") +
+                s.ctl.msg[i] + "; ";
+    if (i != target) last = std::max<std::int64_t>(last, s.ctl.t_done[i].load());
+  }
+  errors += Sc::check(s, target, died, pt.kind, target_phase);
+  if (!errors.empty()) {
+    res.v = verdict::fail;
+    res.detail = errors;
+    return res;
+  }
+  if (!t.hit()) {
+    res.v = verdict::not_reached;
+    return res;
+  }
+  if (Sc::by_design(s, target, target_phase, pt.kind, res.counts.hit_uaddr)) {
+    res.v = verdict::by_design;
+    res.detail = "the others broke by their timeout: the target died before it arrived";
+    return res;
+  }
+  res.v = verdict::pass;
+  res.recovery_ms = static_cast<double>(last - reference) / 1e6;
+  return res;
+}
+
+// ---------------------------------------------------------------------------
+// One case: every point of every target of a scenario, for one fault
+// ---------------------------------------------------------------------------
+
+struct case_summary {
+  std::string scenario;
+  std::string fault;
+  int tried_entry = 0;
+  int tried_woken = 0;
+  int tried_other = 0;
+  int not_reached = 0;
+  int passed = 0;
+  int failed = 0;
+  int by_design = 0;
+  int skipped = 0;  // after too many hangs
+  std::vector<double> recovery_ms;
+  double median = 0;
+  double p90 = 0;
+  double max = 0;
+  double seconds = 0;
+};
+
+std::vector<case_summary>& summaries() {
+  static std::vector<case_summary> all;
+  return all;
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+template <class Sc>
+void run_case(fault f) {
+  if (!supported) {
+    BOOST_TEST_MESSAGE("killpoint: x86-64 only; skipped");
+    return;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  case_summary cs;
+  cs.scenario = Sc::name;
+  cs.fault = f == fault::kill ? "kill" : "stop";
+  std::mt19937_64 rng(cfg().seed ^ std::hash<std::string>{}(cs.scenario + cs.fault));
+  long hangs = 0;
+  for (int target : Sc::targets()) {
+    hangs = 0;  // the budget is per target
+    run_result base = run_once<Sc>(target, point{}, f);
+    for (int retry = 0; retry < 3 && base.v == verdict::not_reached && base.counts.entries == 0; ++retry)
+      base = run_once<Sc>(target, point{}, f);  // no contention this time: try again
+    if (base.v != verdict::not_reached) {
+      ++cs.failed;
+      BOOST_ERROR(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target]
+                              << ": baseline run (no fault) failed: " << base.detail);
+      continue;
+    }
+    const trace_counts& c = base.counts;
+    BOOST_TEST_MESSAGE(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target] << ": baseline "
+                                   << c.entries << " futex entries (" << c.waits << " waits, " << c.wakes
+                                   << " wakes, " << c.marks << " markers), " << c.woken << " woken returns");
+    std::vector<point> pts;
+    for (int k = 0; k < std::min<long>(c.entries, cfg().cap); ++k) pts.push_back({point_kind::entry, k, 0});
+    for (int k = 0; k < std::min<long>(c.woken, cfg().cap); ++k) pts.push_back({point_kind::woken, k, 0});
+    for (long j = 0; j < cfg().others && c.entries > 0; ++j)
+      pts.push_back({point_kind::other, static_cast<int>(rng() % static_cast<unsigned long>(c.entries)),
+                     1 + static_cast<int>(rng() % 2000)});
+    for (const point& p : pts) {
+      if (hangs >= cfg().max_hangs) {
+        ++cs.skipped;
+        continue;
+      }
+      (p.kind == point_kind::entry ? cs.tried_entry : p.kind == point_kind::woken ? cs.tried_woken : cs.tried_other)++;
+      const run_result r = run_once<Sc>(target, p, f);
+      switch (r.v) {
+        case verdict::pass:
+          ++cs.passed;
+          cs.recovery_ms.push_back(r.recovery_ms);
+          if (r.recovery_ms > static_cast<double>(cfg().bound_ms))  // measured, reported, not failed alone
+            BOOST_TEST_MESSAGE(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target] << " at "
+                                           << kind_name(p.kind) << " #" << p.k << " (" << r.counts.hit_call
+                                           << "): slow recovery " << r.recovery_ms << " ms > " << cfg().bound_ms
+                                           << " ms");
+          break;
+        case verdict::not_reached: ++cs.not_reached; break;
+        case verdict::by_design:
+          ++cs.by_design;
+          BOOST_TEST_MESSAGE(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target] << " at "
+                                         << kind_name(p.kind) << " #" << p.k << " (" << r.counts.hit_call
+                                         << "): by design: " << r.detail);
+          break;
+        case verdict::hung: ++hangs; [[fallthrough]];
+        case verdict::fail:
+          ++cs.failed;
+          BOOST_ERROR(cs.scenario << " [" << cs.fault << "] target " << Sc::roles[target] << " at "
+                                  << kind_name(p.kind) << " #" << p.k
+                                  << (p.kind == point_kind::other ? " +" + std::to_string(p.steps) + " steps" : "")
+                                  << " (" << r.counts.hit_call << "): "
+                                  << (r.v == verdict::hung ? "HUNG " : "FAILED ") << r.detail);
+          break;
+      }
+    }
+  }
+  cs.median = percentile(cs.recovery_ms, 0.5);
+  cs.p90 = percentile(cs.recovery_ms, 0.9);
+  cs.max = cs.recovery_ms.empty() ? 0 : *std::max_element(cs.recovery_ms.begin(), cs.recovery_ms.end());
+  cs.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "%s [%s]: points entry %d, woken %d, other %d; not reached %d; passed %d, failed %d, by design %d, "
+                "skipped %d; recovery ms median %.2f p90 %.2f max %.2f; %.1f s",
+                cs.scenario.c_str(), cs.fault.c_str(), cs.tried_entry, cs.tried_woken, cs.tried_other, cs.not_reached,
+                cs.passed, cs.failed, cs.by_design, cs.skipped, cs.median, cs.p90, cs.max, cs.seconds);
+  BOOST_TEST_MESSAGE(line);
+  std::printf("killpoint: %s\n", line);
+  std::fflush(stdout);
+  // Robust to a loaded machine: the median, not each sample, against the bound.
+  BOOST_CHECK_MESSAGE(cs.median <= static_cast<double>(cfg().bound_ms),
+                      cs.scenario << " [" << cs.fault << "]: median recovery " << cs.median << " ms > "
+                                  << cfg().bound_ms << " ms");
+  BOOST_CHECK_MESSAGE(cs.tried_entry + cs.tried_woken + cs.tried_other > 0 || cs.failed > 0,
+                      cs.scenario << " [" << cs.fault << "]: no kill point reached");
+  summaries().push_back(cs);
+}
+
+// ---------------------------------------------------------------------------
+// Summary file
+// ---------------------------------------------------------------------------
+
+struct summary_writer {
+  summary_writer() = default;
+  summary_writer(const summary_writer&) = delete;
+  summary_writer& operator=(const summary_writer&) = delete;
+  ~summary_writer() {
+    if (summaries().empty()) return;
+    const char* env = std::getenv("PROCSYNC_KILLPOINT_SUMMARY");
+    const std::string md = env != nullptr && *env != '\0' ? env : "killpoint-summary.md";
+    const std::string json = (md.size() > 3 && md.compare(md.size() - 3, 3, ".md") == 0 ? md.substr(0, md.size() - 3)
+                                                                                          : md) +
+                             ".json";
+    std::ofstream m(md);
+    m << "| primitive | fault | futex-entry points | woken-return points | other points | not reached | passed | "
+         "failed | by design | skipped | recovery median ms | p90 ms | max ms |\n";
+    m << "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    char buf[512];
+    for (const case_summary& c : summaries()) {
+      std::snprintf(buf, sizeof buf, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f |\n",
+                    c.scenario.c_str(), c.fault.c_str(), c.tried_entry, c.tried_woken, c.tried_other, c.not_reached,
+                    c.passed, c.failed, c.by_design, c.skipped, c.median, c.p90, c.max);
+      m << buf;
+    }
+    std::ofstream j(json);
+    j << "[\n";
+    for (std::size_t i = 0; i < summaries().size(); ++i) {
+      const case_summary& c = summaries()[i];
+      std::snprintf(buf, sizeof buf,
+                    "  {\"primitive\": \"%s\", \"fault\": \"%s\", \"futex_entry_points\": %d, \"woken_return_points\": "
+                    "%d, \"other_points\": %d, \"not_reached\": %d, \"passed\": %d, \"failed\": %d, \"by_design\": %d, "
+                    "\"skipped\": %d, \"recovery_ms\": {\"median\": %.3f, \"p90\": %.3f, \"max\": %.3f}, "
+                    "\"seconds\": %.2f}%s\n",
+                    c.scenario.c_str(), c.fault.c_str(), c.tried_entry, c.tried_woken, c.tried_other, c.not_reached,
+                    c.passed, c.failed, c.by_design, c.skipped, c.median, c.p90, c.max, c.seconds,
+                    i + 1 < summaries().size() ? "," : "");
+      j << buf;
+    }
+    j << "]\n";
+    std::printf("killpoint: summary written to %s and %s (seed %lu)\n", md.c_str(), json.c_str(), cfg().seed);
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(summary_writer);
+
+}  // namespace
+
+#define KILLPOINT_CASES(id, Sc)                               \
+  BOOST_AUTO_TEST_CASE(id##_kill) { run_case<Sc>(fault::kill); } \
+  BOOST_AUTO_TEST_CASE(id##_stop) { run_case<Sc>(fault::stop); }
+
+KILLPOINT_CASES(mutex, mutex_scenario<plain_mutex_kind>)
+KILLPOINT_CASES(recursive_mutex, mutex_scenario<recursive_mutex_kind>)
+KILLPOINT_CASES(shared_mutex, shared_mutex_scenario)
+KILLPOINT_CASES(shared_mutex_33_readers, shared_mutex_slots_scenario)
+KILLPOINT_CASES(condition_variable, condvar_scenario)
+KILLPOINT_CASES(counting_semaphore, semaphore_scenario)
+KILLPOINT_CASES(undo_semaphore, undo_semaphore_scenario)
+KILLPOINT_CASES(event_manual, event_manual_scenario)
+KILLPOINT_CASES(event_auto, event_auto_scenario)
+KILLPOINT_CASES(barrier, barrier_scenario)
+KILLPOINT_CASES(shared_value, shared_value_scenario)
+KILLPOINT_CASES(checked_mutex, mutex_scenario<checked_mutex_kind>)
