@@ -509,6 +509,34 @@ BOOST_AUTO_TEST_CASE(killed_holder_of_a_lock_free_value) {
   BOOST_TEST(l->fetch_add(1) == 6);
 }
 
+// get_lock() used as documented, the std way: a holder killed while holding it
+// (a std::unique_lock, no consistent() anywhere) must not poison the value.
+BOOST_AUTO_TEST_CASE(std_style_use_of_get_lock_survives_a_holders_death) {
+  // A value that needs the lock to commit (a scalar would bypass it).
+  using pair = std::array<long, 2>;
+  struct block {
+    procsync::shared_value<pair> total{pair{5, 5}};
+    std::atomic<int> holding{0};
+  };
+  auto b = procsync::make_anonymous<block>();
+  const pid_t holder = fork_child([&] {
+    std::unique_lock lk(b->total.get_lock());
+    b->holding = 1;
+    for (;;) ::pause();  // killed while holding
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return b->holding.load() == 1; }));
+  ::kill(holder, SIGKILL);
+  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  {
+    std::lock_guard g(b->total.get_lock());  // std code: never calls consistent()
+  }
+  BOOST_TEST(!b->total.get_lock().not_recoverable());
+  b->total.store(pair{7, 7});
+  BOOST_TEST(b->total.update([](pair v) { return pair{v[0] + 1, v[1] + 1}; })[0] == 8);
+  BOOST_TEST(b->total.load()[1] == 8);
+}
+
 BOOST_AUTO_TEST_CASE(lives_in_a_named_segment) {
   const std::string name = unique_name("value");
   {
