@@ -217,13 +217,14 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported) {
   BOOST_TEST((b->m.try_lock_robust() == procsync::lock_status::acquired));
   b->m.unlock();
 
-  // The plain wait() returns too, with the death visible through inconsistent().
+  // A predicate wait reports it by exception, even though the dead holder made
+  // the predicate true first: its data may be half-written.
   b->value = 0;
   b->waiting = 0;
   const pid_t waiter2 = fork_child([&] {
     std::unique_lock lk(b->m);
     b->waiting = 1;
-    b->cv.wait(lk, [&] { return b->value != 0; });
+    if (error_of([&] { b->cv.wait(lk, [&] { return b->value != 0; }); }) != procsync::errc::owner_dead) return 3;
     if (!b->m.inconsistent()) return 1;
     b->m.consistent();
     return 0;
@@ -240,19 +241,22 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported) {
   BOOST_TEST(wait_exit_code(waiter2, 30s) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(predicate_wait_returns_instead_of_poisoning_when_a_holder_dies) {
-  // The holder dies without making the predicate true: waiting again would
-  // unlock the inconsistent mutex and poison it, so the wait returns.
+BOOST_AUTO_TEST_CASE(predicate_wait_reports_a_holders_death_by_exception) {
+  // The holder dies without making the predicate true. A predicate wait never
+  // returns with pred() false, and must not unlock an inconsistent mutex to
+  // wait again (that would poison it): it throws owner_dead, holding the mutex.
   auto b = procsync::make_anonymous<block>();
   const pid_t waiter = fork_child([&] {
     std::unique_lock lk(b->m);
     b->waiting = 1;
-    const bool r = b->cv.wait_for(lk, 20s, [&] { return b->value != 0; });
-    if (r || !b->m.inconsistent()) return 1;
+    if (error_of([&] { (void)b->cv.wait_for(lk, 20s, [&] { return b->value != 0; }); }) !=
+        procsync::errc::owner_dead)
+      return 1;
+    if (!lk.owns_lock() || !b->m.owned_by_caller() || !b->m.inconsistent()) return 2;
     b->m.consistent();
     b->waiting = 2;
-    b->cv.wait(lk, [&] { return b->value != 0; });  // the plain predicate wait too
-    if (!b->m.inconsistent()) return 2;
+    if (error_of([&] { b->cv.wait(lk, [&] { return b->value != 0; }); }) != procsync::errc::owner_dead) return 3;
+    if (!b->m.inconsistent()) return 4;
     b->m.consistent();
     return 0;
   });
@@ -266,6 +270,39 @@ BOOST_AUTO_TEST_CASE(predicate_wait_returns_instead_of_poisoning_when_a_holder_d
     });
     BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
   }
+  BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
+  BOOST_TEST(!b->m.not_recoverable());
+}
+
+// With a mutex whose data a death cannot tear, std-style predicate waits just
+// go on: they return only with the predicate true, and nothing is poisoned.
+BOOST_AUTO_TEST_CASE(predicate_wait_on_a_nothing_to_repair_mutex_keeps_the_std_contract) {
+  struct std_block {
+    procsync::mutex m{procsync::owner_death::nothing_to_repair};
+    procsync::condition_variable cv;
+    std::atomic<int> waiting{0};
+    int value = 0;
+  };
+  auto b = procsync::make_anonymous<std_block>();
+  const pid_t waiter = fork_child([&] {
+    std::unique_lock lk(b->m);
+    b->waiting = 1;
+    b->cv.wait(lk, [&] { return b->value != 0; });
+    return b->value == 42 && !b->m.inconsistent() ? 0 : 1;
+  });
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
+  const pid_t killer = fork_child([&]() -> int {
+    while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
+    b->cv.notify_all();
+    ::raise(SIGKILL);  // dies holding it, predicate still false
+    return 1;
+  });
+  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  {
+    std::lock_guard g(b->m);  // std code: never calls consistent()
+    b->value = 42;
+  }
+  b->cv.notify_all();
   BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
   BOOST_TEST(!b->m.not_recoverable());
 }

@@ -21,15 +21,19 @@
 //    another waiter takes it within one re-arm slice (50 ms), so a notification
 //    is never lost to a death (nor to a SIGSTOP of the woken waiter).
 //  - If the mutex's holder dies while a waiter waits, the waiter still
-//    reacquires the mutex on return: wait()/wait_for()/wait_until() then return
-//    normally with lock.mutex()->inconsistent() true (the death is not
-//    dropped: unlocking without consistent() poisons the mutex as usual), and
-//    wait_robust() returns lock_status::owner_died. A predicate wait then
-//    returns at once, its predicate possibly false (waiting again would unlock
-//    the inconsistent mutex and poison it): check inconsistent() after it
-//    returns, repair, call consistent(), and wait again if needed. A mutex
-//    constructed with owner_death::nothing_to_repair is consistent at once, so
-//    predicate waits on it keep std's contract (return only with pred true).
+//    reacquires the mutex on return. wait()/wait_for()/wait_until() without a
+//    predicate return normally with lock.mutex()->inconsistent() true (the death
+//    is not dropped: unlocking without consistent() poisons the mutex as usual),
+//    and wait_robust() returns lock_status::owner_died.
+//    Predicate waits keep std's contract — they return only with pred() true
+//    (or, timed, false at the deadline) — so they cannot return normally after
+//    a death the data may not survive: they throw procsync::error with
+//    errc::owner_dead, the mutex held (lock still owns it) and inconsistent.
+//    Catch it inside the lock's scope to repair, call consistent() and wait
+//    again; let it unwind and the unique_lock's unlock poisons the mutex (every
+//    later user learns of it). A mutex constructed with
+//    owner_death::nothing_to_repair is consistent at once: predicate waits on it
+//    just go on waiting, as std code expects.
 //  - If the mutex became not recoverable, the reacquisition throws
 //    errc::not_recoverable and `lock` is released (it no longer refers to the
 //    mutex, so its destructor does not try to unlock it).
@@ -100,15 +104,14 @@ class condition_variable {
   /// from a holder that died (repair, then consistent()), else acquired.
   [[nodiscard]] lock_status wait_robust(std::unique_lock<mutex>& lock) { return wait_impl(lock, nullptr).status; }
 
-  /// Waits until `pred()` holds (evaluated with the mutex held).
-  /// Returns early, pred() possibly false, when the mutex was reacquired from
-  /// a holder that died (lock.mutex()->inconsistent()): waiting again would
-  /// unlock an inconsistent mutex and poison it. Repair, consistent(), re-check.
+  /// Waits until `pred()` holds (evaluated with the mutex held); returns only
+  /// then. Throws errc::owner_dead, holding the mutex, when it was reacquired
+  /// from a holder that died and must be repaired (see the header comment).
   template <class Predicate>
   void wait(std::unique_lock<mutex>& lock, Predicate pred) {
     while (!pred()) {
       wait(lock);
-      if (lock.mutex()->inconsistent()) return;
+      if (lock.mutex()->inconsistent()) throw_owner_died_during_wait();
     }
   }
 
@@ -122,15 +125,16 @@ class condition_variable {
     return r.timed_out ? std::cv_status::timeout : std::cv_status::no_timeout;
   }
 
-  /// Waits until `pred()` or `deadline`; returns pred()'s last value. Returns
-  /// early (as wait(lock, pred) does) when the mutex was reacquired from a
-  /// holder that died: check lock.mutex()->inconsistent().
+  /// Waits until `pred()` or `deadline`; returns pred()'s last value. Throws
+  /// errc::owner_dead as wait(lock, pred) does.
   template <class Clock, class Duration, class Predicate>
   bool wait_until(std::unique_lock<mutex>& lock, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate pred) {
     const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
     while (!pred()) {
-      if (wait_until(lock, steady_deadline) == std::cv_status::timeout || lock.mutex()->inconsistent()) return pred();
+      const std::cv_status status = wait_until(lock, steady_deadline);
+      if (lock.mutex()->inconsistent()) throw_owner_died_during_wait();
+      if (status == std::cv_status::timeout) return pred();
     }
     return true;
   }
@@ -147,6 +151,14 @@ class condition_variable {
   }
 
  private:
+  [[noreturn, gnu::cold]] static void throw_owner_died_during_wait() {
+    detail::throw_error(errc::owner_dead,
+                        "procsync::condition_variable: the mutex's previous holder died while this thread waited; "
+                        "the mutex is held again but inconsistent: repair the data and call consistent() before "
+                        "waiting again (or construct the mutex with owner_death::nothing_to_repair if a death "
+                        "cannot leave the data half-written); unlocking it now poisons it");
+  }
+
   struct outcome {
     bool timed_out;
     lock_status status;

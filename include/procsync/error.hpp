@@ -26,7 +26,7 @@ enum class errc {
   not_started,            ///< join()/terminate() on a process that never started
   daemon_children,        ///< a daemon process tried to start a child
   // --- robustness ------------------------------------------------------------
-  owner_dead,             ///< the previous owner died holding the lock (informational)
+  owner_dead,             ///< the previous owner died holding the lock (thrown by predicate waits; robust calls return lock_status::owner_died)
   not_recoverable,        ///< owner died and nobody called consistent(): the lock is poisoned
   barrier_broken,         ///< the barrier was aborted, timed out, or a party died
   deadlock_detected,      ///< this waiter was chosen as the victim of a real deadlock
