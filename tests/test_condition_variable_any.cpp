@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <shared_mutex>
 #include <stop_token>
@@ -78,6 +79,22 @@ void everyone_released(block& b, MakeWaiterLock make_waiter_lock, MakeWriterLock
   }
   b.cv.notify_all();
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+}
+
+
+// How many times process `pid` has blocked voluntarily (/proc/<pid>/status);
+// -1 once it is gone. A waiter whose count grew since a look and that is
+// blocked in a futex call again has woken (its 50 ms re-arm slice ended, or a
+// wake-up), re-checked its condition and gone back to sleep since that look.
+long voluntary_switches(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long n = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) break;
+  std::fclose(f);
+  return n;
 }
 
 }  // namespace
@@ -230,7 +247,7 @@ BOOST_AUTO_TEST_CASE(stop_token_overloads) {
 // notify_one releases exactly one of N waiters that were asleep before it;
 // the others are confirmed still asleep by looking.
 BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
-  constexpr int waiters = 4, rounds = 200;
+  constexpr int waiters = 4, rounds = 100;
   int failures = 0;
   for (int round = 0; round < rounds && failures == 0; ++round) {
     auto b = procsync::make_anonymous<block>();
@@ -259,7 +276,16 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
     std::vector<pid_t> rest;
     for (pid_t k : kids)
       if (k != first) rest.push_back(k);
-    if (!eventually([&] { return all_asleep(rest); }, 10s) || b->returned.load() != 1) ++failures;
+    // Each of the others is seen to wake (its 50 ms re-arm slice), re-check
+    // and sleep again: one released by mistake would return instead.
+    std::vector<long> seen;
+    for (pid_t k : rest) seen.push_back(voluntary_switches(k));
+    const bool others_asleep = eventually([&] {
+      for (std::size_t i = 0; i < rest.size(); ++i)
+        if (voluntary_switches(rest[i]) <= seen[i] || !blocked_in_futex(rest[i])) return false;
+      return true;
+    }, 10s);
+    if (!others_asleep || b->returned.load() != 1) ++failures;
     b->cv.notify_all();
     for (pid_t k : rest) BOOST_TEST(wait_exit_code(k) == 0);
   }
