@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -203,4 +206,296 @@ BOOST_AUTO_TEST_CASE(the_last_arrival_does_not_count_a_dead_party) {
   const pid_t partner = fork_child([&] { return s->b.wait() < 2 ? 0 : 1; });
   BOOST_TEST(s->b.wait(30s) < 2u);
   BOOST_TEST(wait_exit_code(partner) == 0);
+}
+
+// ---------------------------------------------------------------------------
+// std::barrier's shape ([thread.barrier.class]), across processes and threads.
+
+namespace {
+
+// A completion function whose state lives in the barrier (shared memory).
+struct phase_log {
+  static constexpr const char* kind_name = "test::phase_log";
+  int calls = 0;
+  int ran_in_pid = 0;
+  int die_in_call = -1;    // SIGKILL the running process in this call
+  int throw_in_call = -1;  // throw in this call
+  int seen_arrivals[64] = {};
+  void operator()() {
+    const int call = calls++;
+    ran_in_pid = ::getpid();
+    if (call == die_in_call) ::raise(SIGKILL);
+    if (call == throw_in_call) throw std::runtime_error("completion failed on purpose");
+  }
+};
+
+struct std_block {
+  explicit std_block(std::ptrdiff_t n) : b(n) {}
+  procsync::basic_barrier<phase_log> b;
+  std::atomic<int> arrived[max_cycles] = {};
+  std::atomic<int> ready{0};
+  std::atomic<int> result{0};
+};
+
+constinit procsync::barrier constinit_barrier{2};
+
+bool all_asleep(const std::vector<pid_t>& pids) {
+  for (pid_t p : pids)
+    if (!blocked_in_futex(p)) return false;
+  return true;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(std_shape_max_constexpr_and_kind_names) {
+  static_assert(procsync::barrier::max() >= 100000);
+  static_assert(std::is_same_v<procsync::barrier, procsync::basic_barrier<procsync::no_completion>>);
+  BOOST_TEST(constinit_barrier.parties() == 2u);
+  BOOST_TEST(procsync::barrier::kind_name() == "procsync::barrier");
+  BOOST_TEST(procsync::basic_barrier<phase_log>::kind_name().rfind("procsync::basic_barrier<test::phase_log", 0) == 0u);
+  BOOST_TEST((error_of([] { procsync::barrier b(-1); }) == procsync::errc::invalid_argument));
+  BOOST_TEST((error_of([] { procsync::barrier b(procsync::barrier::max() + 1); }) ==
+              procsync::errc::invalid_argument));
+  procsync::barrier big(procsync::barrier::max());
+  BOOST_TEST(big.parties() == std::size_t(procsync::barrier::max()));
+}
+
+// The completion runs once per phase, in the last arriver's process, before
+// any party of the phase is unblocked; its state is in the shared barrier.
+BOOST_AUTO_TEST_CASE(completion_runs_once_per_phase_before_anyone_leaves) {
+  constexpr int procs = 4, cycles = 50;
+  auto s = procsync::make_anonymous<std_block>(procs);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < procs; ++i)
+    kids.push_back(fork_child([&] {
+      for (int c = 0; c < cycles; ++c) {
+        s->b.arrive_and_wait();
+        // Ran before we were unblocked, and the next phase cannot complete without us.
+        if (s->b.completion().calls != c + 1) return 1;
+      }
+      return 0;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(s->b.completion().calls == cycles);
+  bool ran_in_a_party = false;
+  for (pid_t k : kids) ran_in_a_party |= s->b.completion().ran_in_pid == k;
+  BOOST_TEST(ran_in_a_party);
+}
+
+// arrive() does not block and returns a token; wait(token) blocks until that
+// phase completes; the phase completes only when every expected arrival came.
+BOOST_AUTO_TEST_CASE(arrive_returns_a_token_and_wait_blocks_until_the_phase_completes) {
+  auto s = procsync::make_anonymous<std_block>(3);
+  auto token = s->b.arrive();  // does not block
+  BOOST_TEST(s->b.n_waiting() == 1u);
+  const pid_t waiter = fork_child([&] {
+    auto t = s->b.arrive();
+    s->ready = 1;
+    s->b.wait(std::move(t));
+    return s->b.completion().calls == 1 ? 0 : 1;
+  });
+  BOOST_REQUIRE(eventually([&] { return s->ready.load() == 1 && blocked_in_futex(waiter); }));
+  BOOST_TEST(s->b.completion().calls == 0);
+  const pid_t last = fork_child([&] {
+    s->b.arrive_and_wait();  // completes the phase
+    return 0;
+  });
+  BOOST_TEST(wait_exit_code(last) == 0);
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  s->b.wait(std::move(token));  // its phase completed: returns at once
+  BOOST_TEST(s->b.completion().calls == 1);
+  BOOST_TEST(s->b.n_waiting() == 0u);
+
+  // arrive(n): one caller counts for n parties; n beyond what the phase
+  // still expects (or n < 1) is an error and arrives not at all.
+  BOOST_TEST((error_of([&] { (void)s->b.arrive(4); }) == procsync::errc::invalid_argument));
+  BOOST_TEST((error_of([&] { (void)s->b.arrive(0); }) == procsync::errc::invalid_argument));
+  auto two = s->b.arrive(2);
+  BOOST_TEST(s->b.n_waiting() == 2u);
+  BOOST_TEST((error_of([&] { (void)s->b.arrive(2); }) == procsync::errc::invalid_argument));
+  auto one = s->b.arrive(1);  // completes phase 2 here, in this process
+  BOOST_TEST(s->b.completion().calls == 2);
+  BOOST_TEST(s->b.completion().ran_in_pid == ::getpid());
+  s->b.wait(std::move(two));
+  s->b.wait(std::move(one));
+}
+
+// arrive_and_drop() arrives in the current phase and lowers the expected
+// count of the later phases by one; the dropped party may then exit.
+BOOST_AUTO_TEST_CASE(arrive_and_drop_lowers_later_phases) {
+  auto s = procsync::make_anonymous<std_block>(3);
+  const pid_t dropper = fork_child([&] {
+    s->b.arrive_and_wait();  // phase 0 with everyone
+    s->b.arrive_and_drop();  // phase 1: arrives, then leaves for good
+    return 0;
+  });
+  const pid_t stayer = fork_child([&] {
+    for (int c = 0; c < 10; ++c) s->b.arrive_and_wait();
+    return 0;
+  });
+  for (int c = 0; c < 10; ++c) s->b.arrive_and_wait();
+  BOOST_TEST(wait_exit_code(dropper) == 0);
+  BOOST_TEST(wait_exit_code(stayer) == 0);
+  BOOST_TEST(s->b.parties() == 2u);
+  BOOST_TEST(s->b.completion().calls == 10);
+  // Everyone drops: the next phase expects nobody, and arriving is an error.
+  s->b.arrive_and_drop();
+  s->b.arrive_and_drop();
+  BOOST_TEST(s->b.completion().calls == 11);
+  BOOST_TEST(s->b.parties() == 0u);
+  BOOST_TEST((error_of([&] { (void)s->b.arrive(); }) == procsync::errc::invalid_argument));
+}
+
+// Thousands of parties: 1024 threads in 4 processes, several phases.
+BOOST_AUTO_TEST_CASE(thousands_of_parties) {
+  constexpr int procs = 4, threads = 256, cycles = 3;
+  auto s = procsync::make_anonymous<std_block>(procs * threads);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < procs; ++i)
+    kids.push_back(fork_child([&] {
+      std::atomic<int> bad{0};
+      std::vector<std::thread> ts;
+      for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&] {
+          for (int c = 0; c < cycles; ++c) {
+            s->arrived[c].fetch_add(1);
+            s->b.arrive_and_wait();
+            if (s->arrived[c].load() != procs * threads) bad.fetch_add(1);
+          }
+        });
+      for (auto& t : ts) t.join();
+      return bad.load() == 0 ? 0 : 1;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k, std::chrono::seconds(120)) == 0);
+  BOOST_TEST(s->b.completion().calls == cycles);
+  BOOST_TEST(!s->b.broken());
+}
+
+// Exact death with more waiting parties than are watched: the first waiter
+// (watched) is killed while 99 others wait; everyone gets barrier_broken.
+BOOST_AUTO_TEST_CASE(a_watched_party_killed_among_a_hundred_waiters_breaks_it) {
+  constexpr int others = 99;
+  auto s = procsync::make_anonymous<std_block>(others + 2);
+  const pid_t victim = fork_child([&] {
+    s->b.arrive_and_wait();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
+  const pid_t crowd = fork_child([&] {
+    std::atomic<int> broken{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < others; ++t)
+      ts.emplace_back([&] {
+        if (is_broken_error(error_of([&] { s->b.arrive_and_wait(); }))) broken.fetch_add(1);
+      });
+    for (auto& t : ts) t.join();
+    return broken.load() == others ? 0 : 1;
+  });
+  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == std::size_t(others + 1); }));
+  ::kill(victim, SIGKILL);
+  BOOST_TEST(wait_exit_code(victim) == -SIGKILL);
+  BOOST_TEST(wait_exit_code(crowd) == 0);  // no timeouts: the watched neighbours saw it
+  BOOST_TEST(s->b.broken());
+  BOOST_TEST(is_broken_error(error_of([&] { (void)s->b.arrive(); })));
+}
+
+// The completion function throws: the last arriver gets that exception, the
+// waiting parties errc::barrier_broken; reset() makes the barrier usable again.
+BOOST_AUTO_TEST_CASE(a_throwing_completion_breaks_the_barrier) {
+  auto s = procsync::make_anonymous<std_block>(3);
+  s->b.completion().throw_in_call = 0;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 2; ++i)
+    kids.push_back(fork_child([&] { return is_broken_error(error_of([&] { s->b.arrive_and_wait(); })) ? 0 : 1; }));
+  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 2u && all_asleep(kids); }));
+  bool got_its_exception = false;
+  try {
+    s->b.arrive_and_wait();
+  } catch (const std::runtime_error& e) {
+    got_its_exception = std::string(e.what()) == "completion failed on purpose";
+  }
+  BOOST_TEST(got_its_exception);
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  std::string what;
+  BOOST_TEST(is_broken_error(error_of([&] { s->b.wait(); }, &what)));
+  BOOST_TEST(what.find("completion function threw") != std::string::npos);
+  s->b.reset();
+  kids.clear();
+  for (int i = 0; i < 2; ++i)
+    kids.push_back(fork_child([&] {
+      s->b.arrive_and_wait();
+      return 0;
+    }));
+  s->b.arrive_and_wait();
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(s->b.completion().calls == 2);
+}
+
+// Exact death inside the completion function: the last arriver is SIGKILLed
+// while running it; the waiting parties get errc::barrier_broken (a party
+// died) without timeouts of their own.
+BOOST_AUTO_TEST_CASE(a_process_killed_inside_the_completion_breaks_the_barrier) {
+  auto s = procsync::make_anonymous<std_block>(3);
+  s->b.completion().die_in_call = 1;  // the second phase's completion
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 2; ++i)
+    kids.push_back(fork_child([&] {
+      s->b.arrive_and_wait();  // phase 0 completes normally
+      s->ready.fetch_add(1);
+      return is_broken_error(error_of([&] { s->b.arrive_and_wait(); })) ? 0 : 1;
+    }));
+  s->b.arrive_and_wait();
+  BOOST_REQUIRE(eventually([&] { return s->ready.load() == 2 && s->b.n_waiting() == 2u && all_asleep(kids); }));
+  const pid_t last = fork_child([&] {
+    s->b.arrive_and_wait();  // runs the completion, which kills this process
+    return 0;
+  });
+  BOOST_TEST(wait_exit_code(last) == -SIGKILL);
+  BOOST_TEST(s->b.completion().ran_in_pid == last);
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(s->b.broken());
+  std::string what;
+  BOOST_TEST(is_broken_error(error_of([&] { s->b.arrive_and_wait(); }, &what)));
+  BOOST_TEST(what.find("a party died") != std::string::npos);
+}
+
+// A party that arrived with arrive() and then exits (not waiting) has counted:
+// its exit breaks nothing, and the phase completes when the others come.
+BOOST_AUTO_TEST_CASE(a_party_that_arrived_without_waiting_may_exit) {
+  auto s = procsync::make_anonymous<std_block>(3);
+  const pid_t leaver = fork_child([&] {
+    (void)s->b.arrive();
+    return 0;
+  });
+  BOOST_TEST(wait_exit_code(leaver) == 0);
+  const pid_t other = fork_child([&] {
+    s->b.arrive_and_wait();
+    return 0;
+  });
+  s->b.arrive_and_wait();
+  BOOST_TEST(wait_exit_code(other) == 0);
+  BOOST_TEST(!s->b.broken());
+  BOOST_TEST(s->b.completion().calls == 1);
+}
+
+// Threads: arrive/wait(token) from std::thread parties, token waits after
+// other work (the split-phase use).
+BOOST_AUTO_TEST_CASE(split_phase_with_threads) {
+  procsync::basic_barrier<phase_log> b(4);
+  std::atomic<int> work{0};
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      for (int c = 0; c < 100; ++c) {
+        work.fetch_add(1);
+        auto token = b.arrive();
+        b.wait(std::move(token));
+        if (work.load() < 4 * (c + 1)) bad.fetch_add(1);
+        b.arrive_and_wait();  // nobody starts the next round's work early
+      }
+    });
+  for (auto& t : ts) t.join();
+  BOOST_TEST(bad.load() == 0);
+  BOOST_TEST(b.completion().calls == 200);
 }

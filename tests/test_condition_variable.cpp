@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,6 +36,22 @@ struct block {
   std::atomic<int> waiting{0};
   std::atomic<int> step{0};
 };
+
+
+// How many times process `pid` has blocked voluntarily (/proc/<pid>/status);
+// -1 once it is gone. A waiter whose count grew since a look and that is
+// blocked in a futex call again has woken (its 50 ms re-arm slice ended, or a
+// wake-up), re-checked its condition and gone back to sleep since that look.
+long voluntary_switches(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long n = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) break;
+  std::fclose(f);
+  return n;
+}
 
 }  // namespace
 
@@ -341,4 +359,74 @@ BOOST_AUTO_TEST_CASE(misuse_and_no_syscall_without_waiters) {
     b->cv.notify_all();
   }
   BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}
+
+// notify_one releases exactly one waiter among those asleep before it: N
+// waiters registered (counted under the mutex), the mutex free again (all of
+// them unlocked it in wait), each asleep in a futex call, all decided by
+// looking; one notify_one; exactly one returns, and each of the others is then
+// seen to wake at least once (a re-arm slice), re-check, and sleep again, with
+// no second return. Rounds: PROCSYNC_NOTIFY_ROUNDS (default 1000).
+BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
+  struct strict_block {
+    procsync::mutex m;
+    procsync::condition_variable cv;
+    std::atomic<int> registered{0};
+    std::atomic<int> returned{0};
+    std::atomic<int> first{0};
+  };
+  constexpr int waiters = 4;
+  const char* env = std::getenv("PROCSYNC_NOTIFY_ROUNDS");
+  const int rounds = env != nullptr ? std::atoi(env) : 1000;
+  const auto asleep = [](const std::vector<pid_t>& pids) {  // all blocked in futex calls now
+    for (pid_t p : pids)
+      if (!blocked_in_futex(p)) return false;
+    return true;
+  };
+  int passed = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto b = procsync::make_anonymous<strict_block>();
+    std::vector<pid_t> kids;
+    for (int i = 0; i < waiters; ++i)
+      kids.push_back(fork_child([&] {
+        std::unique_lock lk(b->m);
+        b->registered.fetch_add(1);
+        b->cv.wait(lk);
+        int none = 0;
+        b->first.compare_exchange_strong(none, ::getpid());
+        b->returned.fetch_add(1);
+        return 0;
+      }));
+    BOOST_REQUIRE(eventually([&] {
+      if (b->registered.load() != waiters || !b->m.try_lock()) return false;
+      b->m.unlock();
+      return asleep(kids);
+    }));
+    b->cv.notify_one();
+    BOOST_REQUIRE(eventually([&] { return b->first.load() != 0; }));
+    const pid_t first = b->first.load();
+    BOOST_REQUIRE(wait_exit_code(first) == 0);  // it has released the mutex: nobody else waits for it
+    std::vector<pid_t> rest;
+    for (pid_t k : kids)
+      if (k != first) rest.push_back(k);
+    // Each of the others must be seen to wake, re-check and sleep again (its
+    // re-arm slice ends within 50 ms): a waiter released by mistake would
+    // return then instead.
+    std::vector<long> seen;
+    for (pid_t k : rest) seen.push_back(voluntary_switches(k));
+    const bool others_asleep = eventually([&] {
+      for (std::size_t i = 0; i < rest.size(); ++i)
+        if (voluntary_switches(rest[i]) <= seen[i] || !blocked_in_futex(rest[i])) return false;
+      return true;
+    }, 10s);
+    const int returned = b->returned.load();
+    BOOST_TEST(others_asleep);
+    BOOST_TEST(returned == 1, "round " << round << ": " << returned << " waiters returned for one notify_one");
+    if (others_asleep && returned == 1) ++passed;
+    b->cv.notify_all();
+    for (pid_t k : rest) BOOST_TEST(wait_exit_code(k) == 0);
+    if (passed != round + 1) break;
+  }
+  BOOST_TEST(passed == rounds);
+  BOOST_TEST_MESSAGE("notify_one strict: " << passed << " of " << rounds << " rounds released exactly one waiter");
 }

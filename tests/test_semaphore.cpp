@@ -359,3 +359,32 @@ BOOST_AUTO_TEST_CASE(undo_slots_exhausted_is_an_error_and_takes_nothing) {
   BOOST_TEST(b->sem.reclaim_dead_holders() == 1);
   BOOST_TEST(b->sem.value() == 10);
 }
+
+// [thread.sema.cnt]: the constructor is constexpr, so a semaphore may be
+// constant-initialized (constinit), with no static-initialization order issue.
+namespace {
+constinit procsync::counting_semaphore<5> constinit_sem{3};
+constinit procsync::binary_semaphore constinit_binary{0};
+constinit procsync::undo_semaphore<4, 2> constinit_undo{procsync::undo, 4};
+static_assert([] {
+  procsync::counting_semaphore<7> s{7};
+  return s.max() == 7;
+}());
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(constexpr_constructor_allows_constinit_and_still_checks_at_run_time) {
+  BOOST_TEST(constinit_sem.value() == 3);
+  BOOST_TEST(constinit_sem.try_acquire());
+  BOOST_TEST(constinit_sem.value() == 2);
+  constinit_sem.release();
+  BOOST_TEST(constinit_binary.value() == 0);
+  BOOST_TEST(!constinit_binary.try_acquire());
+  constinit_binary.release();
+  BOOST_TEST(constinit_binary.try_acquire());
+  BOOST_TEST(constinit_undo.undo_enabled());
+  BOOST_TEST(constinit_undo.value() == 4);
+  // Out of range at run time: still a clear error, not undefined behaviour.
+  volatile std::ptrdiff_t too_many = 6, negative = -1;
+  BOOST_TEST((error_of([&] { procsync::counting_semaphore<5> s{too_many}; }) == procsync::errc::invalid_argument));
+  BOOST_TEST((error_of([&] { procsync::counting_semaphore<5> s{negative}; }) == procsync::errc::invalid_argument));
+}

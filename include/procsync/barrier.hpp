@@ -1,11 +1,26 @@
-// procsync/barrier.hpp — a reusable barrier shared between processes (Python's
-// multiprocessing.Barrier, plus std::barrier's arrive_and_wait).
+// procsync/barrier.hpp — a reusable barrier shared between processes: the
+// whole of C++20's std::barrier, plus Python's multiprocessing.Barrier.
 //
-// procsync::barrier(parties [, default timeout]) lets `parties` processes (or
-// threads) meet: each calls wait(); the first parties-1 callers block until the
-// last one arrives, then all return, each with a distinct index 0..parties-1
-// (its arrival order in this cycle). The barrier then starts the next cycle at
-// once; it is reusable any number of times.
+// procsync::basic_barrier<CompletionFunction> (procsync::barrier is
+// basic_barrier<no_completion>) lets `expected` parties (processes or threads)
+// meet, phase after phase:
+//  - std::barrier: arrive(n) returns an arrival_token, wait(token) blocks until
+//    that phase completes; arrive_and_wait(); arrive_and_drop() arrives and
+//    lowers the expected count of every later phase by one; max(). When the
+//    last party of a phase arrives, the completion function runs once, in the
+//    last arriver's process, before any party of the phase is unblocked.
+//  - Python: wait() arrives and blocks, returning this party's index in the
+//    phase (its arrival order, distinct in 0..parties()-1), abort(), reset(),
+//    broken(), parties(), n_waiting(), timeouts (a default one at construction).
+//
+// The completion function is a class type stored *inside* the barrier, so
+// its state lives in the shared object and every process sees it (through
+// completion()); it is called as an lvalue, `completion_()`, by whichever
+// process arrives last. It must be trivially copyable; it must not hold
+// pointers or references (unrelated processes map code and data at different
+// addresses), which is why a function pointer is refused at compile time.
+// It runs under the barrier's internal robust lock: it must not call the
+// barrier's own members (errc::would_deadlock).
 //
 // Broken state (Python's BrokenBarrierError is procsync::error with
 // errc::barrier_broken). The barrier breaks when
@@ -13,26 +28,36 @@
 //  - a wait times out (its own timeout, or the default given at construction),
 //  - reset() is called while parties wait (they get the error; the barrier is
 //    then usable again at once),
-//  - a party dies: while it waits (SIGKILL included; detected by the waiting
-//    party that arrived just after it, or by the first one for the last
-//    arrival, each checking one neighbour after every re-arm slice of the
-//    waiting floor, liveness_poll_interval = 50 ms: so within ~50 ms plus one
-//    /proc read), or while it is inside one of the
-//    barrier's calls (detected at once through the internal robust lock).
-// Every party waiting when it breaks, and every later wait(), throws
-// errc::barrier_broken until reset(). A party that dies *before* arriving
-// cannot be told from a late one: use a timeout for that. A party that dies
-// after the last party arrived has completed the cycle (no break).
+//  - the completion function throws (the last arriver gets that exception,
+//    the other parties of the phase errc::barrier_broken), or its process
+//    dies inside it (SIGKILL included: the internal robust lock reports it;
+//    the waiting parties see it within one re-arm slice, 50 ms),
+//  - a party dies while it waits (in wait(), arrive_and_wait() or
+//    wait(token); SIGKILL included). Waiting parties are *watched*: the first
+//    watched_parties (64) to wait in a phase record their identity; each
+//    checks one watched neighbour after every re-arm slice of the waiting floor
+//    (liveness_poll_interval = 50 ms, so within ~50 ms plus one /proc read),
+//    and the last arriver checks all watched parties before it completes a
+//    phase. A party that waits beyond the first 64 of its phase is not
+//    watched: its death is seen only through timeouts. A party killed inside
+//    one of the barrier's calls is detected at once (the internal robust lock).
+// Every party waiting when it breaks, and every later wait() or arrive(),
+// throws errc::barrier_broken until reset().
+// A party that dies *before* arriving cannot be told from a late one (use a
+// timeout, or abort() from whoever sees the death). A party that arrived with
+// arrive() and is not waiting, or that dropped with arrive_and_drop(), may
+// exit (or die) freely: its arrival counts. A party that dies after its
+// phase completed has completed it (no break).
 //
-// Cost: ~1.1 KiB (a robust lock, a futex word, and one process identity per
-// possible waiting party; parties ≤ max_parties = 64). The last arrival makes a
-// futex wake only when some party sleeps. Waiting parties wake every 50 ms to
-// check their neighbour's liveness.
+// Cost: 1112 bytes plus the completion function (a robust lock, a futex word,
+// counters, and the identities of up to 64 watched waiting parties). Parties
+// up to max() = 2^31 - 1. The last arrival makes a futex wake only when some
+// party sleeps. Watched parties wake every 50 ms to check their neighbour.
 //
 // Requirements: place it in memory shared by its users (any mapping address);
 // no destruction needed. Processes must share one PID namespace.
-// Limit: a waiter that stays descheduled while 64 further cycles end cannot
-// tell whether its own cycle completed or broke (not a practical concern).
+// Limit: a waiter that stays descheduled while 64 further phases end cannot
+// tell whether its own phase completed or broke (not a practical concern).
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -42,10 +67,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <exception>
 #include <string>
+#include <type_traits>
 
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
+#include "detail/object_header.hpp"
 #include "detail/process_identity.hpp"
 #include "detail/robust_lock.hpp"
 #include "detail/waiting_floor.hpp"
@@ -54,37 +82,83 @@
 
 namespace procsync {
 
-class barrier {
+/// The completion function of procsync::barrier: does nothing.
+struct no_completion {
+  static constexpr const char* kind_name = "procsync::no_completion";
+  constexpr void operator()() const noexcept {}
+};
+
+template <class CompletionFunction = no_completion>
+class basic_barrier {
+  static_assert(std::is_class_v<CompletionFunction>,
+                "procsync::basic_barrier: the completion function must be a class type (a function object whose "
+                "state lives in the barrier), never a function pointer: processes map code at different addresses");
+  static_assert(std::is_trivially_copyable_v<CompletionFunction>,
+                "procsync::basic_barrier: the completion function lives in shared memory: it must be trivially "
+                "copyable (and hold no pointers)");
+  static_assert(std::is_invocable_v<CompletionFunction&>,
+                "procsync::basic_barrier: the completion function must be callable as `f()` on an lvalue");
+
  public:
-  static constexpr const char* kind_name = "procsync::barrier";
-  static constexpr std::uint32_t layout_version = 1;
+  /// Layout identity checked when opened in a named segment:
+  /// "procsync::barrier" for basic_barrier<no_completion>, else
+  /// "procsync::basic_barrier<K>" with K the completion function's kind.
+  static std::string kind_name() {
+    if constexpr (std::is_same_v<CompletionFunction, no_completion>)
+      return "procsync::barrier";
+    else
+      return detail::template_kind("procsync::basic_barrier", detail::element_kind<CompletionFunction>());
+  }
+  static constexpr std::uint32_t layout_version = 2;
 
-  /// The most parties a barrier takes (the waiting parties' identities are kept
-  /// in fixed slots).
-  static constexpr std::size_t max_parties = 64;
+  /// The most parties a barrier takes: 2^31 - 1 (std::barrier::max()).
+  static constexpr std::ptrdiff_t max() noexcept { return 0x7fffffff; }
+  static constexpr std::size_t max_parties = static_cast<std::size_t>(max());
 
-  /// How often a waiting party checks that its neighbour is still alive.
+  /// How many waiting parties per phase are watched for death (see the header).
+  static constexpr std::size_t watched_parties = 64;
+
+  /// How often a watched waiting party checks that its neighbour is alive.
   static constexpr std::chrono::milliseconds liveness_poll_interval{detail::rearm_slice_ns / 1'000'000};
 
-  /// A barrier for `parties` parties whose waits have no default timeout.
-  /// Throws errc::invalid_argument unless 1 <= parties <= max_parties.
-  explicit barrier(std::size_t parties) : parties_(checked_parties(parties)) {}
+  /// Returned by arrive(); names the phase to wait for with wait(token).
+  class arrival_token {
+   public:
+    arrival_token(arrival_token&&) noexcept = default;
+    arrival_token& operator=(arrival_token&&) noexcept = default;
 
-  /// A barrier whose wait() without argument times out after `default_timeout`.
+   private:
+    friend class basic_barrier;
+    explicit arrival_token(std::uint32_t phase) noexcept : phase_(phase) {}
+    std::uint32_t phase_;
+  };
+
+  /// A barrier for `expected` parties whose waits have no default timeout,
+  /// with completion function `f` (copied into the barrier). constexpr, as
+  /// std::barrier's. Throws errc::invalid_argument unless
+  /// 1 <= expected <= max().
+  constexpr explicit basic_barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction())
+      : expected_(checked_parties(expected)), completion_(f) {}
+
+  /// A barrier whose wait()s without a timeout argument (wait(),
+  /// arrive_and_wait(), wait(token)) time out after `default_timeout`,
+  /// which breaks it.
   template <class Rep, class Period>
-  barrier(std::size_t parties, const std::chrono::duration<Rep, Period>& default_timeout)
-      : parties_(checked_parties(parties)) {
+  basic_barrier(std::ptrdiff_t expected, const std::chrono::duration<Rep, Period>& default_timeout,
+                CompletionFunction f = CompletionFunction())
+      : expected_(checked_parties(expected)), completion_(f) {
     // Saturating: hours::max() means "no timeout", not an overflow into the past.
     default_timeout_ns_ = detail::saturating_nanoseconds(default_timeout).count();
   }
 
-  barrier(const barrier&) = delete;
-  barrier& operator=(const barrier&) = delete;
+  basic_barrier(const basic_barrier&) = delete;
+  basic_barrier& operator=(const basic_barrier&) = delete;
 
-  /// The number of parties required to pass the barrier.
-  [[nodiscard]] std::size_t parties() const noexcept { return parties_; }
+  /// The number of parties the current phase expects (lowered by
+  /// arrive_and_drop() when a phase completes).
+  [[nodiscard]] std::size_t parties() const noexcept { return expected_.load(std::memory_order_relaxed); }
 
-  /// Parties waiting in the current cycle (a snapshot; 0 while broken).
+  /// Parties that arrived in the current phase (a snapshot; 0 while broken).
   [[nodiscard]] std::size_t n_waiting() const noexcept {
     if (broken()) return 0;
     return arrived_.load(std::memory_order_relaxed);
@@ -93,25 +167,70 @@ class barrier {
   /// Whether the barrier is broken (until reset()).
   [[nodiscard]] bool broken() const noexcept { return (phase_.value.load(std::memory_order_acquire) & broken_bit) != 0; }
 
+  /// The completion function stored in the barrier (its state is shared by
+  /// all processes). Read it after a phase completed (everything the
+  /// completion did is visible to the parties it unblocked); change it only
+  /// while no phase can complete.
+  [[nodiscard]] CompletionFunction& completion() noexcept { return completion_; }
+  [[nodiscard]] const CompletionFunction& completion() const noexcept { return completion_; }
+
   /// Arrives and blocks until all parties have arrived (or the default timeout
-  /// passes); returns this party's index, distinct in 0..parties()-1 per cycle.
+  /// passes); returns this party's index, distinct in 0..parties()-1 per phase.
   /// Throws errc::barrier_broken if the barrier is or becomes broken (a timeout
-  /// breaks it).
+  /// breaks it); the completion function's exception if it threw here.
   std::size_t wait() {
-    if (default_timeout_ns_ < 0) return wait_impl(nullptr);
+    if (default_timeout_ns_ < 0) return arrive_then_wait(nullptr);
     const auto deadline = detail::deadline_after(std::chrono::nanoseconds(default_timeout_ns_));
-    return wait_impl(&deadline);
+    return arrive_then_wait(&deadline);
   }
 
   /// As wait(), with `timeout` instead of the default.
   template <class Rep, class Period>
   std::size_t wait(const std::chrono::duration<Rep, Period>& timeout) {
     const auto deadline = detail::deadline_after(timeout);
-    return wait_impl(&deadline);
+    return arrive_then_wait(&deadline);
   }
 
-  /// std::barrier's spelling of wait() (the index is dropped; same errors).
+  /// std::barrier::arrive_and_wait(): wait() without the index (same errors).
   void arrive_and_wait() { (void)wait(); }
+
+  /// Arrives `update` times in the current phase without blocking and
+  /// returns the token of that phase. If these are the last arrivals, runs the
+  /// completion function here and starts the next phase. Requires
+  /// 1 <= update <= the arrivals the phase still expects: else throws
+  /// errc::invalid_argument and arrives not at all. Throws
+  /// errc::barrier_broken if the barrier is broken (no arrival).
+  [[nodiscard]] arrival_token arrive(std::ptrdiff_t update = 1) {
+    return arrival_token(arrive_impl(update, false, false, "arrive").phase);
+  }
+
+  /// Blocks until the phase of `arrival` has completed (at once if it has).
+  /// Honours the default timeout (which breaks the barrier). Throws
+  /// errc::barrier_broken if that phase broke (or breaks while waiting).
+  void wait(arrival_token&& arrival) {
+    const std::uint32_t p = arrival.phase_;
+    std::int32_t slot = -1;
+    {
+      guard g(*this);
+      const std::uint32_t now = phase_.value.load(std::memory_order_relaxed);
+      if (now != p) {
+        (void)outcome(p, now);  // ended: completed (return) or broke (throw)
+        return;
+      }
+      slot = watch_locked();
+    }
+    if (default_timeout_ns_ < 0) {
+      (void)wait_phase(p, 0, slot, nullptr);
+    } else {
+      const auto deadline = detail::deadline_after(std::chrono::nanoseconds(default_timeout_ns_));
+      (void)wait_phase(p, 0, slot, &deadline);
+    }
+  }
+
+  /// Arrives once in the current phase and lowers the expected count of every
+  /// later phase by one (std::barrier::arrive_and_drop()); does not block.
+  /// The caller may then leave (or exit). Same errors as arrive(1).
+  void arrive_and_drop() { (void)arrive_impl(1, true, false, "arrive_and_drop"); }
 
   /// Breaks the barrier: every waiting party and every later wait() throws
   /// errc::barrier_broken until reset(). No effect if already broken.
@@ -123,19 +242,18 @@ class barrier {
     wake_all();
   }
 
-  /// Returns the barrier to its initial, unbroken state. Parties waiting in
-  /// the current cycle throw errc::barrier_broken.
+  /// Returns the barrier to an unbroken state with a new, empty phase (drops
+  /// made so far stay in effect). Parties waiting in the current phase throw
+  /// errc::barrier_broken.
   void reset() {
     {
       guard g(*this);
       const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
       if (p & broken_bit) {
-        arrived_.store(0, std::memory_order_relaxed);
-        // Release: a new cycle starts; its waiters see its state.
-        phase_.value.store((p & ~broken_bit) + generation_step, std::memory_order_seq_cst);
+        start_phase_locked((p & ~broken_bit) + generation_step);
       } else if (arrived_.load(std::memory_order_relaxed) != 0) {
         reason_.store(reason_reset, std::memory_order_relaxed);
-        end_cycle_locked(p, true);
+        end_phase_locked(p, true);
       }
     }
     wake_all();
@@ -144,20 +262,21 @@ class barrier {
  private:
   static constexpr std::uint32_t broken_bit = 1;
   static constexpr std::uint32_t generation_step = 2;
-  static constexpr std::uint32_t reason_aborted = 1, reason_timeout = 2, reason_party_died = 3, reason_reset = 4;
+  static constexpr std::uint32_t reason_aborted = 1, reason_timeout = 2, reason_party_died = 3, reason_reset = 4,
+                                 reason_completion_threw = 5;
 
-  static std::uint32_t checked_parties(std::size_t parties) {
-    if (parties == 0 || parties > max_parties)
+  static constexpr std::uint32_t checked_parties(std::ptrdiff_t parties) {
+    if (parties < 1 || parties > max())
       detail::throw_error(errc::invalid_argument, "procsync::barrier: expected 1 <= parties <= " +
-                                                      std::to_string(max_parties) + ", got " +
-                                                      std::to_string(parties));
+                                                      std::to_string(max()) + ", got " + std::to_string(parties));
     return static_cast<std::uint32_t>(parties);
   }
 
-  /// Holds the internal robust lock. If a party died holding it, its call may
-  /// be half done: the barrier is broken (a party died), then made consistent.
+  /// Holds the internal robust lock. If a party died holding it (inside a
+  /// call, or inside the completion function), its call may be half done: the
+  /// barrier is broken (a party died), then made consistent.
   struct guard {
-    explicit guard(barrier& b) : self(b) {
+    explicit guard(basic_barrier& b) : self(b) {
       if (self.lock_.lock_robust() == lock_status::owner_died) {
         self.break_locked(reason_party_died);
         self.lock_.consistent();
@@ -170,34 +289,43 @@ class barrier {
     }
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
-    barrier& self;
+    basic_barrier& self;
     bool died = false;
   };
 
   static std::uint64_t history_bit(std::uint32_t phase) noexcept { return std::uint64_t{1} << ((phase >> 1) & 63); }
 
-  /// Ends the cycle of phase `p` (lock held): completed, or broken for its
-  /// waiters with the barrier usable again (reset).
-  void end_cycle_locked(std::uint32_t p, bool broke) noexcept {
-    // Relaxed: published by the seq_cst phase store below, which waiters read
-    // with acquire before they look at the history.
+  /// Starts phase `next` (lock held): drops take effect, nobody has arrived.
+  void start_phase_locked(std::uint32_t next) noexcept {
+    expected_.store(expected_.load(std::memory_order_relaxed) - drops_, std::memory_order_relaxed);
+    drops_ = 0;
+    watched_ = 0;
+    arrived_.store(0, std::memory_order_relaxed);
+    // seq_cst: release for the waiters, and the floor's Dekker pair (wake_all).
+    phase_.value.store(next, std::memory_order_seq_cst);
+  }
+
+  /// Ends phase `p` (lock held): completed, or broken for its waiters with
+  /// the barrier usable again (reset).
+  void end_phase_locked(std::uint32_t p, bool broke) noexcept {
+    // Relaxed: published by the seq_cst phase store, which waiters read with
+    // acquire before they look at the history.
     if (broke)
       history_.fetch_or(history_bit(p), std::memory_order_relaxed);
     else
       history_.fetch_and(~history_bit(p), std::memory_order_relaxed);
-    arrived_.store(0, std::memory_order_relaxed);
-    // seq_cst: release for the waiters, and the floor's Dekker pair (wake_all).
-    phase_.value.store((p & ~broken_bit) + generation_step, std::memory_order_seq_cst);
+    start_phase_locked((p & ~broken_bit) + generation_step);
   }
 
-  /// Breaks the current cycle (lock held); no effect if already broken.
+  /// Breaks the current phase (lock held); no effect if already broken.
   void break_locked(std::uint32_t reason) noexcept {
     const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
     if (p & broken_bit) return;
     reason_.store(reason, std::memory_order_relaxed);
     history_.fetch_or(history_bit(p), std::memory_order_relaxed);  // published by the store below
     arrived_.store(0, std::memory_order_relaxed);
-    phase_.value.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in end_cycle_locked
+    watched_ = 0;
+    phase_.value.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in start_phase_locked
   }
 
   void wake_all() noexcept {
@@ -212,58 +340,104 @@ class barrier {
       case reason_timeout: why = "a wait timed out"; break;
       case reason_party_died: why = "a party died"; break;
       case reason_reset: why = "it was reset while parties waited"; break;
+      case reason_completion_threw: why = "the completion function threw"; break;
       default: why = "unknown reason"; break;
     }
-    detail::throw_error(errc::barrier_broken, std::string("procsync::barrier::wait: ") + when +
+    detail::throw_error(errc::barrier_broken, std::string("procsync::barrier: ") + when +
                                                   ": the barrier is broken (" + why +
                                                   "); expected an unbroken barrier, call reset() to reuse it");
   }
 
   /// The outcome for a waiter of phase `p` now that the word reads `now`.
-  /// Returns true if its cycle completed; throws if it broke.
+  /// Returns true if its phase completed; throws if it broke.
   bool outcome(std::uint32_t p, std::uint32_t now) const {
     if (now == p) return false;
-    if ((now >> 1) == (p >> 1)) throw_broken("while waiting");  // same cycle, broken bit set
-    // Our cycle ended; the history says how (published by the acquire load of `now`).
+    if ((now >> 1) == (p >> 1)) throw_broken("while waiting");  // same phase, broken bit set
+    // Our phase ended; the history says how (published by the acquire load of `now`).
     if (history_.load(std::memory_order_relaxed) & history_bit(p)) throw_broken("while waiting");
     return true;
   }
 
-  std::size_t wait_impl(const detail::steady::time_point* deadline) {
-    std::uint32_t p = 0;
-    std::uint32_t index = 0;
-    bool last = false;
+  /// Records the caller as a watched waiting party if a slot is left (lock
+  /// held); returns the slot, or -1 (not watched).
+  std::int32_t watch_locked() noexcept {
+    if (watched_ >= watched_parties) return -1;
+    waiting_[watched_] = detail::current_process_identity();
+    return static_cast<std::int32_t>(watched_++);
+  }
+
+  struct arrival {
+    std::uint32_t phase;  // the phase arrived in
+    std::uint32_t index;  // arrival index of the first of the update arrivals
+    std::int32_t slot;    // watched slot (when `watch`), -1 if none
+    bool completed;       // these arrivals completed the phase
+  };
+
+  /// Arrives `update` times (lock taken here); with `drop`, lowers the next
+  /// phases' count by one; with `watch`, records the caller as a waiting party.
+  arrival arrive_impl(std::ptrdiff_t update, bool drop, bool watch, const char* what) {
     bool dead_party = false;
+    std::exception_ptr completion_error;
+    arrival a{0, 0, -1, false};
     {
       guard g(*this);
-      p = phase_.value.load(std::memory_order_relaxed);
-      if (p & broken_bit) throw_broken("on arrival");
-      index = arrived_.load(std::memory_order_relaxed);
-      if (index + 1 == parties_ && !waiters_alive_locked(index)) {
-        break_locked(reason_party_died);
-        dead_party = true;
-      } else if (index + 1 == parties_) {
-        end_cycle_locked(p, false);
-        last = true;
+      a.phase = phase_.value.load(std::memory_order_relaxed);
+      if (a.phase & broken_bit) throw_broken(what);
+      const std::uint32_t expected = expected_.load(std::memory_order_relaxed);
+      a.index = arrived_.load(std::memory_order_relaxed);
+      const std::uint32_t remaining = expected - a.index;
+      if (update < 1 || update > static_cast<std::ptrdiff_t>(remaining))
+        detail::throw_error(errc::invalid_argument, std::string("procsync::barrier::") + what +
+                                                        ": expected 1 <= update <= " + std::to_string(remaining) +
+                                                        " (arrivals the phase still expects), got " +
+                                                        std::to_string(update));
+      const auto n = static_cast<std::uint32_t>(update);
+      if (drop) ++drops_;
+      if (n == remaining) {
+        if (!waiters_alive_locked()) {
+          break_locked(reason_party_died);
+          dead_party = true;
+        } else {
+          try {
+            completion_();
+            end_phase_locked(a.phase, false);
+            a.completed = true;
+          } catch (...) {
+            completion_error = std::current_exception();
+            break_locked(reason_completion_threw);
+          }
+        }
+        if (drop && !a.completed) --drops_;  // the call failed: it dropped nothing
       } else {
-        waiting_[index] = detail::current_process_identity();
-        arrived_.store(index + 1, std::memory_order_relaxed);
+        arrived_.store(a.index + n, std::memory_order_relaxed);
+        if (watch) a.slot = watch_locked();
       }
     }
-    if (dead_party) {
+    if (dead_party || completion_error) {
       wake_all();
-      throw_broken("on arrival");
+      if (completion_error) std::rethrow_exception(completion_error);
+      throw_broken(what);
     }
-    if (last) {
-      wake_all();
-      return index;
-    }
+    if (a.completed) wake_all();
+    return a;
+  }
+
+  std::size_t arrive_then_wait(const detail::steady::time_point* deadline) {
+    const arrival a = arrive_impl(1, false, true, "wait");
+    if (a.completed) return a.index;
+    return wait_phase(a.phase, a.index, a.slot, deadline);
+  }
+
+  /// Blocks until phase `p` ends; returns `index` if it completed, throws if
+  /// it broke. A timeout breaks it.
+  std::size_t wait_phase(std::uint32_t p, std::uint32_t index, std::int32_t slot,
+                         const detail::steady::time_point* deadline) {
     timespec storage{};
     const timespec* until = deadline ? detail::futex_deadline(*deadline, storage) : nullptr;
-    // Between slices, each waiting party checks one neighbour's liveness.
+    // Between slices, each watched party checks one neighbour's liveness.
     const bool ended = detail::wait_until_done(
         phase_, until, [&](std::uint32_t now) { return now != p && outcome(p, now); },
-        [&] { check_neighbour(p, index); });
+        [&] { check_neighbour(p, slot); });
     if (ended) return index;
     {
       guard g(*this);
@@ -274,49 +448,57 @@ class barrier {
     throw_broken("timed out");
   }
 
-  /// Whether all `waiting` parties of this cycle still live (lock held). The
-  /// last arrival checks before it completes a cycle: a party killed while
-  /// waiting must break the barrier, not be counted as arrived, however quickly
-  /// the others come (the neighbours' polling alone has a window of one
-  /// interval). Costs one /proc read per waiting party, once per cycle.
-  bool waiters_alive_locked(std::uint32_t waiting) const noexcept {
-    for (std::uint32_t i = 0; i < waiting; ++i)
+  /// Whether all watched waiting parties of this phase still live (lock
+  /// held). The last arrival checks before it completes a phase: a party
+  /// killed while waiting must break the barrier, not be counted as arrived,
+  /// however quickly the others come (the neighbours' polling alone has a
+  /// window of one interval). One /proc read per watched party, once per phase.
+  bool waiters_alive_locked() const noexcept {
+    for (std::uint32_t i = 0; i < watched_; ++i)
       if (!detail::process_alive(waiting_[i])) return false;
     return true;
   }
 
-  /// Breaks the barrier if the party that arrived just before us (the last
-  /// arrival, for the first) died while waiting in cycle `p`.
-  void check_neighbour(std::uint32_t p, std::uint32_t index) {
+  /// Breaks the barrier if the watched party before us (the last watched,
+  /// for the first) died while waiting in phase `p`. Taking the lock also
+  /// notices a process that died inside the completion function.
+  void check_neighbour(std::uint32_t p, std::int32_t slot) {
+    if (slot < 0) return;  // not watched (see the header)
     detail::process_identity who{};
-    std::uint32_t slot = 0;
+    std::uint32_t neighbour = 0;
     {
       guard g(*this);
       if (phase_.value.load(std::memory_order_relaxed) != p) return;
-      const std::uint32_t arrived = arrived_.load(std::memory_order_relaxed);
-      if (arrived < 2) return;
-      slot = index == 0 ? arrived - 1 : index - 1;
-      who = waiting_[slot];
+      if (watched_ < 2) return;
+      neighbour = slot == 0 ? watched_ - 1 : static_cast<std::uint32_t>(slot) - 1;
+      who = waiting_[neighbour];
     }
     if (detail::process_alive(who)) return;  // /proc read outside the lock
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p && slot < arrived_.load(std::memory_order_relaxed) &&
-          waiting_[slot] == who)
+      if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_ && waiting_[neighbour] == who)
         break_locked(reason_party_died);
     }
     wake_all();
   }
 
-  procsync::mutex lock_;                       // robust; guards everything but the atomics' racy reads
-  detail::wait_word phase_{};                  // futex word: generation << 1 | broken_bit; sleepers: waiting parties
-  std::uint32_t parties_;
-  std::atomic<std::uint32_t> arrived_{0};      // parties waiting in this cycle
-  std::atomic<std::uint32_t> reason_{0};       // why it last broke (for messages)
-  std::uint32_t parties_padding_ [[maybe_unused]] = 0;
-  std::int64_t default_timeout_ns_ = -1;       // < 0: wait() has no timeout
-  std::atomic<std::uint64_t> history_{0};      // bit (generation % 64): that cycle ended broken
-  detail::process_identity waiting_[max_parties] = {};  // who waits, by arrival index
+  procsync::mutex lock_;                        // robust; guards everything but the atomics' racy reads
+  detail::wait_word phase_{};                   // futex word: generation << 1 | broken_bit; sleepers: waiting parties
+  std::atomic<std::uint32_t> expected_;         // parties the current phase expects
+  std::atomic<std::uint32_t> arrived_{0};       // arrivals in the current phase
+  std::atomic<std::uint32_t> reason_{0};        // why it last broke (for messages)
+  std::uint32_t drops_ = 0;                     // arrive_and_drop()s in this phase, applied when it ends
+  std::int64_t default_timeout_ns_ = -1;        // < 0: no default timeout
+  std::atomic<std::uint64_t> history_{0};       // bit (generation % 64): that phase ended broken
+  std::uint32_t watched_ = 0;                   // watched waiting parties in this phase
+  std::uint32_t reserved_ [[maybe_unused]] = 0;
+  detail::process_identity waiting_[watched_parties] = {};  // the watched waiting parties
+  [[no_unique_address]] CompletionFunction completion_;
 };
+
+/// Python's Barrier and std::barrier<> in one: no completion function.
+using barrier = basic_barrier<>;
+
+static_assert(sizeof(barrier) == 1112);
 
 }  // namespace procsync

@@ -22,11 +22,17 @@
 #if __has_include("condition_variable.hpp")
 #include "condition_variable.hpp"
 #endif
+#if __has_include("condition_variable_any.hpp")
+#include "condition_variable_any.hpp"
+#endif
 #if __has_include("semaphore.hpp")
 #include "semaphore.hpp"
 #endif
 #if __has_include("event.hpp")
 #include "event.hpp"
+#endif
+#if __has_include("latch.hpp")
+#include "latch.hpp"
 #endif
 #if __has_include("barrier.hpp")
 #include "barrier.hpp"

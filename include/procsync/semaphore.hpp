@@ -142,12 +142,14 @@ class counting_semaphore {
   static constexpr std::ptrdiff_t max() noexcept { return LeastMaxValue; }
 
   /// A semaphore holding `desired` permits, without undo.
-  /// Throws errc::invalid_argument unless 0 <= desired <= max().
-  explicit counting_semaphore(std::ptrdiff_t desired) : count_(checked_initial(desired)) {}
+  /// Throws errc::invalid_argument unless 0 <= desired <= max(). constexpr,
+  /// as std::counting_semaphore's: `constinit procsync::binary_semaphore s{1};`
+  /// (a desired value out of range is then a compile-time error).
+  constexpr explicit counting_semaphore(std::ptrdiff_t desired) : count_(checked_initial(desired)) {}
 
   /// A semaphore holding `desired` permits in undo mode (see the header).
   /// Throws errc::invalid_argument unless 0 <= desired <= max().
-  counting_semaphore(undo_t, std::ptrdiff_t desired)
+  constexpr counting_semaphore(undo_t, std::ptrdiff_t desired)
     requires(UndoSlots > 0)
       : count_(checked_initial(desired)) {
     undo_.enabled = 1;
@@ -257,7 +259,7 @@ class counting_semaphore {
   }
 
  private:
-  static std::uint32_t checked_initial(std::ptrdiff_t desired) {
+  static constexpr std::uint32_t checked_initial(std::ptrdiff_t desired) {
     if (desired < 0 || desired > max())
       detail::throw_error(errc::invalid_argument, "procsync::counting_semaphore: expected 0 <= desired <= " +
                                                       std::to_string(max()) + ", got " + std::to_string(desired));

@@ -115,10 +115,11 @@ inline process_state state_of(const process_identity& who) noexcept {
   if (who.pid <= 0) return process_state::dead;
   proc_stat st;
   if (!read_proc_stat(who.pid, st)) return process_state::dead;
-  const auto start = static_cast<std::int64_t>(st.start_time) - own_boottime_offset_ticks();
-  const std::int64_t drift = start - static_cast<std::int64_t>(who.start_time);
+  // Unsigned (wrapping, defined) arithmetic: `who` may come from corrupt memory.
+  const std::uint64_t start = st.start_time - static_cast<std::uint64_t>(own_boottime_offset_ticks());
+  const std::uint64_t drift = start > who.start_time ? start - who.start_time : who.start_time - start;
   // ±1 tick: the kernel rounds (start + offset) to ticks, we subtract a rounded offset.
-  if (drift < -1 || drift > 1) return process_state::dead;
+  if (drift > 1) return process_state::dead;
   if (st.state == 'X' || st.state == 'x') return process_state::dead;
   if (st.state == 'Z') return st.num_threads > 1 ? process_state::alive : process_state::dead;
   if (st.state == 'T' || st.state == 't') return process_state::stopped;

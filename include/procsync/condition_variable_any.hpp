@@ -1,0 +1,309 @@
+// procsync/condition_variable_any.hpp — a condition variable shared between
+// processes that waits with any lock (C++20's std::condition_variable_any).
+//
+// Works with every BasicLockable (lock() and unlock()): std::unique_lock or
+// std::shared_lock over procsync::mutex, recursive_mutex, shared_mutex or
+// checked_mutex, those mutexes themselves, std::scoped_lock-less user
+// Lockables, anything whose lock lives in memory shared by the waiters. The
+// shape is std's: wait, wait_for, wait_until, with or without a predicate,
+// the std::stop_token overloads, notify_one, notify_all.
+//
+// It needs no internal mutex: a waiter registers and reads the notification
+// sequence while it still holds the caller's lock, and only then unlocks, so a
+// notification that follows the unlock is never lost (the waiting floor's
+// announced_wait, as in condition_variable.hpp).
+//
+// Exactness: each notify_one() releases at most one waiter among those
+// registered when it was called (it leaves one *signal* that exactly one
+// waiter consumes); notify_all() releases all of them. Later waiters are not
+// released by earlier notifications. Spurious wake-ups remain possible (a
+// signal left by a waiter that timed out or died may release a later waiter
+// once), as std allows: use a predicate.
+//
+// Cost: 16 bytes. notify_one/notify_all make no system call when nobody waits.
+//
+// Robustness (waits go through the waiting floor, detail/waiting_floor.hpp):
+//  - A waiter killed while waiting breaks nothing. One killed after a
+//    notify_one() woke it, before it consumed the signal, leaves the signal:
+//    another waiter takes it within one re-arm slice (50 ms).
+//  - The lock's owner death is the lock's business: the waiter relocks with
+//    lock.lock() and that reports it as usual (procsync mutexes: the wait
+//    returns with inconsistent() true; shared_mutex readers are released by
+//    the kernel). A predicate wait keeps std's contract (it returns only with
+//    pred() true, or false at its deadline): when the relocked procsync mutex
+//    is inconsistent (waiting again would unlock it and poison it) it throws
+//    errc::owner_dead, the lock held — as condition_variable does; repair,
+//    consistent(), wait again. Mutexes made with owner_death::nothing_to_repair
+//    are consistent at once, so predicate waits on them just go on.
+//  - If relocking throws (a poisoned mutex: errc::not_recoverable), the
+//    exception propagates and the lock is not held (a std::unique_lock or
+//    std::shared_lock then owns nothing). std::condition_variable_any would
+//    call std::terminate() there.
+//
+// Requirements: the caller holds `lock`. Where that can be checked, it is: a
+// std::unique_lock / std::shared_lock that owns nothing, or a procsync mutex
+// (or a lock of one) that the calling thread does not hold, throws
+// errc::not_owner. A procsync::recursive_mutex held more than once cannot be
+// waited on (unlock() would release one level only and the notifier would
+// never get it; std leaves this undefined): errc::would_deadlock. Waiting with
+// an inconsistent procsync mutex unlocks it, which poisons it: call
+// consistent() first.
+// Limit: a waiter that sleeps through exactly 2^32 notifications between
+// registering and falling asleep misses one (not a practical concern).
+#pragma once
+
+#include "detail/config.hpp"  // first: one clear error below C++20
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>  // std::cv_status
+#include <cstdint>
+#include <ctime>
+#include <stop_token>
+#include <string>
+#include <utility>
+
+#include "detail/clock.hpp"
+#include "detail/futex.hpp"
+#include "detail/waiting_floor.hpp"
+#include "error.hpp"
+
+namespace procsync {
+
+namespace detail {
+
+/// The mutex behind a lock: `*lock.mutex()` for lock wrappers
+/// (std::unique_lock, std::shared_lock), else the lock itself.
+template <class Lock>
+auto& underlying_mutex(Lock& lock) noexcept {
+  if constexpr (requires { *lock.mutex(); })
+    return *lock.mutex();
+  else
+    return lock;
+}
+
+/// Throws when `lock` can be seen not to be held by the caller, or to be a
+/// recursive mutex held more than once (see condition_variable_any.hpp).
+template <class Lock>
+void check_waitable(Lock& lock) {
+  if constexpr (requires { bool(lock.owns_lock()); }) {
+    if (!lock.owns_lock() || lock.mutex() == nullptr)
+      throw_error(errc::not_owner,
+                  "procsync::condition_variable_any: wait requires a lock that owns its mutex (this one owns none)");
+  }
+  auto& m = underlying_mutex(lock);
+  if constexpr (requires { m.depth_of_caller(); }) {
+    const auto depth = m.depth_of_caller();
+    if (depth == 0)
+      throw_error(errc::not_owner, "procsync::condition_variable_any: wait requires the calling thread to hold "
+                                   "the procsync::recursive_mutex");
+    if (depth > 1)
+      throw_error(errc::would_deadlock,
+                  "procsync::condition_variable_any: cannot wait with a procsync::recursive_mutex held " +
+                      std::to_string(depth) +
+                      " times (unlocking would release one level, the notifier could never lock it); expected "
+                      "it held once");
+  } else if constexpr (requires { bool(m.shared_by_caller()); bool(m.owned_by_caller()); }) {
+    if (!m.owned_by_caller() && !m.shared_by_caller())
+      throw_error(errc::not_owner, "procsync::condition_variable_any: wait requires the calling thread to hold "
+                                   "the procsync::shared_mutex (exclusively or shared)");
+  } else if constexpr (requires { bool(m.owned_by_caller()); }) {
+    if (!m.owned_by_caller())
+      throw_error(errc::not_owner,
+                  "procsync::condition_variable_any: wait requires the calling thread to hold the mutex");
+  }
+}
+
+/// Whether the lock's procsync mutex was relocked from a dead holder and not
+/// yet repaired (false for locks that cannot say).
+template <class Lock>
+bool relocked_inconsistent(Lock& lock) noexcept {
+  if constexpr (requires { bool(lock.owns_lock()); }) {
+    if (!lock.owns_lock() || lock.mutex() == nullptr) return false;
+  }
+  auto& m = underlying_mutex(lock);
+  if constexpr (requires { bool(m.inconsistent()); })
+    return m.inconsistent();
+  else
+    return false;
+}
+
+}  // namespace detail
+
+class condition_variable_any {
+ public:
+  static constexpr const char* kind_name = "procsync::condition_variable_any";
+  static constexpr std::uint32_t layout_version = 1;
+
+  constexpr condition_variable_any() noexcept = default;
+  condition_variable_any(const condition_variable_any&) = delete;
+  condition_variable_any& operator=(const condition_variable_any&) = delete;
+
+  /// Releases one of the waiters registered now, if any (at most one per
+  /// call). No system call when nobody waits. Async-signal-safe.
+  void notify_one() noexcept {
+    // seq_cst: ordered after the notifier's earlier writes (its unlock), so a
+    // waiter that registered before unlocking is seen (Dekker with announced_wait).
+    const std::uint32_t waiting = sequence_.sleepers.load(std::memory_order_seq_cst);
+    if (waiting == 0) return;
+    // One signal per notify, never more than there are registered waiters.
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    // Relaxed: published to the waiter by the seq_cst bump of the sequence below.
+    while (s < waiting && !signals_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) {
+    }
+    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wake(&sequence_.value, 1);
+  }
+
+  /// Releases every waiter registered now. No system call when nobody waits.
+  /// Async-signal-safe.
+  void notify_all() noexcept {
+    if (sequence_.sleepers.load(std::memory_order_seq_cst) == 0) return;  // seq_cst: as in notify_one()
+    // Relaxed: published by the seq_cst bump below.
+    broadcasts_.fetch_add(1, std::memory_order_relaxed);
+    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
+    detail::futex_wake_all(&sequence_.value);
+  }
+
+  /// Unlocks `lock`, sleeps until notified (or spuriously), then relocks it
+  /// with lock.lock(). Requires the caller to hold `lock` (see the header for
+  /// the checks and errors).
+  template <class Lock>
+  void wait(Lock& lock) {
+    (void)wait_impl(lock, nullptr, nullptr);
+  }
+
+  /// Waits until `pred()` holds (evaluated with the lock held); returns only
+  /// then. Throws errc::owner_dead, the lock held, when the relocked procsync
+  /// mutex is inconsistent (see the header).
+  template <class Lock, class Predicate>
+  void wait(Lock& lock, Predicate pred) {
+    while (!pred()) {
+      wait(lock);
+      if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
+    }
+  }
+
+  /// Waits until notified or `deadline`; returns cv_status::timeout if the
+  /// deadline passed (never before it). A deadline on another clock is
+  /// converted to steady_clock once.
+  template <class Lock, class Clock, class Duration>
+  std::cv_status wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& deadline) {
+    timespec storage{};
+    const bool notified = wait_impl(lock, detail::futex_deadline(detail::to_steady(deadline), storage), nullptr);
+    return notified ? std::cv_status::no_timeout : std::cv_status::timeout;
+  }
+
+  /// Waits until `pred()` or `deadline`; returns pred()'s last value. Throws
+  /// errc::owner_dead as wait(lock, pred) does.
+  template <class Lock, class Clock, class Duration, class Predicate>
+  bool wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& deadline, Predicate pred) {
+    const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
+    while (!pred()) {
+      const std::cv_status status = wait_until(lock, steady_deadline);
+      if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
+      if (status == std::cv_status::timeout) return pred();
+    }
+    return true;
+  }
+
+  /// wait_until(lock, now + timeout), measured on steady_clock.
+  template <class Lock, class Rep, class Period>
+  std::cv_status wait_for(Lock& lock, const std::chrono::duration<Rep, Period>& timeout) {
+    return wait_until(lock, detail::deadline_after(timeout));
+  }
+
+  template <class Lock, class Rep, class Period, class Predicate>
+  bool wait_for(Lock& lock, const std::chrono::duration<Rep, Period>& timeout, Predicate pred) {
+    return wait_until(lock, detail::deadline_after(timeout), std::move(pred));
+  }
+
+  /// Waits until `pred()` holds or a stop is requested on `stoken` (the stop
+  /// request wakes the waiter at once); returns pred()'s last value, evaluated
+  /// with the lock held. stop_tokens are process-local: the stop request comes
+  /// from a thread of the waiter's own process.
+  template <class Lock, class Predicate>
+  bool wait(Lock& lock, std::stop_token stoken, Predicate pred) {
+    std::stop_callback on_stop(stoken, [this]() noexcept { detail::ring(sequence_, INT_MAX); });
+    while (!stoken.stop_requested()) {
+      if (pred()) return true;
+      (void)wait_impl(lock, nullptr, &stoken);
+      if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
+    }
+    return pred();
+  }
+
+  /// As wait(lock, stoken, pred), also ending at `deadline`.
+  template <class Lock, class Clock, class Duration, class Predicate>
+  bool wait_until(Lock& lock, std::stop_token stoken, const std::chrono::time_point<Clock, Duration>& deadline,
+                  Predicate pred) {
+    const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
+    std::stop_callback on_stop(stoken, [this]() noexcept { detail::ring(sequence_, INT_MAX); });
+    while (!stoken.stop_requested()) {
+      if (pred()) return true;
+      timespec storage{};
+      if (!wait_impl(lock, detail::futex_deadline(steady_deadline, storage), &stoken) &&
+          !stoken.stop_requested())
+        return pred();  // the deadline passed
+      if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
+    }
+    return pred();
+  }
+
+  /// As wait(lock, stoken, pred), also ending after `timeout`.
+  template <class Lock, class Rep, class Period, class Predicate>
+  bool wait_for(Lock& lock, std::stop_token stoken, const std::chrono::duration<Rep, Period>& timeout,
+                Predicate pred) {
+    return wait_until(lock, std::move(stoken), detail::deadline_after(timeout), std::move(pred));
+  }
+
+ private:
+  [[noreturn, gnu::cold]] static void throw_owner_died_during_wait() {
+    detail::throw_error(errc::owner_dead,
+                        "procsync::condition_variable_any: the mutex's previous holder died while this thread "
+                        "waited; it is held again but inconsistent: repair the data and call consistent() before "
+                        "waiting again (unlocking it now poisons it)");
+  }
+  /// Returns false when the deadline passed without a notification (or stop).
+  template <class Lock>
+  bool wait_impl(Lock& lock, const timespec* deadline, const std::stop_token* stoken) {
+    detail::check_waitable(lock);
+    bool notified = false;
+    {
+      // Registered before the unlock, so a notifier that takes the lock after
+      // us (or observes our unlock) sees us and does not skip its wake call.
+      detail::announced_wait registration(sequence_);
+      // Relaxed: read under the caller's lock, after registering; any notify
+      // that can count us bumps the sequence after this read.
+      const std::uint32_t start = sequence_.value.load(std::memory_order_relaxed);
+      const std::uint32_t start_broadcasts = broadcasts_.load(std::memory_order_relaxed);
+      lock.unlock();
+      // Nothing below throws: the lock is relocked on every way out.
+      notified = registration.until(deadline, [&](std::uint32_t now) noexcept {
+        if (stoken != nullptr && stoken->stop_requested()) return true;
+        if (now == start) return false;  // nothing since we registered
+        // Relaxed: both were published by the seq_cst bump that we saw.
+        if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
+        return take_signal();
+      });
+    }
+    lock.lock();
+    return notified;
+  }
+
+  bool take_signal() noexcept {
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    // Relaxed: the signal carries no data; the caller's lock orders the protected state.
+    while (s != 0)
+      if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
+
+  detail::wait_word sequence_{};               // futex word: bumped by every notify; sleepers: registered waiters
+  std::atomic<std::uint32_t> signals_{0};     // notify_one()s not yet consumed by a waiter
+  std::atomic<std::uint32_t> broadcasts_{0};  // notify_all()s so far
+};
+
+static_assert(sizeof(condition_variable_any) == 16);
+
+}  // namespace procsync
