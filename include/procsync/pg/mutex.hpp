@@ -65,7 +65,14 @@ class advisory_lock {
   advisory_lock(const session& s, std::string_view name, kind k, const char* label)
       : c_(s.shared_state()), name_(name), kind_(k), label_(label) {
     key_ = c_->register_name(k, name, 0, label);
-    args_ = "(" + std::to_string(static_cast<std::int32_t>(k)) + ", " + std::to_string(key_) + ")";
+    // Built once: a lock or unlock allocates nothing on the client.
+    const std::string args = "(" + std::to_string(static_cast<std::int32_t>(k)) + ", " + std::to_string(key_) + ")";
+    for (int shared = 0; shared < 2; ++shared) {
+      const std::string mode = shared ? "_shared" : "";
+      lock_sql_[shared] = "SELECT pg_advisory_lock" + mode + args;
+      try_sql_[shared] = "SELECT pg_try_advisory_lock" + mode + args;
+      unlock_sql_[shared] = "SELECT pg_advisory_unlock" + mode + args;
+    }
   }
   advisory_lock(const advisory_lock&) = delete;
   advisory_lock& operator=(const advisory_lock&) = delete;
@@ -77,14 +84,12 @@ class advisory_lock {
     try {
       if (deadline && steady::now() >= *deadline) {
         // A deadline already passed: one attempt, never a wait.
-        if (!c_->exec(std::string("SELECT pg_try_advisory_lock") + (shared ? "_shared" : "") + args_, what_lock())
-                 .boolean()) {
+        if (!c_->exec(try_sql_[shared], what_lock()).boolean()) {
           c_->unclaim(kind_, key_);
           return;
         }
       } else {
-        result r = c_->exec_until(std::string("SELECT pg_advisory_lock") + (shared ? "_shared" : "") + args_,
-                                  deadline, what_lock());
+        result r = c_->exec_until(lock_sql_[shared], deadline, what_lock());
         if (!r.r) {  // cancelled at the deadline
           c_->unclaim(kind_, key_);
           return;
@@ -103,8 +108,7 @@ class advisory_lock {
     c_->claim(kind_, key_, name_);
     bool got = false;
     try {
-      got = c_->exec(std::string("SELECT pg_try_advisory_lock") + (shared ? "_shared" : "") + args_, what_lock())
-                .boolean();
+      got = c_->exec(try_sql_[shared], what_lock()).boolean();
     } catch (...) {
       c_->unclaim(kind_, key_);
       throw;
@@ -152,7 +156,7 @@ class advisory_lock {
     held_ = 0;
     c_->unclaim(kind_, key_);
     // A lost connection has released it already: nothing to report here.
-    (void)c_->exec_quiet(std::string("SELECT pg_advisory_unlock") + (shared ? "_shared" : "") + args_);
+    (void)c_->exec_quiet(unlock_sql_[shared]);
   }
 
   std::shared_ptr<connection> c_;
@@ -160,7 +164,7 @@ class advisory_lock {
   kind kind_;
   const char* label_;
   std::int32_t key_ = 0;
-  std::string args_;
+  std::string lock_sql_[2], try_sql_[2], unlock_sql_[2];  // [0] exclusive, [1] shared
   int held_ = 0;  // 0 free, 1 exclusive, 2 shared (by this object)
   std::uint64_t token_ = 0;
 };

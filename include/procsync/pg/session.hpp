@@ -63,8 +63,10 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -99,6 +101,22 @@ enum class kind : std::int32_t {
   shared_value = 0x70730005,
 };
 
+/// Counts forks in this process image (pthread_atfork, child side), so a
+/// session notices it is in a forked child without a getpid() system call on
+/// every operation.
+inline std::atomic<unsigned>& fork_generation() noexcept {
+  static std::atomic<unsigned> generation{0};
+  return generation;
+}
+inline unsigned current_fork_generation() noexcept {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  return fork_generation().load(std::memory_order_relaxed);
+}
+
 /// FNV-1a: a fixed, documented function, so every client maps a name to the
 /// same key whatever its compiler or platform.
 inline std::int32_t name_key(std::string_view name) noexcept {
@@ -123,7 +141,7 @@ struct result {
 /// The shared state of a session: the PGconn and what this session holds.
 class connection {
  public:
-  explicit connection(const std::string& conninfo) : pid_(::getpid()) {
+  explicit connection(const std::string& conninfo) : generation_(current_fork_generation()) {
     char* err = nullptr;
     PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
     if (!opts) {
@@ -154,7 +172,7 @@ class connection {
 
   ~connection() {
     if (!conn_) return;
-    if (::getpid() != pid_) {
+    if (forked()) {
       // A forked child: PQfinish would send the parent's backend a Terminate
       // message on the shared socket. Point our copy of the descriptor at
       // /dev/null first, so the goodbye goes nowhere and only our copy closes.
@@ -168,14 +186,14 @@ class connection {
 
   /// Throws unless the session may talk to the server now.
   void usable() const {
-    if (::getpid() != pid_)
+    if (forked())
       throw error(errc::unsupported, "procsync::pg::session used in a forked child: open a new session there");
     if (broken_) throw error(errc::connection_lost, "procsync::pg::session: connection lost earlier: " + broken_why_);
   }
 
   /// May unlock()/release() talk to the server? False when broken or forked:
   /// then the server has released (or will release) everything anyway.
-  [[nodiscard]] bool can_release() const noexcept { return !broken_ && ::getpid() == pid_; }
+  [[nodiscard]] bool can_release() const noexcept { return !broken_ && !forked(); }
 
   [[nodiscard]] bool broken() const noexcept { return broken_; }
   [[nodiscard]] int backend_pid() const noexcept { return backend_pid_; }
@@ -372,6 +390,8 @@ class connection {
     }
   }
 
+  bool forked() const noexcept { return current_fork_generation() != generation_; }
+
   static bool is_loss(const char* state) noexcept {
     return state && (std::strncmp(state, "08", 2) == 0 || std::strcmp(state, "57P01") == 0 ||
                      std::strcmp(state, "57P02") == 0 || std::strcmp(state, "57P03") == 0 ||
@@ -409,7 +429,7 @@ class connection {
   }
 
   PGconn* conn_ = nullptr;
-  pid_t pid_;
+  unsigned generation_;  // fork generation at connection time
   int backend_pid_ = 0;
   bool broken_ = false;
   bool schema_ready_ = false;
