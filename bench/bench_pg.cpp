@@ -7,6 +7,11 @@
 // contended/<impl>/<transport>/clients:4: 4 forked clients, each with its own
 //   session, take the same lock PROCSYNC_BENCH_PG_OPS times (default 2000) in
 //   all; items_per_second is locks per second over all clients.
+// paired/<transport>/clients:<N>: the fairest comparison on a busy machine.
+//   N clients (1 or 4) each alternate, op by op, one pg::mutex lock+unlock and
+//   one by-hand lock+unlock (on another name), timing each, so background load
+//   hits both alike. Counters: pg_us, floor_us (mean per lock+unlock) and
+//   ratio = pg_us / floor_us.
 // <transport>: unix (PROCSYNC_PG_CONNINFO) or tcp (PROCSYNC_PG_TCP_CONNINFO).
 // Start a server with scripts/pg-cluster.sh start DIR and eval its output.
 #include <sys/mman.h>
@@ -116,6 +121,52 @@ struct local_lock {
   void unlock() { local_mutex()->unlock(); }
 };
 
+// Alternates pg::mutex and the floor in each of `clients` forked clients.
+void paired(benchmark::State& state, const std::string& transport, int clients) {
+  const long ops = std::getenv("PROCSYNC_BENCH_PG_OPS") ? std::atol(std::getenv("PROCSYNC_BENCH_PG_OPS")) : 2000;
+  struct totals { double pg_ns, floor_ns; long n; };
+  auto* shared = static_cast<totals*>(::mmap(nullptr, sizeof(totals) * 8, PROT_READ | PROT_WRITE,
+                                             MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  double pg_ns = 0, floor_ns = 0;
+  long n = 0;
+  for (auto _ : state) {
+    pid_t kids[8];
+    for (int k = 0; k < clients; ++k) {
+      kids[k] = ::fork();
+      if (kids[k] == 0) {
+        pg_lock a{conninfo_for(transport), bench_name()};
+        raw_lock b{conninfo_for(transport), bench_name() + "-floor"};
+        totals t{0, 0, 0};
+        using clock = std::chrono::steady_clock;
+        for (long i = 0; i < ops / clients; ++i) {
+          const bool pg_first = (i + k) % 2 == 0;  // alternate the order too
+          for (int half = 0; half < 2; ++half) {
+            const auto t0 = clock::now();
+            if ((half == 0) == pg_first) { a.lock(); a.unlock(); } else { b.lock(); b.unlock(); }
+            const double dt = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
+            ((half == 0) == pg_first ? t.pg_ns : t.floor_ns) += dt;
+          }
+          ++t.n;
+        }
+        shared[k] = t;
+        ::_exit(0);
+      }
+    }
+    for (int k = 0; k < clients; ++k) {
+      int status = 0;
+      ::waitpid(kids[k], &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("a client failed");
+      pg_ns += shared[k].pg_ns;
+      floor_ns += shared[k].floor_ns;
+      n += shared[k].n;
+    }
+  }
+  ::munmap(shared, sizeof(totals) * 8);
+  state.counters["pg_us"] = pg_ns / static_cast<double>(n) / 1000;
+  state.counters["floor_us"] = floor_ns / static_cast<double>(n) / 1000;
+  state.counters["ratio"] = pg_ns / floor_ns;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,7 +177,10 @@ int main(int argc, char** argv) {
   }
   // A pg::mutex registers its name once; the floor then reuses the key.
   (void)bench_name();
-  { pg::session s{conninfo_for("unix")}; pg::mutex m{s, bench_name()}; }
+  {
+    pg::session s{conninfo_for("unix")};
+    pg::mutex m{s, bench_name()}, f{s, bench_name() + "-floor"};
+  }
   (void)local_mutex();
   benchmark::RegisterBenchmark("roundtrip/procsync_mutex/local", [](benchmark::State& st) {
     roundtrip(st, [] { return std::make_unique<local_lock>(); });
@@ -150,6 +204,11 @@ int main(int argc, char** argv) {
                                    contended(st, [&] { return std::make_unique<pg_lock>(conninfo_for(transport), bench_name()); });
                                  })->UseManualTime()->Iterations(3);
   }
+  for (const std::string transport : {"unix", "tcp"})
+    for (const int clients : {1, 4})
+      benchmark::RegisterBenchmark(("paired/" + transport + "/clients:" + std::to_string(clients)).c_str(),
+                                   [transport, clients](benchmark::State& st) { paired(st, transport, clients); })
+          ->Iterations(3)->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
