@@ -3,7 +3,7 @@
 #
 #   scripts/pg-cluster.sh start DIR   initdb into DIR/data and start a server listening
 #                                     on a Unix socket in DIR and on 127.0.0.1 at a free
-#                                     port; prints shell assignments (eval them):
+#                                     port; prints shell exports (eval them):
 #                                       PROCSYNC_PG_CONNINFO       (Unix socket)
 #                                       PROCSYNC_PG_TCP_CONNINFO   (TCP loopback)
 #                                       PROCSYNC_PG_CLUSTER        (DIR, for the commands below)
@@ -58,9 +58,9 @@ deadlock_timeout = 100ms
 CONF
   as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
     { cat "$dir/server.log" >&2; exit 1; }
-  echo "PROCSYNC_PG_CONNINFO='host=$dir port=$port dbname=postgres user=postgres'"
-  echo "PROCSYNC_PG_TCP_CONNINFO='host=127.0.0.1 port=$port dbname=postgres user=postgres'"
-  echo "PROCSYNC_PG_CLUSTER='$dir'"
+  echo "export PROCSYNC_PG_CONNINFO='host=$dir port=$port dbname=postgres user=postgres'"
+  echo "export PROCSYNC_PG_TCP_CONNINFO='host=127.0.0.1 port=$port dbname=postgres user=postgres'"
+  echo "export PROCSYNC_PG_CLUSTER='$dir'"
   ;;
 kill)
   as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
