@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages procsync needs, only those that are missing.
 set -euo pipefail
-packages=(meson ninja-build g++ clang libclang-rt-dev libboost-dev libboost-test-dev libboost-program-options-dev libbenchmark-dev pkg-config cmake python3 python3-matplotlib)
+packages=(meson ninja-build g++ clang libclang-rt-dev libboost-dev libboost-test-dev libboost-program-options-dev libbenchmark-dev pkg-config cmake python3 python3-matplotlib postgresql libpq-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,9 +9,19 @@ bash scripts/install-deps.sh || exit 1
 
 jobs=$(nproc)
 status=0
+# procsync::pg's tests need a PostgreSQL server: a throwaway cluster, removed on
+# exit whatever happens. PROCSYNC_SKIP_PG=1 leaves procsync::pg out (local use only).
+pg_opt=-Dpg=enabled
+if [ "${PROCSYNC_SKIP_PG:-0}" = 1 ]; then pg_opt=-Dpg=disabled; else
+  pg_dir=$(mktemp -d /tmp/procsync-pg.XXXXXX)
+  trap 'bash scripts/pg-cluster.sh stop "$pg_dir"' EXIT
+  pg_env=$(bash scripts/pg-cluster.sh start "$pg_dir") || { echo "test.sh: cannot start PostgreSQL"; status=1; }
+  eval "$pg_env"; export PROCSYNC_PG_CONNINFO PROCSYNC_PG_TCP_CONNINFO PROCSYNC_PG_CLUSTER
+fi
 run_suite() {  # build-dir, meson setup args...
   local dir=$1; shift
   if [ ! -d "$dir" ]; then meson setup "$dir" "$@" >/dev/null || return 1; fi
+  meson configure "$dir" "$pg_opt" >/dev/null || return 1
   meson compile -C "$dir" || return 1
   rm -rf "$dir/tests/reports"; mkdir -p "$dir/tests/reports"
   meson test -C "$dir" --num-processes "$jobs" --print-errorlogs

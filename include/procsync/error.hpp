@@ -45,6 +45,11 @@ enum class errc {
   unsupported,            ///< the platform lacks something procsync needs
   undo_slots_exhausted,   ///< every undo slot of a semaphore is held by a live process
   not_parent,             ///< join/is_alive/exitcode on a child by a process that did not start it
+  // --- procsync::pg (PostgreSQL backend) -------------------------------------
+  connection_lost,        ///< the session's connection broke: the server released all it held
+  connection_failed,      ///< a pg::session could not connect (server down, refused, bad auth)
+  server_error,           ///< any other SQL error; what() has the server's message and SQLSTATE
+  name_collision,         ///< two names of one kind map to the same key: the second is refused
 };
 
 }  // namespace procsync
@@ -88,6 +93,10 @@ class error_category final : public std::error_category {
       case errc::unsupported: return "unsupported on this platform";
       case errc::undo_slots_exhausted: return "semaphore undo slots exhausted";
       case errc::not_parent: return "only the process that started a child may wait for it";
+      case errc::connection_lost: return "connection to the server lost";
+      case errc::connection_failed: return "cannot connect to the server";
+      case errc::server_error: return "server error";
+      case errc::name_collision: return "name collides with another name's key";
     }
     return "unknown procsync error " + std::to_string(value);
   }

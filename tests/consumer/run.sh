@@ -74,7 +74,7 @@ check_meson_consumer() {  # dir label
 
 step "Meson subproject consumer (subprojects/procsync, default options)"
 mkdir -p "$work/meson-consumer/subprojects"
-cp "$here/meson/meson.build" "$here/main.cpp" "$work/meson-consumer/"
+cp "$here/meson/meson.build" "$here/main.cpp" "$here/pg_main.cpp" "$work/meson-consumer/"
 ln -s "$src" "$work/meson-consumer/subprojects/procsync"
 check_meson_consumer "$work/meson-consumer" subproject
 
@@ -89,6 +89,27 @@ if command -v git >/dev/null && head=$(git -C "$src" rev-parse HEAD 2>/dev/null)
   check_meson_consumer "$work/meson-wrap" wrap-git
 else
   step "Meson wrap-git consumer: skipped ($src is not a git checkout)"
+fi
+
+# procsync::pg: pkg-config procsync-pg, CMake procsync::pg, Meson dependency('procsync-pg').
+if pkg-config --exists libpq; then
+  step "procsync-pg consumers"
+  pgpc=$(find "$dest$prefix" -name procsync-pg.pc | head -n 1)
+  [ -n "$pgpc" ] || { echo "missing after install: procsync-pg.pc"; exit 1; }
+  # libpq is the system's: no sysroot; the staged .pc files point at the staged prefix instead.
+  mkdir -p "$work/pc"
+  for f in "$(dirname "$pgpc")"/procsync*.pc; do sed "s|^prefix=.*|prefix=$dest$prefix|" "$f" >"$work/pc/$(basename "$f")"; done
+  flags=$(PKG_CONFIG_PATH="$work/pc" pkg-config --cflags --libs procsync-pg)
+  echo "pkg-config procsync-pg: $flags"
+  # shellcheck disable=SC2086
+  "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/pg_main.cpp" -o "$work/consumer-pg-pkgconfig" $flags
+  "$work/consumer-pg-pkgconfig"
+  cmake -S "$here/cmake-pg" -B "$work/cmake-pg-build" -DCMAKE_PREFIX_PATH="$dest$prefix" -DCMAKE_CXX_COMPILER="$cxx" \
+    >"$work/cmake-pg.log" 2>&1 || { cat "$work/cmake-pg.log"; exit 1; }
+  cmake --build "$work/cmake-pg-build" >>"$work/cmake-pg.log" 2>&1 || { cat "$work/cmake-pg.log"; exit 1; }
+  "$work/cmake-pg-build/consumer"
+  [ -x "$work/meson-consumer/build/consumer-pg" ] || { echo "Meson subproject: consumer-pg not built"; exit 1; }
+  "$work/meson-consumer/build/consumer-pg"
 fi
 
 step "all consumers passed"

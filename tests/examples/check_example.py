@@ -156,6 +156,19 @@ def check_ticket_sale(exe):
     need(sum(int(x) for x in re.findall(r'=(\d+)', m[1])) == 10, 'the buyers\' tickets add up to 10')
 
 
+def check_pg_ticket_sale(exe):
+    # Needs the test server scripts/test.sh starts; without it this check fails (never skips).
+    need(os.environ.get('PROCSYNC_PG_CONNINFO'), 'PROCSYNC_PG_CONNINFO is not set (scripts/test.sh sets it)')
+    out = run(exe)
+    find(r'^buyer 3 holds the lock and pays for ticket \d+\.\.\.$', out)
+    find(r'^buyer 3 was SIGKILLed mid-sale \(it held the lock\); exit -9$', out)
+    need('failed' not in out, 'every other buyer exits 0')
+    m = find(r'^with procsync::pg::mutex:((?: buyer\d=\d+)+)\n  sold 10 tickets for 10 seats, 0 left: correct$', out,
+             'exactly 10 tickets must be sold')
+    counts = [int(x) for x in re.findall(r'=(\d+)', m[1])]
+    need(sum(counts) == 10 and counts[2] == 0, f'the tickets add up to 10 and buyer 3 sold none: {counts}')
+
+
 def check_room_semaphore(exe):
     out = run(exe)
     inside = [int(m[1]) for m in lines_matching(r'^visitor \d+ enters \((\d+) inside\)$', out)]
