@@ -92,6 +92,8 @@ class barrier {
 
   /// Whether the barrier is broken (until reset()).
   [[nodiscard]] bool broken() const noexcept { return (phase_.value.load(std::memory_order_acquire) & broken_bit) != 0; }
+  /// Threads asleep (or about to sleep) on it, waiting for the cycle to complete: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return phase_.sleepers.load(std::memory_order_relaxed); }
 
   /// Arrives and blocks until all parties have arrived (or the default timeout
   /// passes); returns this party's index, distinct in 0..parties()-1 per cycle.
