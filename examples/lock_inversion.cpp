@@ -16,35 +16,78 @@
 //   deadlock on two plain procsync::mutex objects. After the registry's
 //   deadlock timeout one of them (the victim) gets errc::deadlock_detected
 //   from lock(), releases what it holds, and the other one proceeds.
+//
+// The registry and the locks live in a named segment, so that they can be
+// looked at from outside while (or after) this runs: the end of the program
+// reads them back with procsync::segment_inspector (procsync/inspect.hpp),
+// which is what `procsync-shm deadlock SEGMENT` prints. With `--keep NAME`
+// the segment is called NAME and left in /dev/shm, for
+//   procsync-shm deadlock NAME --dot | dot -Tsvg > lock_inversion.svg
+//   procsync-shm rm NAME
+// (scripts/render-graphs.sh draws docs/img/ this way); otherwise it is removed.
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include <procsync/deadlock.hpp>
 #include <procsync/error.hpp>
+#include <procsync/inspect.hpp>
 #include <procsync/mutex.hpp>
 #include <procsync/process.hpp>
 #include <procsync/segment.hpp>
 
 namespace {
 
+// A counter in the segment: a class stored in a named segment names its kind.
+struct counter {
+  static constexpr const char* kind_name = "example::counter";
+  std::atomic<int> value{0};
+};
+
+// Everything the processes share, as named objects of one segment.
 struct bank {
-  procsync::deadlock_registry registry{std::chrono::milliseconds(100)};
-  procsync::checked_mutex ledger{registry.define_class("ledger")};
-  procsync::checked_mutex accounts{registry.define_class("accounts")};
-  procsync::mutex left, right;  // plain mutexes for part 2
-  std::atomic<int> holding{0};
+  procsync::deadlock_registry& registry;
+  procsync::checked_mutex& ledger;
+  procsync::checked_mutex& accounts;
+  procsync::mutex& left;  // plain mutexes for part 2
+  procsync::mutex& right;
+  std::atomic<int>& holding;
+};
+
+// Removes the segment at exit unless it is to be kept.
+struct segment_owner {
+  std::string name;
+  bool keep;
+  ~segment_owner() {
+    if (!keep) procsync::named_segment::remove(name);
+  }
 };
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  auto b = procsync::make_anonymous<bank>();
+  const bool keep = argc == 3 && std::string_view(argv[1]) == "--keep";
+  if (argc != 1 && !keep) {
+    std::fprintf(stderr, "usage: lock_inversion [--keep SEGMENT]\n");
+    return 2;
+  }
+  const segment_owner owner{keep ? argv[2] : "lock_inversion-" + std::to_string(::getpid()), keep};
+  procsync::named_segment seg(procsync::create_only, owner.name, 8u << 20);  // the registry takes ~3 MiB
+  auto& registry = seg.construct<procsync::deadlock_registry>("registry", std::chrono::milliseconds(100));
+  bank shared{registry,
+              seg.construct<procsync::checked_mutex>("ledger", registry.define_class("ledger")),
+              seg.construct<procsync::checked_mutex>("accounts", registry.define_class("accounts")),
+              seg.construct<procsync::mutex>("left"),
+              seg.construct<procsync::mutex>("right"),
+              seg.construct<counter>("holding").value};
+  bank* b = &shared;  // children are forks: the segment is mapped at the same address there
 
   std::printf("== Part 1: an inversion is refused before it can deadlock\n");
   procsync::process transfer{[b] {
@@ -98,5 +141,19 @@ int main() {
   wa.join();
   wb.join();
   std::printf("both workers exited: %d %d\n", wa.exitcode().value(), wb.exitcode().value());
+
+  // What the registry kept, read from outside: a read-only inspector.
+  const procsync::deadlock_snapshot d = procsync::segment_inspector(owner.name).deadlock();
+  std::printf("\n== The registry in segment %s (procsync-shm deadlock %s)\n", owner.name.c_str(),
+              owner.name.c_str());
+  for (const auto& o : d.orders)
+    std::printf("order %s -> %s, first taken by %d (%s)\n", o.from_name.c_str(), o.to_name.c_str(), o.pid,
+                o.label.c_str());
+  for (const auto& r : d.reports)
+    std::printf("report #%llu: %s by %d (%s), a cycle of %u\n", static_cast<unsigned long long>(r.number),
+                r.type.c_str(), r.pid, r.label.c_str(), r.cycle_length);
+  if (keep)
+    std::printf("segment kept: procsync-shm deadlock %s --dot | dot -Tsvg > graph.svg; then procsync-shm rm %s\n",
+                owner.name.c_str(), owner.name.c_str());
   return 0;
 }

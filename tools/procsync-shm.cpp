@@ -1,21 +1,35 @@
-// procsync-shm — list and remove procsync named segments in /dev/shm.
+// procsync-shm — list and remove procsync named segments in /dev/shm, show
+// the locks in one (who holds what, who waits) and its deadlock registry.
 //
 // A conventional Unix tool: --help and --version on stdout with exit 0,
 // errors on stderr as "procsync-shm: ..." with exit 1 (operation failed) or 2
 // (bad usage). Arguments are parsed with Boost.Program_options: global options,
-// then a command (ls, rm) whose own options are parsed from what is left.
+// then a command (ls, rm, locks, deadlock) whose own options are parsed from
+// what is left. `locks` and `deadlock` are a thin layer over
+// procsync/inspect.hpp: only the formatting (text, JSON, Graphviz) is here.
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cerrno>
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <ctime>
 #include <cstdio>
+#include <optional>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "procsync/cleanup.hpp"
+#include "procsync/inspect.hpp"
 #include "procsync/segment.hpp"
 
 #ifndef PROCSYNC_VERSION
@@ -35,8 +49,10 @@ constexpr const char* help_text =
     "       procsync-shm ls [PREFIX]\n"
     "       procsync-shm rm [-n|--dry-run] --dead [PREFIX]\n"
     "       procsync-shm rm [-n|--dry-run] [-f|--force] NAME...\n"
+    "       procsync-shm locks [--json] [-w|--watch [-i MS] [-c N]] SEGMENT [OBJECT]\n"
+    "       procsync-shm deadlock [--json|--dot] [--registry OBJECT] SEGMENT\n"
     "\n"
-    "List and remove procsync named segments in /dev/shm.\n"
+    "List and remove procsync named segments in /dev/shm; show the locks in one.\n"
     "\n"
     "commands:\n"
     "  ls [PREFIX]        list the segments whose name starts with PREFIX: size, owner,\n"
@@ -44,6 +60,25 @@ constexpr const char* help_text =
     "                     A file you may not read is listed with state 'no-permission'.\n"
     "  rm --dead [PREFIX] remove every segment whose creator and users are all dead\n"
     "  rm NAME...         remove these segments; one still in use is refused unless --force\n"
+    "  locks SEGMENT [OBJECT]\n"
+    "                     one line per object of SEGMENT (or only OBJECT): name, kind,\n"
+    "                     state, holder, waiters and details. State: free, held, shared\n"
+    "                     (readers only), inconsistent (its holder died), poisoned (not\n"
+    "                     recoverable); available or exhausted (semaphore); set or clear\n"
+    "                     (event); idle, waiting or broken (barrier); initializing; - (not\n"
+    "                     a lock). Holder: pid:tid (process name). Waiters: a count, or\n"
+    "                     \"1+\" where the lock word only says someone may sleep. Details:\n"
+    "                     a semaphore's value/max and, in undo mode, who holds how many\n"
+    "                     permits; an event's mode; a barrier's parties waiting; a\n"
+    "                     shared_mutex's readers; a checked_mutex's lock class; a deadlock\n"
+    "                     registry's classes, orders, blocked threads and reports.\n"
+    "                     Read-only: the segment is mapped read-only, no lock is taken,\n"
+    "                     nothing blocks; a segment being created shows as initializing.\n"
+    "  deadlock SEGMENT   the segment's deadlock registry: lock classes (with ranks), the\n"
+    "                     recorded orders and the process (pid, label) that first took\n"
+    "                     each, the wait-for graph now with its cycles, and the newest\n"
+    "                     deadlock and order-violation reports (a bounded history: the\n"
+    "                     output says how many were made and how many are kept)\n"
     "\n"
     "options:\n"
     "  -h, --help         print this help and exit (also after a command: rm --help)\n"
@@ -51,11 +86,23 @@ constexpr const char* help_text =
     "  -n, --dry-run      rm: print what would be removed, remove nothing\n"
     "  -f, --force        rm NAME: remove even if the segment is in use\n"
     "      --dead         rm: remove the dead segments (see above)\n"
+    "      --json         locks, deadlock: print JSON (schemas procsync-locks/1 and\n"
+    "                     procsync-deadlock/1, documented in docs/inspect.md)\n"
+    "      --dot          deadlock: print a Graphviz digraph (render it with dot -Tsvg)\n"
+    "      --registry OBJECT\n"
+    "                     deadlock: the registry object to show (default: the first)\n"
+    "  -w, --watch        locks: redraw like top (clears the screen with ANSI codes) every\n"
+    "                     --interval; with --json, one JSON document per line instead.\n"
+    "                     Stops on SIGINT (exit 0), after --count frames, or at end of\n"
+    "                     input when standard input is a terminal or a pipe\n"
+    "  -i, --interval MS  locks --watch: milliseconds between frames (default 1000)\n"
+    "  -c, --count N      locks --watch: stop after N frames (default: no limit)\n"
     "\n"
     "exit status:\n"
     "  0  success (ls: also when nothing is listed)\n"
     "  1  a segment could not be removed (not found, permission denied, in use),\n"
-    "     or /dev/shm could not be read\n"
+    "     or /dev/shm could not be read; locks, deadlock: the segment, the object\n"
+    "     or the registry does not exist or cannot be read\n"
     "  2  bad usage (unknown command or option, missing or extra arguments)\n";
 
 int usage_error(const std::string& what) {
@@ -172,6 +219,359 @@ int cmd_rm(const std::vector<std::string>& args) {
   return status;
 }
 
+// ---- locks and deadlock ---------------------------------------------------------
+
+std::string thread_text(const procsync::thread_info& t) {
+  if (t.tid == 0) return "-";
+  std::string s = (t.pid != 0 ? std::to_string(t.pid) : std::string("?")) + ":" + std::to_string(t.tid);
+  s += t.alive ? " (" + t.name + ")" : std::string(" (gone)");
+  return s;
+}
+
+std::string waiters_text(const procsync::object_snapshot& o) {
+  if (!o.waiters) return "-";
+  if (!o.waiters_exact) return *o.waiters != 0 ? "1+" : "0";
+  return std::to_string(*o.waiters);
+}
+
+std::string details_text(const procsync::object_snapshot& o) {
+  std::string d;
+  const auto add = [&](const std::string& part) {
+    if (!d.empty()) d += ", ";
+    d += part;
+  };
+  if (!o.lock_class.empty()) add("class " + o.lock_class);
+  if (!o.readers.empty()) {
+    std::string r = std::to_string(o.readers.size()) + (o.readers.size() == 1 ? " reader:" : " readers:");
+    for (const auto& t : o.readers) r += " " + thread_text(t);
+    add(r);
+  }
+  if (o.value) add("value " + std::to_string(*o.value) + "/" + (o.max ? std::to_string(*o.max) : std::string("?")));
+  if (o.short_kind == "semaphore" && o.undo) {
+    std::string u = "undo (" + std::to_string(o.undo_slots) + " slots):";
+    if (o.permit_holders.empty()) u += " none";
+    for (const auto& h : o.permit_holders)
+      u += " " + std::to_string(h.pid) + " (" + (h.alive ? h.name : std::string("dead")) + ") " +
+           std::to_string(h.permits);
+    add(u);
+  }
+  if (!o.mode.empty()) add(o.mode + " reset");
+  if (o.parties) add(std::to_string(o.arrived.value_or(0)) + "/" + std::to_string(*o.parties) + " parties waiting");
+  if (o.classes) add(std::to_string(*o.classes) + " classes");
+  if (o.orders) add(std::to_string(*o.orders) + " orders");
+  if (o.blocked) add(std::to_string(*o.blocked) + " blocked");
+  if (o.reports) add(std::to_string(*o.reports) + " reports");
+  if (o.short_kind == "data" || o.short_kind == "shared_value" || o.short_kind == "shared_array")
+    add(std::to_string(o.bytes) + " bytes");
+  if (!o.note.empty()) add(o.note);
+  return d;
+}
+
+std::string locks_text(const procsync::segment_snapshot& s, const std::string& only) {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof line, "segment %s: %llu bytes, %s, creator %d (%s)", s.name.c_str(),
+                static_cast<unsigned long long>(s.bytes), s.ready ? "ready" : "initializing", s.creator_pid,
+                s.creator_pid == 0 ? "not recorded" : s.creator_alive ? "alive" : "dead");
+  out += line;
+  if (s.corrupt) out += ", CORRUPT (a process died inside its allocator)";
+  if (s.guard_holder) out += ", allocator guard held by " + thread_text(*s.guard_holder);
+  out += '\n';
+  if (!s.ready) return out;
+  if (s.allocator_busy) return out + "objects not listed: a process is inside the segment's allocator\n";
+  std::snprintf(line, sizeof line, "%-20s %-18s %-12s %-28s %7s  %s\n", "NAME", "KIND", "STATE", "HOLDER", "WAITERS",
+                "DETAILS");
+  out += line;
+  for (const auto& o : s.objects) {
+    if (!only.empty() && o.name != only) continue;
+    const std::string holder = o.holder ? thread_text(*o.holder) : "-";
+    std::snprintf(line, sizeof line, "%-20s %-18s %-12s %-28s %7s  ", o.name.c_str(), o.short_kind.c_str(),
+                  procsync::to_string(o.state), holder.c_str(), waiters_text(o).c_str());
+    out += line;
+    out += details_text(o);
+    out += '\n';
+  }
+  return out;
+}
+
+// JSON: strings escaped per RFC 8259; absent values are null.
+std::string js(std::string_view v) {
+  std::string q = "\"";
+  for (const char c : v) {
+    switch (c) {
+      case '"': q += "\\\""; break;
+      case '\\': q += "\\\\"; break;
+      case '\n': q += "\\n"; break;
+      case '\t': q += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char u[8];
+          std::snprintf(u, sizeof u, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          q += u;
+        } else {
+          q += c;
+        }
+    }
+  }
+  return q + "\"";
+}
+const char* jb(bool b) { return b ? "true" : "false"; }
+template <class T>
+std::string jn(const std::optional<T>& v) {
+  return v ? std::to_string(*v) : "null";
+}
+std::string jthread(const procsync::thread_info& t) {
+  return "{\"tid\":" + std::to_string(t.tid) + ",\"pid\":" + std::to_string(t.pid) + ",\"name\":" + js(t.name) +
+         ",\"alive\":" + jb(t.alive) + "}";
+}
+std::string jthread(const std::optional<procsync::thread_info>& t) { return t ? jthread(*t) : "null"; }
+std::string jstr_or_null(const std::string& s) { return s.empty() ? "null" : js(s); }
+
+long long unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string locks_json(const procsync::segment_snapshot& s, const std::string& only) {
+  std::string o = "{\"schema\":\"procsync-locks/1\",\"time_unix_ms\":" + std::to_string(unix_ms()) +
+                  ",\"segment\":{\"name\":" + js(s.name) + ",\"bytes\":" + std::to_string(s.bytes) +
+                  ",\"ready\":" + jb(s.ready) + ",\"creator_pid\":" + std::to_string(s.creator_pid) +
+                  ",\"creator_alive\":" + jb(s.creator_alive) + ",\"corrupt\":" + jb(s.corrupt) +
+                  ",\"allocator_busy\":" + jb(s.allocator_busy) + ",\"guard_holder\":" + jthread(s.guard_holder) +
+                  "},\"objects\":[";
+  bool first = true;
+  for (const auto& x : s.objects) {
+    if (!only.empty() && x.name != only) continue;
+    if (!first) o += ',';
+    first = false;
+    o += "{\"name\":" + js(x.name) + ",\"kind\":" + js(x.kind) + ",\"type\":" + js(x.short_kind) +
+         ",\"layout_version\":" + std::to_string(x.layout_version) + ",\"bytes\":" + std::to_string(x.bytes) +
+         ",\"state\":" + js(procsync::to_string(x.state)) + ",\"holder\":" + jthread(x.holder) +
+         ",\"waiters\":" + jn(x.waiters) + ",\"waiters_exact\":" + jb(x.waiters_exact) + ",\"readers\":[";
+    for (std::size_t i = 0; i < x.readers.size(); ++i) o += (i ? "," : "") + jthread(x.readers[i]);
+    o += "],\"lock_class\":" + jstr_or_null(x.lock_class) + ",\"value\":" + jn(x.value) + ",\"max\":" + jn(x.max) +
+         ",\"undo\":" + jb(x.undo) + ",\"undo_slots\":" + std::to_string(x.undo_slots) + ",\"permit_holders\":[";
+    for (std::size_t i = 0; i < x.permit_holders.size(); ++i) {
+      const auto& h = x.permit_holders[i];
+      o += std::string(i ? "," : "") + "{\"pid\":" + std::to_string(h.pid) + ",\"name\":" + js(h.name) +
+           ",\"alive\":" + jb(h.alive) + ",\"permits\":" + std::to_string(h.permits) + "}";
+    }
+    o += "],\"flag\":" + (x.flag ? std::string(jb(*x.flag)) : std::string("null")) + ",\"mode\":" +
+         jstr_or_null(x.mode) + ",\"parties\":" + jn(x.parties) + ",\"arrived\":" + jn(x.arrived) +
+         ",\"classes\":" + jn(x.classes) + ",\"orders\":" + jn(x.orders) + ",\"blocked\":" + jn(x.blocked) +
+         ",\"reports\":" + jn(x.reports) + ",\"note\":" + jstr_or_null(x.note) + "}";
+  }
+  return o + "]}\n";
+}
+
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_sigint(int) { interrupted = 1; }
+
+/// Sleeps `ms` or until SIGINT; false once the watch should stop (SIGINT, or
+/// end of input on a terminal or pipe).
+bool pause_watch(long ms, bool watch_stdin) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (interrupted == 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    pollfd p{0, POLLIN, 0};
+    const int r = ::poll(&p, watch_stdin ? 1 : 0, static_cast<int>(left.count()));
+    if (r > 0 && (p.revents & (POLLIN | POLLHUP)) != 0) {
+      char buf[256];
+      const ssize_t n = ::read(0, buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return false;  // end of input
+    }
+  }
+  return false;
+}
+
+int cmd_locks(const std::vector<std::string>& args) {
+  po::options_description opts;
+  opts.add_options()("help,h", "")("json", "")("watch,w", "")("interval,i", po::value<long>()->default_value(1000), "")(
+      "count,c", po::value<long>()->default_value(0), "")("segment", po::value<std::string>(), "")(
+      "object", po::value<std::string>()->default_value(""), "");
+  po::positional_options_description pos;
+  pos.add("segment", 1).add("object", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  if (vm.count("help") != 0) {
+    std::cout << help_text;
+    return exit_ok;
+  }
+  if (vm.count("segment") == 0) return usage_error("locks: no SEGMENT named");
+  const bool json = vm.count("json") != 0, watch = vm.count("watch") != 0;
+  const long interval = vm["interval"].as<long>(), count = vm["count"].as<long>();
+  if (interval < 1) return usage_error("locks: --interval must be at least 1 ms");
+  if (count < 0) return usage_error("locks: --count must not be negative");
+  if (!watch && (!vm["interval"].defaulted() || !vm["count"].defaulted()))
+    return usage_error("locks: --interval and --count go with --watch");
+  const std::string segment = vm["segment"].as<std::string>(), only = vm["object"].as<std::string>();
+  const std::optional<procsync::segment_inspector> in = [&]() -> std::optional<procsync::segment_inspector> {
+    try {
+      return procsync::segment_inspector(segment);
+    } catch (const procsync::error& e) {
+      report(segment, e);
+      return std::nullopt;
+    }
+  }();
+  if (!in) return exit_failed;
+  const auto frame = [&]() -> bool {
+    const procsync::segment_snapshot s = in->snapshot();
+    if (!only.empty() && s.ready && !s.allocator_busy &&
+        std::none_of(s.objects.begin(), s.objects.end(), [&](const auto& o) { return o.name == only; })) {
+      std::cerr << "procsync-shm: " << segment << ": no object '" << only << "'\n";
+      return false;
+    }
+    const std::string text = json ? locks_json(s, only) : locks_text(s, only);
+    if (watch && !json) std::fputs("\033[H\033[2J", stdout);
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  if (!watch) return frame() ? exit_ok : exit_failed;
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  ::sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: poll returns at once
+  struct stat st {};
+  const bool watch_stdin = ::fstat(0, &st) == 0 && (::isatty(0) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+  for (long n = 1;; ++n) {
+    if (!frame()) return exit_failed;
+    if (count != 0 && n >= count) return exit_ok;
+    if (!pause_watch(interval, watch_stdin)) return exit_ok;
+  }
+}
+
+std::string deadlock_text(const procsync::deadlock_snapshot& d) {
+  std::string o = "deadlock registry '" + d.object + "' in segment " + d.segment + ": timeout " +
+                  std::to_string(d.timeout.count() / 1000000) + " ms, order policy " + d.policy + "\n";
+  o += "\nclasses (" + std::to_string(d.classes.size()) + "):\n";
+  for (const auto& c : d.classes)
+    o += "  " + c.name + (c.rank != 0 ? "  rank " + std::to_string(c.rank) : std::string()) +
+         (c.nestable ? "  nestable" : "") + "\n";
+  o += "\norders (" + std::to_string(d.orders.size()) + "), each with the process that first took it:\n";
+  for (const auto& e : d.orders)
+    o += "  " + e.from_name + " -> " + e.to_name + "  by " + std::to_string(e.pid) +
+         (e.tid != 0 && static_cast<std::int32_t>(e.tid) != e.pid ? ":" + std::to_string(e.tid) : std::string()) +
+         (e.label.empty() ? std::string() : " (" + e.label + ")") + (e.alive ? "" : " [exited]") + "\n";
+  o += "\nwait-for graph now (" + std::to_string(d.waits.size()) + " waiting):\n";
+  for (const auto& w : d.waits)
+    o += "  " + thread_text(w.waiter) + (w.label.empty() ? "" : " [" + w.label + "]") + " waits for " + w.kind +
+         (w.lock.empty() ? std::string() : " '" + w.lock + "'") + " held by " + thread_text(w.holder) +
+         (w.stale ? "  (stale: the waiter is gone)" : "") + (w.in_cycle ? "  IN CYCLE" : "") + "\n";
+  o += "cycles now: " + std::to_string(d.cycles.size()) + "\n";
+  for (const auto& c : d.cycles) {
+    o += "  ";
+    for (const auto t : c) o += std::to_string(t) + " -> ";
+    o += std::to_string(c.front()) + "\n";
+  }
+  o += "\nreports: " + std::to_string(d.reports_total) + " made, the newest " + std::to_string(d.report_capacity) +
+       " are kept; " + std::to_string(d.reports.size()) + " shown\n";
+  for (const auto& r : d.reports) {
+    const std::time_t secs = static_cast<std::time_t>(r.unix_ns / 1000000000);
+    char when[32] = "?";
+    if (std::tm tm{}; ::localtime_r(&secs, &tm) != nullptr) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    o += "  #" + std::to_string(r.number) + " " + r.type + " at " + when + " by " + std::to_string(r.pid) +
+         (r.label.empty() ? std::string() : " (" + r.label + ")") + ":\n    ";
+    for (const char c : r.text) {
+      o += c;
+      if (c == '\n') o += "    ";
+    }
+    o += "\n";
+  }
+  return o;
+}
+
+std::string deadlock_json(const procsync::deadlock_snapshot& d) {
+  std::string o = "{\"schema\":\"procsync-deadlock/1\",\"time_unix_ms\":" + std::to_string(unix_ms()) +
+                  ",\"segment\":" + js(d.segment) + ",\"registry\":" + js(d.object) +
+                  ",\"timeout_ns\":" + std::to_string(d.timeout.count()) + ",\"policy\":" + js(d.policy) +
+                  ",\"classes\":[";
+  for (std::size_t i = 0; i < d.classes.size(); ++i) {
+    const auto& c = d.classes[i];
+    o += std::string(i ? "," : "") + "{\"id\":" + std::to_string(c.id) + ",\"name\":" + js(c.name) +
+         ",\"rank\":" + std::to_string(c.rank) + ",\"nestable\":" + jb(c.nestable) + "}";
+  }
+  o += "],\"orders\":[";
+  for (std::size_t i = 0; i < d.orders.size(); ++i) {
+    const auto& e = d.orders[i];
+    o += std::string(i ? "," : "") + "{\"from\":" + js(e.from_name) + ",\"to\":" + js(e.to_name) +
+         ",\"pid\":" + std::to_string(e.pid) + ",\"tid\":" + std::to_string(e.tid) + ",\"label\":" + js(e.label) +
+         ",\"alive\":" + jb(e.alive) + "}";
+  }
+  o += "],\"waits\":[";
+  for (std::size_t i = 0; i < d.waits.size(); ++i) {
+    const auto& w = d.waits[i];
+    o += std::string(i ? "," : "") + "{\"waiter\":" + jthread(w.waiter) + ",\"label\":" + js(w.label) +
+         ",\"lock\":" + js(w.lock) + ",\"kind\":" + js(w.kind) + ",\"holder\":" + jthread(w.holder) +
+         ",\"stale\":" + jb(w.stale) + ",\"in_cycle\":" + jb(w.in_cycle) + "}";
+  }
+  o += "],\"cycles\":[";
+  for (std::size_t i = 0; i < d.cycles.size(); ++i) {
+    o += i ? ",[" : "[";
+    for (std::size_t j = 0; j < d.cycles[i].size(); ++j) o += (j ? "," : "") + std::to_string(d.cycles[i][j]);
+    o += "]";
+  }
+  o += "],\"reports_total\":" + std::to_string(d.reports_total) +
+       ",\"report_capacity\":" + std::to_string(d.report_capacity) + ",\"reports\":[";
+  for (std::size_t i = 0; i < d.reports.size(); ++i) {
+    const auto& r = d.reports[i];
+    o += std::string(i ? "," : "") + "{\"number\":" + std::to_string(r.number) + ",\"type\":" + js(r.type) +
+         ",\"unix_ns\":" + std::to_string(r.unix_ns) + ",\"pid\":" + std::to_string(r.pid) +
+         ",\"tid\":" + std::to_string(r.tid) + ",\"label\":" + js(r.label) +
+         ",\"cycle_length\":" + std::to_string(r.cycle_length) + ",\"steps\":[";
+    for (std::size_t j = 0; j < r.steps.size(); ++j) {
+      const auto& st = r.steps[j];
+      o += std::string(j ? "," : "") + "{\"pid\":" + std::to_string(st.pid) + ",\"tid\":" + std::to_string(st.tid) +
+           ",\"label\":" + js(st.label) + ",\"lock\":" + js(st.lock) + "}";
+    }
+    o += "],\"text\":" + js(r.text) + "}";
+  }
+  return o + "]}\n";
+}
+
+int cmd_deadlock(const std::vector<std::string>& args) {
+  po::options_description opts;
+  opts.add_options()("help,h", "")("json", "")("dot", "")("registry", po::value<std::string>()->default_value(""), "")(
+      "segment", po::value<std::string>(), "");
+  po::positional_options_description pos;
+  pos.add("segment", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  if (vm.count("help") != 0) {
+    std::cout << help_text;
+    return exit_ok;
+  }
+  if (vm.count("segment") == 0) return usage_error("deadlock: no SEGMENT named");
+  if (vm.count("json") != 0 && vm.count("dot") != 0) return usage_error("deadlock: --json and --dot do not go together");
+  const std::string segment = vm["segment"].as<std::string>();
+  try {
+    const procsync::deadlock_snapshot d =
+        procsync::segment_inspector(segment).deadlock(vm["registry"].as<std::string>());
+    const std::string out = vm.count("dot") != 0    ? procsync::to_dot(d)
+                            : vm.count("json") != 0 ? deadlock_json(d)
+                                                    : deadlock_text(d);
+    std::fputs(out.c_str(), stdout);
+    return exit_ok;
+  } catch (const procsync::error& e) {
+    const auto code = e.code();
+    if (code == procsync::errc::object_not_found || code == procsync::errc::wrong_object_kind ||
+        code == procsync::errc::layout_mismatch) {
+      const std::string& reg = vm["registry"].as<std::string>();
+      std::cerr << "procsync-shm: " << segment << ": "
+                << (code == procsync::errc::object_not_found
+                        ? (reg.empty() ? std::string("no deadlock registry in it") : "no object '" + reg + "'")
+                    : code == procsync::errc::wrong_object_kind ? "'" + reg + "' is not a deadlock registry"
+                                                                : std::string("a deadlock registry of another layout version"))
+                << '\n';
+    } else if (code == procsync::errc::corrupt_segment) {
+      std::cerr << "procsync-shm: " << segment << ": not readable now (initializing, or busy, or not a procsync segment)\n";
+    } else {
+      report(segment, e);
+    }
+    return exit_failed;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,7 +599,7 @@ int main(int argc, char** argv) {
         std::cout << "procsync-shm " PROCSYNC_VERSION "\n";
         return exit_ok;
       }
-      return usage_error("no command given (ls or rm)");
+      return usage_error("no command given (ls, rm, locks or deadlock)");
     }
     const std::string command = vm["command"].as<std::string>();
     if (rest.empty() || rest.front() != command) return usage_error("unrecognised option '" + rest.front() + "'");
@@ -208,7 +608,9 @@ int main(int argc, char** argv) {
     if (vm.count("version") != 0) return usage_error("--version takes no command");
     if (command == "ls") return cmd_ls(rest);
     if (command == "rm") return cmd_rm(rest);
-    return usage_error("unknown command '" + command + "' (ls or rm)");
+    if (command == "locks") return cmd_locks(rest);
+    if (command == "deadlock") return cmd_deadlock(rest);
+    return usage_error("unknown command '" + command + "' (ls, rm, locks or deadlock)");
   } catch (const po::error& e) {
     return usage_error(e.what());
   } catch (const procsync::error& e) {

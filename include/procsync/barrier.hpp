@@ -166,6 +166,8 @@ class basic_barrier {
 
   /// Whether the barrier is broken (until reset()).
   [[nodiscard]] bool broken() const noexcept { return (phase_.value.load(std::memory_order_acquire) & broken_bit) != 0; }
+  /// Threads asleep (or about to sleep) on it, waiting for the cycle to complete: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return phase_.sleepers.load(std::memory_order_relaxed); }
 
   /// The completion function stored in the barrier (its state is shared by
   /// all processes). Read it after a phase completed (everything the

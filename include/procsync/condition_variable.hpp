@@ -70,6 +70,9 @@ class condition_variable {
   condition_variable(const condition_variable&) = delete;
   condition_variable& operator=(const condition_variable&) = delete;
 
+  /// Threads registered as waiting now: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return sequence_.sleepers.load(std::memory_order_relaxed); }
+
   /// Releases one of the waiters registered now, if any. No system call when
   /// nobody waits. Async-signal-safe.
   void notify_one() noexcept {

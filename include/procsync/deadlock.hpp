@@ -66,6 +66,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sched.h>
+#include <time.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,10 +106,13 @@ struct class_options {
 class deadlock_registry {
  public:
   static constexpr const char* kind_name = "procsync::deadlock_registry";
-  static constexpr std::uint32_t layout_version = 1;
+  /// 2: the bounded report history (detail::deadlock::report_entry) was added.
+  static constexpr std::uint32_t layout_version = 2;
   static constexpr std::uint32_t max_classes = detail::deadlock::max_classes;
   static constexpr std::uint32_t max_edges = detail::deadlock::max_edges;
   static constexpr std::uint32_t max_waiters = detail::deadlock::wait_slots;
+  /// How many of the newest deadlock and order-violation reports are kept.
+  static constexpr std::uint32_t report_history = detail::deadlock::report_slots;
 
   /// `deadlock_timeout` (>= 1 ms): an actual deadlock is broken within it (a
   /// waiter first looks after half of it, then every eighth; on a loaded
@@ -195,6 +199,9 @@ class deadlock_registry {
   std::uint32_t order_count() const noexcept {
     return std::min(g_.edge_count.load(std::memory_order_relaxed), max_edges);
   }
+  /// Deadlock and order-violation reports made so far (the newest
+  /// report_history of them are kept; see procsync/inspect.hpp to read them).
+  std::uint64_t report_count() const noexcept { return g_.report_count.load(std::memory_order_relaxed); }
   std::chrono::nanoseconds deadlock_timeout() const noexcept { return std::chrono::nanoseconds(g_.timeout_ns); }
   order_policy policy() const noexcept { return static_cast<order_policy>(g_.policy); }
 
@@ -283,6 +290,8 @@ inline void set_deadlock_label(std::string_view label) noexcept;
 
 struct detail_deadlock_access {
   static detail::deadlock::graph& graph_of(deadlock_registry& r) noexcept { return r.g_; }
+  /// Read-only view for inspectors (procsync/inspect.hpp): loads only.
+  static const detail::deadlock::graph& graph_of(const deadlock_registry& r) noexcept { return r.g_; }
   static void warn_once(deadlock_registry& r, std::uint32_t bit, const char* what) noexcept { r.warn_once(bit, what); }
   using writer_guard = deadlock_registry::writer_guard;
 };
@@ -337,9 +346,20 @@ inline std::string my_label() {
 
 // ---- lock-order validation ---------------------------------------------------
 
-/// Reacts to a violation according to the registry's policy. Returns normally
-/// only for order_policy::report.
-inline void order_violation(deadlock_registry& r, const std::string& report) {
+inline std::int64_t unix_now_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// Reacts to a violation according to the registry's policy, after keeping it
+/// in the registry's report history (with `steps`, the cycle, if any).
+/// Returns normally only for order_policy::report.
+inline void order_violation(deadlock_registry& r, const std::string& report,
+                            const std::vector<report_step>& steps = {}) {
+  detail_deadlock_access::graph_of(r).add_report(
+      report_order_violation, static_cast<std::int32_t>(::getpid()), current_tid(), process().label, steps.data(),
+      static_cast<std::uint32_t>(steps.size()), static_cast<std::uint32_t>(steps.size()), report, unix_now_ns());
   switch (r.policy()) {
     case order_policy::report:
       std::fprintf(stderr, "%s\n", report.c_str());
@@ -420,12 +440,23 @@ inline bool validate_slow(deadlock_registry& r, thread_state& t, std::uint32_t c
                          " while holding " + class_str(g, hit) + ", closing a cycle of " +
                          std::to_string(path.size() + 1) + " lock classes:\n  " + class_str(g, hit) + " -> " +
                          class_str(g, cls) + ": this acquisition, by " + my_label();
+    std::vector<report_step> steps;  // hit -> cls (refused), then the recorded cls -> ... -> hit
+    const auto step = [&](std::int32_t pid, std::uint32_t tid, const char* label, std::uint32_t cls_from) {
+      report_step st{};
+      st.pid = pid;
+      st.tid = tid;
+      copy_label(st.label, sizeof st.label, std::string_view(label, ::strnlen(label, label_size)));
+      copy_label(st.lock, sizeof st.lock, g.classes[cls_from].name);
+      steps.push_back(st);
+    };
+    step(static_cast<std::int32_t>(::getpid()), current_tid(), process().label, hit);
     for (std::uint32_t e : path) {
       const edge_entry& edge = g.edges[e - 1];
       report += "\n  " + class_str(g, edge.from) + " -> " + class_str(g, edge.to) + ": first taken by " +
                 label_of(edge.label, edge.pid, edge.tid);
+      step(edge.pid, edge.tid, edge.label, edge.from);
     }
-    order_violation(r, report);
+    order_violation(r, report, steps);
     return true;  // report policy: once per chain
   }
   const std::int32_t pid = static_cast<std::int32_t>(::getpid());
@@ -638,6 +669,18 @@ inline void on_slice(robust_lock& lock, const char* kind, std::uint32_t seen, st
               label_of(h.label, h.pid, h.waiter);
   }
   report += ". Victim: " + label_of(self.label, self.pid, self.waiter) + ", whose lock attempt fails";
+  std::vector<report_step> steps;
+  for (const wait_view& v : cycle) {
+    report_step st{};
+    st.pid = v.pid;
+    st.tid = v.waiter;
+    std::memcpy(st.label, v.label, sizeof st.label);
+    copy_label(st.lock, sizeof st.lock, lock_str(v));
+    steps.push_back(st);
+  }
+  g.add_report(report_deadlock, self.pid, self.waiter, std::string_view(self.label, ::strnlen(self.label, label_size)),
+               steps.data(), static_cast<std::uint32_t>(steps.size()), static_cast<std::uint32_t>(cycle.size()), report,
+               unix_now_ns());
   throw_error(errc::deadlock_detected, report);
 }
 
@@ -747,6 +790,9 @@ class checked_mutex {
   [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+  /// The raw robust lock word (holder TID | owner-died bit | waiters bit, see
+  /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
+  [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }
   [[nodiscard]] lock_class get_class() const noexcept { return lock_class{cls()}; }
 
  private:

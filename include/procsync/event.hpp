@@ -91,6 +91,8 @@ class event {
     // Acquire: a caller that sees the flag also sees what the setter wrote.
     return (state_.value.load(std::memory_order_acquire) & set_bit) != 0;
   }
+  /// Threads asleep (or about to sleep) on it, waiting for the flag: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return state_.sleepers.load(std::memory_order_relaxed); }
 
   /// Blocks until the event fires (see the modes above).
   void wait() noexcept { (void)wait_impl(nullptr); }

@@ -145,6 +145,9 @@ class mutex {
   /// The kernel thread id of the holder, 0 if free: a racy snapshot for
   /// diagnostics (and the deadlock detector), never for decisions.
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+  /// The raw robust lock word (holder TID | owner-died bit | waiters bit, see
+  /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
+  [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }
 
  private:
   static constexpr const char* kind = "mutex";

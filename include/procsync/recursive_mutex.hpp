@@ -87,6 +87,9 @@ class recursive_mutex {
   bool clear_poison() noexcept { return core_.clear_poison(); }
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+  /// The raw robust lock word (holder TID | owner-died bit | waiters bit, see
+  /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
+  [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }
 
   /// How many times the caller holds it (0 if it does not).
   [[nodiscard]] std::uint32_t depth_of_caller() const {

@@ -64,6 +64,7 @@
 #include <cstdint>
 #include <ctime>
 #include <string>
+#include <utility>
 
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
@@ -166,6 +167,15 @@ class counting_semaphore {
 
   /// Permits available now: a snapshot, for diagnostics and tests.
   [[nodiscard]] std::ptrdiff_t value() const noexcept { return count_.value.load(std::memory_order_relaxed); }
+  /// Threads asleep (or about to sleep) on it, waiting for a permit: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return count_.sleepers.load(std::memory_order_relaxed); }
+  /// Undo slot `i` (< undo_slots): the holder and its permits ({} when free).
+  /// A racy snapshot (the slots are written under the semaphore's lock), for inspectors.
+  [[nodiscard]] std::pair<detail::process_identity, std::uint32_t> undo_holder(std::size_t i) const noexcept {
+    if constexpr (UndoSlots > 0)
+      if (i < UndoSlots) return {undo_.slots[i].owner, undo_.slots[i].held};
+    return {};
+  }
 
   /// Blocks until it takes one permit. Undo mode: errc::undo_slots_exhausted.
   void acquire() { (void)acquire_until(nullptr); }

@@ -392,6 +392,10 @@ def check_lock_inversion(exe):
     need(len(lines_matching(r'^worker [AB]: got both locks$', out)) == 1, 'the other worker proceeds')
     find(r'^report: .*deadlock detected: .*waits for .* held by .*', out)
     find(r'^both workers exited: 0 0$', out)
+    # Read back from the named segment by segment_inspector (procsync/inspect.hpp).
+    find(rf'^order ledger -> accounts, first taken by {t} \(transfer\)$', out)
+    find(r'^report #1: order_violation by \d+ \(audit\), a cycle of 2$', out)
+    find(r'^report #2: deadlock by \d+ \(worker [AB]\), a cycle of 2$', out)
 
 
 def check_dining_philosophers(exe):
@@ -410,6 +414,7 @@ def check_dining_philosophers(exe):
          == sorted('12345' * 3), 'round 3: three meals each with std::scoped_lock')
     need('deadlock detected' not in round3, 'scoped_lock never deadlocks')
     find(r'^15 meals eaten, 0 philosophers failed$', round3)
+    find(r'^report #1: deadlock, a cycle of 5:( philosopher \d ->){5} philosopher \d$', round3)
 
 
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}

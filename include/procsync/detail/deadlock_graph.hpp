@@ -36,6 +36,9 @@ inline constexpr std::uint32_t wait_slots = 256;       // threads blocked at onc
 inline constexpr std::size_t class_name_size = 40;     // including the NUL
 inline constexpr std::size_t label_size = 16;          // process label, like /proc/PID/comm
 inline constexpr std::uint32_t no_class = 0xffffffffu;
+inline constexpr std::uint32_t report_slots = 16;      // bounded history of reports (a ring)
+inline constexpr std::uint32_t report_max_steps = 8;   // cycle members kept per report
+inline constexpr std::size_t report_text_size = 1024;  // report text kept (cut beyond, NUL included)
 
 static_assert(class_slots <= (1u << 13), "edge keys pack two class ids in 13 bits each");
 
@@ -95,6 +98,38 @@ struct wait_entry {
   char kind[24] = {};                    // "mutex", "recursive_mutex", ...
 };
 
+/// One member of the cycle a report describes. A deadlock: thread `tid` of
+/// process `pid` waits for `lock`, held by the next step's thread. An order
+/// violation: class `lock` is taken before the next step's class, an order
+/// first taken by (pid, tid, label) — for the refused order, the violator.
+struct report_step {
+  std::int32_t pid = 0;
+  std::uint32_t tid = 0;
+  char label[label_size] = {};
+  char lock[class_name_size] = {};
+};
+static_assert(sizeof(report_step) == 64);
+
+inline constexpr std::uint32_t report_deadlock = 1;
+inline constexpr std::uint32_t report_order_violation = 2;
+
+/// A report kept in the registry's history, under a sequence lock like
+/// wait_entry (odd `seq`: being written; a writer that dies mid-write leaves
+/// it odd and readers skip it until the slot is reused).
+struct report_entry {
+  std::atomic<std::uint32_t> seq{0};
+  std::uint32_t type = 0;             // report_deadlock, report_order_violation; 0: never written
+  std::uint64_t number = 0;           // 1 for the registry's first report, 2 for the next, ...
+  std::int64_t unix_ns = 0;           // CLOCK_REALTIME when it was made
+  std::int32_t pid = 0;               // the reporter (the victim, the violator)
+  std::uint32_t tid = 0;
+  char label[label_size] = {};
+  std::uint32_t step_count = 0;       // <= report_max_steps
+  std::uint32_t cycle_length = 0;     // members of the whole cycle (may exceed step_count)
+  report_step steps[report_max_steps];
+  char text[report_text_size] = {};
+};
+
 /// The whole shared state. Construct once (zeroed tables), place in shared memory.
 struct graph {
   std::uint32_t magic = 0x70646c6bu;  // "pdlk"
@@ -109,6 +144,8 @@ struct graph {
   edge_entry edges[max_edges];
   std::atomic<std::uint32_t> edge_set[edge_set_slots];  // (from << 13 | to) + 1
   wait_entry waits[wait_slots];
+  std::atomic<std::uint64_t> report_count{0};  // reports ever made; the newest report_slots are kept
+  report_entry reports[report_slots];
 
   graph() noexcept {
     // Value-initialized, so a reused (not freshly zeroed) buffer is clean too.
@@ -166,6 +203,59 @@ struct graph {
     }
     // Release: the cleared entry is complete before the even seq.
     e.seq.store(claimed + 1, std::memory_order_release);
+    return true;
+  }
+
+  /// Appends a report to the history ring (overwriting the oldest). Never
+  /// blocks: if another writer is rewriting the same slot right now (the ring
+  /// wrapped around during one write), this report is counted but not kept.
+  void add_report(std::uint32_t type, std::int32_t pid, std::uint32_t tid, std::string_view label,
+                  const report_step* steps, std::uint32_t step_count, std::uint32_t cycle_length,
+                  std::string_view text, std::int64_t unix_ns) noexcept {
+    // Relaxed: the number only picks a slot; the entry is published by its seq.
+    const std::uint64_t number = report_count.fetch_add(1, std::memory_order_relaxed) + 1;
+    report_entry& e = reports[(number - 1) % report_slots];
+    std::uint32_t s = e.seq.load(std::memory_order_relaxed);
+    // Acquire: we take over the slot after its previous writer's release.
+    if ((s & 1) != 0 || !e.seq.compare_exchange_strong(s, s + 1, std::memory_order_acquire)) return;
+    // Release fence: the odd seq is visible before any field changes.
+    std::atomic_thread_fence(std::memory_order_release);
+    e.type = type;
+    e.number = number;
+    e.unix_ns = unix_ns;
+    e.pid = pid;
+    e.tid = tid;
+    copy_label(e.label, sizeof e.label, label);
+    const std::uint32_t n = step_count < report_max_steps ? step_count : report_max_steps;
+    for (std::uint32_t i = 0; i < report_max_steps; ++i) e.steps[i] = i < n ? steps[i] : report_step{};
+    e.step_count = n;
+    e.cycle_length = cycle_length;
+    copy_label(e.text, sizeof e.text, text);
+    // Release: the fields are complete before the even seq.
+    e.seq.store(s + 2, std::memory_order_release);
+  }
+
+  /// A consistent copy of history slot `slot`; false if never written or being rewritten.
+  bool read_report(std::uint32_t slot, report_entry& out) const noexcept {
+    const report_entry& e = reports[slot];
+    // Acquire: the fields were written before the even seq we read.
+    const std::uint32_t s1 = e.seq.load(std::memory_order_acquire);
+    if ((s1 & 1) != 0 || s1 == 0) return false;
+    out.type = e.type;
+    out.number = e.number;
+    out.unix_ns = e.unix_ns;
+    out.pid = e.pid;
+    out.tid = e.tid;
+    std::memcpy(out.label, e.label, sizeof out.label);
+    out.step_count = e.step_count < report_max_steps ? e.step_count : report_max_steps;
+    out.cycle_length = e.cycle_length;
+    for (std::uint32_t i = 0; i < report_max_steps; ++i) out.steps[i] = e.steps[i];
+    std::memcpy(out.text, e.text, sizeof out.text);
+    // Acquire fence: the copies above are ordered before the re-check of seq.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (e.seq.load(std::memory_order_relaxed) != s1) return false;
+    out.label[label_size - 1] = out.text[report_text_size - 1] = '\0';
+    for (auto& st : out.steps) st.label[label_size - 1] = st.lock[class_name_size - 1] = '\0';
     return true;
   }
 

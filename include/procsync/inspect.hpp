@@ -1,0 +1,908 @@
+// procsync/inspect.hpp — look at the locks in a named segment from outside.
+//
+// "Who holds this, and who is waiting for it?" A segment_inspector opens a
+// named segment read-only and takes snapshots of every object in it (kind,
+// name, holder, waiters, and per kind what matters: a semaphore's value and
+// undo holders, an event's flag, a barrier's parties, a shared_mutex's
+// readers), and of a deadlock_registry in it (classes, recorded orders and who
+// first took each, the wait-for graph now, its cycles, and the newest
+// deadlock and order-violation reports). procsync-shm's `locks` and
+// `deadlock` commands are a thin layer over it; to_dot() draws a registry.
+//
+//   procsync::segment_inspector in("orders");          // read-only
+//   for (const auto& o : in.snapshot().objects)
+//     if (o.holder) std::printf("%s held by %d\n", o.name.c_str(), o.holder->pid);
+//
+// Guarantees:
+//  - Never writes: the segment is opened with O_RDONLY and mapped PROT_READ,
+//    so the inspector physically cannot change it (no lock word, no purge of
+//    a dead waiter's entry, no repair). It never takes a lock, never calls a
+//    primitive's lock(), never waits on a futex.
+//  - Never blocks on the segment: a segment being created is reported as
+//    initializing; an object still being constructed as initializing.
+//  - Snapshots are racy by nature: each field is one load, and fields of one
+//    object may come from slightly different moments.
+//  - Enumeration walks the segment's object index (Boost.Interprocess's, in
+//    the segment) without the segment's guard lock. If a process is inside
+//    the allocator (constructing or destroying an object) at that moment, the
+//    walk is retried a few times; if it stays busy the snapshot says so
+//    (allocator_busy) and lists no objects rather than read a tree that is
+//    being rebalanced. Addresses found in the index are bounds-checked.
+//  - Liveness and names come from /proc: a holder TID's process is the
+//    "Tgid:" of /proc/<tid>/status, its name /proc/<pid>/comm.
+//
+// Kinds understood: procsync::mutex, recursive_mutex, checked_mutex,
+// shared_mutex, counting_semaphore (undo_slots 1..64, 128, 256, 512, 1024 for
+// undo holders), event, barrier, condition_variable, deadlock_registry,
+// shared_value / shared_array (state "-"). Other kinds (the user's data) are
+// listed with their kind and size only.
+// TODO(queues): once queue.hpp / message_queue.hpp exist, add their kinds to
+// read_object() with the fill level (size / capacity) from a const accessor.
+#pragma once
+
+#include "detail/config.hpp"  // first: one clear error below C++20
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <new>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "barrier.hpp"
+#include "condition_variable.hpp"
+#include "deadlock.hpp"
+#include "detail/object_header.hpp"
+#include "detail/process_identity.hpp"
+#include "detail/segment_header.hpp"
+#include "error.hpp"
+#include "event.hpp"
+#include "mutex.hpp"
+#include "recursive_mutex.hpp"
+#include "segment.hpp"
+#include "semaphore.hpp"
+#include "shared_mutex.hpp"
+
+namespace procsync {
+
+/// A thread seen in a lock word or a wait entry, resolved through /proc.
+struct thread_info {
+  std::uint32_t tid = 0;  ///< kernel thread id (as stored in the segment)
+  std::int32_t pid = 0;   ///< its process (the Tgid), 0 when the thread no longer exists
+  std::string name;       ///< the process's name (/proc/<pid>/comm), "" when gone
+  bool alive = false;     ///< whether the thread exists now
+
+  friend bool operator==(const thread_info&, const thread_info&) = default;
+};
+
+/// A process holding permits of a semaphore in undo mode.
+struct permit_holder {
+  std::int32_t pid = 0;        ///< the holder process
+  std::string name;            ///< its name (/proc/<pid>/comm), "" when gone
+  bool alive = false;          ///< same pid and start time still running
+  std::uint32_t permits = 0;   ///< permits it took and has not given back
+};
+
+/// The state of one object, as one word for the tool and for JSON.
+enum class object_state {
+  none,          ///< "-": not a lock (data, condition_variable, registry)
+  free,          ///< a lock nobody holds
+  held,          ///< a lock held (see holder)
+  shared,        ///< a shared_mutex held by readers only (see readers)
+  inconsistent,  ///< its holder died; the next owner has not called consistent() (holder: that owner, if any)
+  poisoned,      ///< not recoverable: released without consistent() after an owner death
+  available,     ///< a semaphore with permits left
+  exhausted,     ///< a semaphore at 0
+  set,           ///< an event whose flag is up
+  clear,         ///< an event whose flag is down
+  broken,        ///< a broken barrier
+  waiting,       ///< a barrier with parties waiting in the current cycle
+  idle,          ///< a barrier with nobody waiting
+  initializing,  ///< the object is still being constructed
+  unknown,       ///< a procsync kind whose layout version or size this inspector does not know
+};
+
+/// The word for `s` used by procsync-shm and its JSON ("free", "held", ...; "-" for none).
+inline const char* to_string(object_state s) noexcept {
+  switch (s) {
+    case object_state::none: return "-";
+    case object_state::free: return "free";
+    case object_state::held: return "held";
+    case object_state::shared: return "shared";
+    case object_state::inconsistent: return "inconsistent";
+    case object_state::poisoned: return "poisoned";
+    case object_state::available: return "available";
+    case object_state::exhausted: return "exhausted";
+    case object_state::set: return "set";
+    case object_state::clear: return "clear";
+    case object_state::broken: return "broken";
+    case object_state::waiting: return "waiting";
+    case object_state::idle: return "idle";
+    case object_state::initializing: return "initializing";
+    case object_state::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+/// One object of a segment at one moment. Fields that do not apply to the
+/// object's kind are left empty (std::nullopt, empty vectors).
+struct object_snapshot {
+  std::string name;              ///< the object's name in the segment
+  std::string kind;              ///< its recorded kind ("procsync::mutex", "procsync::counting_semaphore<3>", ...)
+  std::string short_kind;        ///< "mutex", "recursive_mutex", "checked_mutex", "shared_mutex", "semaphore",
+                                 ///< "event", "barrier", "condition_variable", "deadlock_registry",
+                                 ///< "shared_value", "shared_array", or "data" (any other kind)
+  std::uint32_t layout_version = 0;  ///< recorded layout version
+  std::uint64_t bytes = 0;           ///< sizeof the object
+  object_state state = object_state::none;  ///< see object_state
+  std::optional<thread_info> holder;  ///< locks: the holding thread (shared_mutex: the writer)
+  std::vector<thread_info> readers;   ///< shared_mutex: threads holding a share
+  /// Threads waiting: an exact count for semaphore, event, barrier and
+  /// condition_variable (threads asleep or about to sleep); for the mutex kinds
+  /// the lock word only says "someone may sleep" (waiters_exact == false,
+  /// waiters 0 or 1). std::nullopt where it does not apply.
+  std::optional<std::uint32_t> waiters;
+  bool waiters_exact = false;          ///< see waiters
+  std::string lock_class;              ///< checked_mutex: its class name (when a registry in the segment names it)
+  std::optional<std::int64_t> value;   ///< semaphore: permits available
+  std::optional<std::int64_t> max;     ///< semaphore: max()
+  bool undo = false;                   ///< semaphore: constructed in undo mode
+  std::uint32_t undo_slots = 0;        ///< semaphore: undo capacity (processes holding permits at once)
+  std::vector<permit_holder> permit_holders;  ///< semaphore in undo mode: who holds how many
+  std::optional<bool> flag;            ///< event: the flag
+  std::string mode;                    ///< event: "manual" or "automatic"
+  std::optional<std::uint32_t> parties;  ///< barrier: parties per cycle
+  std::optional<std::uint32_t> arrived;  ///< barrier: parties waiting in this cycle
+  std::optional<std::uint32_t> classes;  ///< deadlock_registry: lock classes defined
+  std::optional<std::uint32_t> orders;   ///< deadlock_registry: lock orders recorded
+  std::optional<std::uint32_t> blocked;  ///< deadlock_registry: threads in its wait-for table
+  std::optional<std::uint64_t> reports;  ///< deadlock_registry: reports made so far
+  std::string note;                      ///< why something could not be read, else ""
+};
+
+/// A whole segment at one moment.
+struct segment_snapshot {
+  std::string name;                 ///< the segment's name
+  std::uint64_t bytes = 0;          ///< size of the file
+  bool ready = false;               ///< its creator finished initializing it
+  std::int32_t creator_pid = 0;     ///< 0 if not recorded yet
+  bool creator_alive = false;       ///< the creator (pid and start time) still runs
+  bool corrupt = false;             ///< a process died inside its allocator (named_segment refuses it)
+  bool allocator_busy = false;      ///< a process was inside its allocator on every try: objects not listed
+  std::optional<thread_info> guard_holder;  ///< who holds the segment's allocator guard now, if anyone
+  std::vector<object_snapshot> objects;     ///< in name order
+};
+
+/// One lock class of a deadlock_registry.
+struct lock_class_snapshot {
+  std::uint32_t id = 0;    ///< its slot (lock_class::id)
+  std::string name;        ///< its name
+  std::int32_t rank = 0;   ///< 0: unranked
+  bool nestable = false;   ///< defined nestable
+};
+
+/// A recorded order "from is taken before to", and who first took it.
+struct lock_order_snapshot {
+  std::uint32_t from = 0, to = 0;  ///< class ids
+  std::string from_name, to_name;  ///< class names
+  std::int32_t pid = 0;            ///< the process that first took this order
+  std::uint32_t tid = 0;           ///< its thread
+  std::string label;               ///< that process's label (install_deadlock_detector)
+  bool alive = false;              ///< whether that process still runs (by pid: start time is not recorded)
+};
+
+/// An entry of the wait-for table: `waiter` waits for a lock held by `holder`.
+struct wait_snapshot {
+  thread_info waiter;     ///< the waiting thread
+  std::string label;      ///< its process's label
+  std::string lock;       ///< the lock's class name, "" for an unnamed lock
+  std::string kind;       ///< "mutex", "recursive_mutex", ...
+  thread_info holder;     ///< the holder seen in the lock word (tid 0: none seen)
+  bool stale = false;     ///< the waiter's process is gone (a process purges it on its next look)
+  bool in_cycle = false;  ///< part of a cycle of the wait-for graph now
+};
+
+/// One member of a report's cycle (see detail::deadlock::report_step).
+struct report_step_snapshot {
+  std::int32_t pid = 0;   ///< process
+  std::uint32_t tid = 0;  ///< thread
+  std::string label;      ///< its label
+  std::string lock;       ///< deadlock: the lock it waits for; order violation: the class taken first
+};
+
+/// A deadlock or order-violation report kept in the registry's history.
+struct report_snapshot {
+  std::uint64_t number = 0;  ///< 1 for the registry's first report, 2 for the next, ...
+  std::string type;          ///< "deadlock" or "order_violation"
+  std::int64_t unix_ns = 0;  ///< when (CLOCK_REALTIME, ns since the epoch)
+  std::int32_t pid = 0;      ///< the reporter: the victim, or the violator
+  std::uint32_t tid = 0;     ///< its thread
+  std::string label;         ///< its label
+  std::uint32_t cycle_length = 0;          ///< members of the cycle (0: not a cycle, e.g. a rank violation)
+  std::vector<report_step_snapshot> steps;  ///< the first members of the cycle, in order
+  std::string text;                        ///< the report as thrown or printed
+};
+
+/// A deadlock_registry at one moment.
+struct deadlock_snapshot {
+  std::string segment;                   ///< segment name
+  std::string object;                    ///< the registry's object name
+  std::chrono::nanoseconds timeout{0};   ///< its deadlock timeout
+  std::string policy;                    ///< "throw_error", "report" or "abort_process"
+  std::vector<lock_class_snapshot> classes;  ///< by id
+  std::vector<lock_order_snapshot> orders;   ///< by from, then to
+  std::vector<wait_snapshot> waits;          ///< the wait-for table now
+  std::vector<std::vector<std::uint32_t>> cycles;  ///< cycles of the wait-for graph now (waiter TIDs)
+  std::vector<report_snapshot> reports;      ///< the kept reports, oldest first
+  std::uint64_t reports_total = 0;           ///< reports made so far (only the newest report_capacity are kept)
+  std::uint32_t report_capacity = 0;         ///< deadlock_registry::report_history
+};
+
+namespace detail::inspect {
+
+inline std::string read_small_file(const std::string& path) {
+  std::string out;
+  if (std::FILE* f = std::fopen(path.c_str(), "re")) {
+    char buf[4096];
+    const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+    out.assign(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+inline std::string comm_of(std::int32_t pid) {
+  std::string c = read_small_file("/proc/" + std::to_string(pid) + "/comm");
+  while (!c.empty() && (c.back() == '\n' || c.back() == '\0')) c.pop_back();
+  return c;
+}
+
+}  // namespace detail::inspect
+
+/// What /proc says about thread `tid` now: its process (Tgid), that
+/// process's name, and whether it exists. tid 0 gives an empty thread_info.
+inline thread_info describe_thread(std::uint32_t tid) {
+  thread_info t;
+  t.tid = tid;
+  if (tid == 0 || tid > detail::word_tid_mask) return t;
+  const std::string status = detail::inspect::read_small_file("/proc/" + std::to_string(tid) + "/status");
+  const std::size_t at = status.find("\nTgid:");
+  if (at == std::string::npos) return t;
+  t.pid = static_cast<std::int32_t>(std::strtol(status.c_str() + at + 6, nullptr, 10));
+  // A zombie thread group has a status but no running thread.
+  const std::size_t st = status.find("\nState:");
+  t.alive = t.pid > 0 && !(st != std::string::npos && status.compare(st + 7, 3, "\tZ ") == 0);
+  t.name = detail::inspect::comm_of(t.pid);
+  return t;
+}
+
+/// Opens a named segment read-only and takes snapshots of it. Movable, not
+/// copyable; the mapping lives as long as the inspector.
+class segment_inspector {
+ public:
+  /// Opens segment `name` (O_RDONLY). A segment still being created is
+  /// accepted (its snapshot says ready == false). Throws errc::invalid_name,
+  /// errc::segment_not_found, errc::permission_denied (the mode does not let
+  /// the caller read it), or errc::corrupt_segment (not a regular file, or
+  /// not a procsync segment).
+  explicit segment_inspector(std::string_view name) : name_(name) {
+    named_segment::validate_name(name_);
+    const std::string path = detail::shm_object_path(name_);
+    fd_ = ::shm_open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+    if (fd_ < 0) {
+      const int e = errno;
+      if (e == ENOENT)
+        detail::throw_error(errc::segment_not_found, "procsync::segment_inspector: no segment " + detail::quoted(name_));
+      if (e == EACCES || e == EPERM)
+        detail::throw_error(errc::permission_denied,
+                            "procsync::segment_inspector: not allowed to read segment " + detail::quoted(name_));
+      detail::throw_errno(e, "procsync::segment_inspector: shm_open of " + detail::quoted(name_));
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      fd_ = -1;
+      detail::throw_error(errc::corrupt_segment, "procsync::segment_inspector: " + detail::quoted(name_) +
+                                                     " is not a regular file");
+    }
+    try {
+      remap();
+      if (mapped_ >= detail::segment_header_bytes) {
+        const std::uint64_t magic = header().magic.load(std::memory_order_acquire);
+        if (magic != 0 && magic != detail::segment_magic)
+          detail::throw_error(errc::corrupt_segment, "procsync::segment_inspector: " + detail::quoted(name_) +
+                                                         " is not a procsync segment");
+      }
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  segment_inspector(segment_inspector&& o) noexcept
+      : name_(std::move(o.name_)), fd_(std::exchange(o.fd_, -1)), base_(std::exchange(o.base_, nullptr)),
+        mapped_(std::exchange(o.mapped_, 0)) {}
+  segment_inspector& operator=(segment_inspector&& o) noexcept {
+    if (this != &o) {
+      release();
+      name_ = std::move(o.name_);
+      fd_ = std::exchange(o.fd_, -1);
+      base_ = std::exchange(o.base_, nullptr);
+      mapped_ = std::exchange(o.mapped_, 0);
+    }
+    return *this;
+  }
+  segment_inspector(const segment_inspector&) = delete;
+  segment_inspector& operator=(const segment_inspector&) = delete;
+  /// Unmaps and closes; the segment is untouched.
+  ~segment_inspector() { release(); }
+
+  /// The segment's name.
+  const std::string& name() const noexcept { return name_; }
+
+  /// Every object of the segment now, in name order (see the header comment
+  /// for what is read and the guarantees). Throws only for a failure of
+  /// fstat/mmap (errno) or std::bad_alloc.
+  segment_snapshot snapshot() const {
+    segment_snapshot s;
+    s.name = name_;
+    remap();
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0) s.bytes = static_cast<std::uint64_t>(st.st_size);
+    if (mapped_ < detail::segment_header_bytes) return s;  // being created: not even sized yet
+    const detail::segment_header& h = header();
+    s.creator_pid = h.creator_pid.load(std::memory_order_acquire);
+    if (s.creator_pid != 0)
+      s.creator_alive = detail::process_alive(detail::process_identity{s.creator_pid, 0, h.creator_start_time});
+    if (h.magic.load(std::memory_order_acquire) != detail::segment_magic) return s;
+    if (h.format_version != detail::segment_format_version || h.header_bytes != detail::segment_header_bytes ||
+        h.total_size > mapped_ || h.total_size < named_segment::minimum_size())
+      detail::throw_error(errc::corrupt_segment, "procsync::segment_inspector: " + detail::quoted(name_) +
+                                                     ": unknown segment format or size");
+    s.ready = true;
+    s.corrupt = h.corrupt.load(std::memory_order_relaxed) != 0;
+    if (const std::uint32_t tid = h.guard.holder_tid(); tid != 0) s.guard_holder = describe_thread(tid);
+    std::vector<entry> found;
+    bool stable = false;
+    for (int attempt = 0; attempt < 20 && !stable; ++attempt) {
+      if (attempt != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      stable = list_entries(found);
+    }
+    if (!stable) {
+      s.allocator_busy = true;
+      return s;
+    }
+    std::sort(found.begin(), found.end(), [](const entry& a, const entry& b) { return a.name < b.name; });
+    for (const entry& e : found) s.objects.push_back(read_object(e));
+    name_checked_classes(s.objects, found);
+    return s;
+  }
+
+  /// The snapshot of object `object`, std::nullopt if there is none.
+  std::optional<object_snapshot> object(std::string_view object) const {
+    for (auto& o : snapshot().objects)
+      if (o.name == object) return std::move(o);
+    return std::nullopt;
+  }
+
+  /// The deadlock_registry named `object` (by default the first one in the
+  /// segment, by name). Throws errc::object_not_found if there is none,
+  /// errc::layout_mismatch for a registry of another layout version, and
+  /// errc::corrupt_segment if the segment is not ready or its allocator busy.
+  deadlock_snapshot deadlock(std::string_view object = {}) const {
+    const segment_snapshot s = snapshot();
+    if (!s.ready || s.allocator_busy)
+      detail::throw_error(errc::corrupt_segment, "procsync::segment_inspector: segment " + detail::quoted(name_) +
+                                                     (s.ready ? " is busy (a process is inside its allocator)"
+                                                              : " is still being initialized"));
+    std::vector<entry> found;
+    (void)list_entries(found);
+    for (const entry& e : found) {
+      if (!object.empty() && e.name != object) continue;
+      if (!e.header.same_kind(deadlock_registry::kind_name)) {
+        if (!object.empty())
+          detail::throw_error(errc::wrong_object_kind, "procsync::segment_inspector: object " + detail::quoted(e.name) +
+                                                           " is a " + e.header.kind_for_message() +
+                                                           ", not a deadlock_registry");
+        continue;
+      }
+      if (e.header.layout_version != deadlock_registry::layout_version ||
+          e.header.value_size != sizeof(deadlock_registry))
+        detail::throw_error(errc::layout_mismatch, "procsync::segment_inspector: deadlock_registry " +
+                                                       detail::quoted(e.name) + " has layout version " +
+                                                       std::to_string(e.header.layout_version) + ", expected " +
+                                                       std::to_string(deadlock_registry::layout_version));
+      return read_registry(*std::launder(reinterpret_cast<const deadlock_registry*>(e.value)), e.name);
+    }
+    detail::throw_error(errc::object_not_found,
+                        "procsync::segment_inspector: no deadlock_registry" +
+                            (object.empty() ? std::string() : " named " + detail::quoted(object)) + " in segment " +
+                            detail::quoted(name_));
+  }
+
+ private:
+  struct entry {
+    std::string name;
+    detail::object_header header{};
+    const char* value = nullptr;  // the object, in the read-only mapping; null if not readable
+  };
+
+  void release() noexcept {
+    if (base_ != nullptr) ::munmap(base_, mapped_);
+    if (fd_ >= 0) ::close(fd_);
+    base_ = nullptr;
+    mapped_ = 0;
+    fd_ = -1;
+  }
+
+  /// Maps the file again if its size changed (a segment being created grows once).
+  void remap() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) detail::throw_errno(errno, "procsync::segment_inspector: fstat");
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size == mapped_) return;
+    if (base_ != nullptr) ::munmap(base_, mapped_);
+    base_ = nullptr;
+    mapped_ = 0;
+    if (size == 0) return;
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) detail::throw_errno(errno, "procsync::segment_inspector: mmap");
+    base_ = p;
+    mapped_ = size;
+  }
+
+  const detail::segment_header& header() const noexcept {
+    return *std::launder(reinterpret_cast<const detail::segment_header*>(base_));
+  }
+  const char* bytes() const noexcept { return static_cast<const char*>(base_); }
+
+  /// Walks the object index once. False if the allocator was (or became) busy meanwhile.
+  bool list_entries(std::vector<entry>& out) const {
+    out.clear();
+    const detail::segment_header& h = header();
+    const auto busy = [&] { return h.manager_busy.load(std::memory_order_acquire) != 0; };
+    if (busy()) return false;
+    const std::size_t buffer_size = static_cast<std::size_t>(h.total_size) - detail::segment_header_bytes;
+    const char* buffer = bytes() + detail::segment_header_bytes;
+    // Boost only reads through a const manager opened on existing memory;
+    // the mapping is PROT_READ, so any write would fault rather than land.
+    detail::segment_manager_buffer manager(boost::interprocess::open_only, const_cast<char*>(buffer), buffer_size);
+    const auto& index = *manager.get_segment_manager();
+    const std::size_t limit = buffer_size / 64;
+    std::size_t steps = 0;
+    for (auto it = index.named_begin(); it != index.named_end(); ++it) {
+      if (++steps > limit) return false;  // a loop: the tree changed under us
+      const char* value = static_cast<const char*>(it->value());
+      const char* name = it->name();
+      const std::size_t name_length = it->name_length();
+      if (value < buffer || value + sizeof(detail::object_header) > buffer + buffer_size || name < buffer ||
+          name + name_length > buffer + buffer_size || name_length == 0)
+        return false;
+      entry e;
+      e.name.assign(name, name_length);
+      std::memcpy(&e.header, value, sizeof e.header);
+      if (e.header.magic == detail::object_magic && e.header.value_offset >= sizeof(detail::object_header) &&
+          value + e.header.value_offset + e.header.value_size <= buffer + buffer_size)
+        e.value = value + e.header.value_offset;
+      out.push_back(std::move(e));
+    }
+    return !busy();
+  }
+
+  static void lock_state(std::uint32_t word, object_snapshot& o) {
+    if (word == detail::word_not_recoverable) {
+      o.state = object_state::poisoned;
+    } else {
+      const std::uint32_t tid = word & detail::word_tid_mask;
+      if (tid != 0) o.holder = describe_thread(tid);
+      o.state = (word & detail::word_owner_died) != 0 ? object_state::inconsistent
+                : tid != 0                           ? object_state::held
+                                                     : object_state::free;
+    }
+    o.waiters = (word != detail::word_not_recoverable && (word & detail::word_waiters) != 0) ? 1u : 0u;
+    o.waiters_exact = false;
+  }
+
+  template <class T>
+  static const T* as(const entry& e, object_snapshot& o) {
+    if (e.header.layout_version != detail::layout_version_of<T>() || e.header.value_size != sizeof(T) ||
+        e.header.value_align != alignof(T) || reinterpret_cast<std::uintptr_t>(e.value) % alignof(T) != 0) {
+      o.state = object_state::unknown;
+      o.note = "layout version " + std::to_string(e.header.layout_version) + " (" +
+               std::to_string(e.header.value_size) + " bytes) not known to this inspector (version " +
+               std::to_string(detail::layout_version_of<T>()) + ", " + std::to_string(sizeof(T)) + " bytes)";
+      return nullptr;
+    }
+    return std::launder(reinterpret_cast<const T*>(e.value));
+  }
+
+  template <std::size_t Slots>
+  static void read_semaphore(const entry& e, object_snapshot& o) {
+    // The layout of counting_semaphore<Max, Slots> does not depend on Max.
+    using sem = counting_semaphore<detail::semaphore_value_max, Slots>;
+    const sem* s = as<sem>(e, o);
+    if (s == nullptr) return;
+    o.value = s->value();
+    o.state = *o.value > 0 ? object_state::available : object_state::exhausted;
+    o.waiters = s->sleepers();
+    o.waiters_exact = true;
+    o.undo = s->undo_enabled();
+    o.undo_slots = static_cast<std::uint32_t>(Slots);
+    if constexpr (Slots > 0) {
+      for (std::size_t i = 0; i < Slots && o.undo; ++i) {
+        const auto [who, held] = s->undo_holder(i);
+        if (held == 0 || who.pid == 0) continue;
+        o.permit_holders.push_back(
+            permit_holder{who.pid, detail::inspect::comm_of(who.pid), detail::process_alive(who), held});
+      }
+    }
+  }
+
+  template <std::size_t... I>
+  static bool read_undo_semaphore(std::size_t slots, const entry& e, object_snapshot& o, std::index_sequence<I...>) {
+    return ((slots == I + 1 ? (read_semaphore<I + 1>(e, o), true) : false) || ...);
+  }
+
+  static object_snapshot read_object(const entry& e) {
+    object_snapshot o;
+    o.name = e.name;
+    o.kind = e.header.kind_for_message();
+    o.layout_version = e.header.layout_version;
+    o.bytes = e.header.value_size;
+    o.short_kind = "data";
+    const std::string_view k = e.header.kind_prefix();
+    const auto starts = [&](std::string_view p) { return k.substr(0, p.size()) == p; };
+    if (starts("procsync::shared_value<")) o.short_kind = "shared_value";
+    if (starts("procsync::shared_array<")) o.short_kind = "shared_array";
+    if (e.header.magic != detail::object_magic) {
+      o.state = object_state::unknown;
+      o.note = "no valid object header";
+      return o;
+    }
+    if (e.header.state != static_cast<std::uint32_t>(detail::object_state::ready)) {
+      o.state = object_state::initializing;
+      return o;
+    }
+    if (e.value == nullptr) {
+      o.state = object_state::unknown;
+      o.note = "bad value offset";
+      return o;
+    }
+    if (e.header.same_kind(mutex::kind_name)) {
+      o.short_kind = "mutex";
+      if (const auto* m = as<mutex>(e, o)) lock_state(m->lock_word(), o);
+    } else if (e.header.same_kind(recursive_mutex::kind_name)) {
+      o.short_kind = "recursive_mutex";
+      if (const auto* m = as<recursive_mutex>(e, o)) lock_state(m->lock_word(), o);
+    } else if (e.header.same_kind(checked_mutex::kind_name)) {
+      o.short_kind = "checked_mutex";
+      if (const auto* m = as<checked_mutex>(e, o)) lock_state(m->lock_word(), o);
+    } else if (e.header.same_kind(shared_mutex::kind_name)) {
+      o.short_kind = "shared_mutex";
+      if (const auto* m = as<shared_mutex>(e, o)) {
+        lock_state(m->lock_word(), o);
+        for (std::size_t i = 0; i < shared_mutex::reader_slots; ++i)
+          if (const std::uint32_t tid = m->reader_tid(i); tid != 0) o.readers.push_back(describe_thread(tid));
+        if (o.state == object_state::free && !o.readers.empty()) o.state = object_state::shared;
+      }
+    } else if (starts("procsync::counting_semaphore<")) {
+      o.short_kind = "semaphore";
+      // "procsync::counting_semaphore<MAX>" or "<MAX,undo_slots=N>"
+      const std::string args(k.substr(29));
+      o.max = std::strtoll(args.c_str(), nullptr, 10);
+      std::size_t slots = 0;
+      if (const auto at = args.find("undo_slots="); at != std::string::npos)
+        slots = static_cast<std::size_t>(std::strtoull(args.c_str() + at + 11, nullptr, 10));
+      if (slots == 0) {
+        read_semaphore<0>(e, o);
+      } else if (!read_undo_semaphore(slots, e, o, std::make_index_sequence<64>{})) {
+        if (slots == 128) read_semaphore<128>(e, o);
+        else if (slots == 256) read_semaphore<256>(e, o);
+        else if (slots == 512) read_semaphore<512>(e, o);
+        else if (slots == 1024) read_semaphore<1024>(e, o);
+        else {
+          o.state = object_state::unknown;
+          o.note = "undo_slots=" + std::to_string(slots) + " not read by this inspector";
+        }
+      }
+    } else if (e.header.same_kind(event::kind_name)) {
+      o.short_kind = "event";
+      if (const auto* ev = as<event>(e, o)) {
+        o.flag = ev->is_set();
+        o.state = *o.flag ? object_state::set : object_state::clear;
+        o.mode = ev->mode() == event::reset_mode::manual ? "manual" : "automatic";
+        o.waiters = ev->sleepers();
+        o.waiters_exact = true;
+      }
+    } else if (e.header.same_kind(barrier::kind_name)) {
+      o.short_kind = "barrier";
+      if (const auto* b = as<barrier>(e, o)) {
+        o.parties = static_cast<std::uint32_t>(b->parties());
+        o.arrived = static_cast<std::uint32_t>(b->n_waiting());
+        o.state = b->broken() ? object_state::broken : *o.arrived != 0 ? object_state::waiting : object_state::idle;
+        o.waiters = b->sleepers();
+        o.waiters_exact = true;
+      }
+    } else if (e.header.same_kind(condition_variable::kind_name)) {
+      o.short_kind = "condition_variable";
+      if (const auto* cv = as<condition_variable>(e, o)) {
+        o.waiters = cv->sleepers();
+        o.waiters_exact = true;
+      }
+    } else if (e.header.same_kind(deadlock_registry::kind_name)) {
+      o.short_kind = "deadlock_registry";
+      if (const auto* r = as<deadlock_registry>(e, o)) {
+        const auto& g = detail_deadlock_access::graph_of(*r);
+        o.classes = r->class_count();
+        o.orders = r->order_count();
+        std::uint32_t blocked = 0;
+        for (const auto& w : g.waits) blocked += w.waiter.load(std::memory_order_relaxed) != 0;
+        o.blocked = blocked;
+        o.reports = r->report_count();
+      }
+    }
+    return o;
+  }
+
+  /// Gives each checked_mutex its class name from the first registry in the segment.
+  static void name_checked_classes(std::vector<object_snapshot>& objects, const std::vector<entry>& found) {
+    const deadlock_registry* reg = nullptr;
+    for (const entry& e : found)
+      if (e.value != nullptr && e.header.same_kind(deadlock_registry::kind_name) &&
+          e.header.layout_version == deadlock_registry::layout_version && e.header.value_size == sizeof(deadlock_registry)) {
+        reg = std::launder(reinterpret_cast<const deadlock_registry*>(e.value));
+        break;
+      }
+    if (reg == nullptr) return;
+    for (std::size_t i = 0; i < objects.size() && i < found.size(); ++i) {
+      if (objects[i].short_kind != "checked_mutex" || objects[i].state == object_state::unknown) continue;
+      const auto* m = std::launder(reinterpret_cast<const checked_mutex*>(found[i].value));
+      objects[i].lock_class = std::string(reg->class_name(m->get_class()));
+    }
+  }
+
+  deadlock_snapshot read_registry(const deadlock_registry& r, const std::string& object) const {
+    namespace dd = detail::deadlock;
+    const dd::graph& g = detail_deadlock_access::graph_of(r);
+    deadlock_snapshot d;
+    d.segment = name_;
+    d.object = object;
+    d.timeout = r.deadlock_timeout();
+    switch (r.policy()) {
+      case order_policy::throw_error: d.policy = "throw_error"; break;
+      case order_policy::report: d.policy = "report"; break;
+      case order_policy::abort_process: d.policy = "abort_process"; break;
+    }
+    const auto text = [](const char* s, std::size_t cap) { return std::string(s, ::strnlen(s, cap)); };
+    for (std::uint32_t c = 0; c < dd::class_slots; ++c) {
+      const dd::class_entry& ce = g.classes[c];
+      // Acquire: the name and options were written before `published`.
+      if (ce.published.load(std::memory_order_acquire) == 0) continue;
+      d.classes.push_back(lock_class_snapshot{c, text(ce.name, sizeof ce.name), ce.rank, ce.nestable != 0});
+    }
+    const std::uint32_t used = std::min(g.edge_count.load(std::memory_order_acquire), dd::max_edges);
+    for (const auto& c : d.classes) {
+      std::uint32_t steps = 0;
+      // Acquire: a linked edge's fields were written before its link.
+      for (std::uint32_t e = g.classes[c.id].first_out.load(std::memory_order_acquire); e != 0 && e <= dd::max_edges;
+           e = g.edges[e - 1].next.load(std::memory_order_acquire)) {
+        if (++steps > used + 1) break;
+        const dd::edge_entry& edge = g.edges[e - 1];
+        if (edge.to >= dd::class_slots) continue;
+        lock_order_snapshot o;
+        o.from = c.id;
+        o.to = edge.to;
+        o.from_name = c.name;
+        o.to_name = text(g.classes[edge.to].name, dd::class_name_size);
+        o.pid = edge.pid;
+        o.tid = edge.tid;
+        o.label = text(edge.label, sizeof edge.label);
+        o.alive = ::kill(edge.pid, 0) == 0 || errno == EPERM;
+        const bool duplicate = std::any_of(d.orders.begin(), d.orders.end(),
+                                           [&](const lock_order_snapshot& x) { return x.from == o.from && x.to == o.to; });
+        if (!duplicate) d.orders.push_back(std::move(o));
+      }
+    }
+    std::sort(d.orders.begin(), d.orders.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.from_name, a.to_name) < std::pair(b.from_name, b.to_name);
+    });
+    for (std::uint32_t i = 0; i < dd::wait_slots; ++i) {
+      dd::wait_view v{};
+      if (!dd::read_wait(g, i, v)) continue;
+      wait_snapshot w;
+      w.waiter = describe_thread(v.waiter);
+      w.label = text(v.label, sizeof v.label);
+      w.lock = text(v.lock, sizeof v.lock);
+      w.kind = text(v.kind, sizeof v.kind);
+      w.holder = describe_thread(v.holder);
+      w.stale = !detail::process_alive(detail::process_identity{v.pid, 0, g.waits[i].start_time});
+      if (w.waiter.pid == 0) w.waiter.pid = v.pid;
+      d.waits.push_back(std::move(w));
+    }
+    // Cycles: follow waiter -> holder among live entries.
+    std::map<std::uint32_t, std::uint32_t> next;
+    for (const auto& w : d.waits)
+      if (!w.stale && w.holder.tid != 0) next[w.waiter.tid] = w.holder.tid;
+    std::set<std::uint32_t> done;
+    for (const auto& [start, unused] : next) {
+      (void)unused;
+      std::vector<std::uint32_t> path;
+      std::uint32_t t = start;
+      while (next.count(t) != 0 && done.count(t) == 0 &&
+             std::find(path.begin(), path.end(), t) == path.end()) {
+        path.push_back(t);
+        t = next[t];
+      }
+      const auto at = std::find(path.begin(), path.end(), t);
+      if (at != path.end()) {
+        std::vector<std::uint32_t> cycle(at, path.end());
+        std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+        d.cycles.push_back(cycle);
+      }
+      done.insert(path.begin(), path.end());
+    }
+    for (auto& w : d.waits)
+      for (const auto& c : d.cycles)
+        if (std::find(c.begin(), c.end(), w.waiter.tid) != c.end()) w.in_cycle = true;
+    d.reports_total = g.report_count.load(std::memory_order_acquire);
+    d.report_capacity = dd::report_slots;
+    for (std::uint32_t i = 0; i < dd::report_slots; ++i) {
+      auto* raw = new dd::report_entry;  // 1.6 KiB: off the stack
+      std::unique_ptr<dd::report_entry> copy(raw);
+      if (!g.read_report(i, *copy)) continue;
+      report_snapshot rs;
+      rs.number = copy->number;
+      rs.type = copy->type == dd::report_deadlock ? "deadlock" : "order_violation";
+      rs.unix_ns = copy->unix_ns;
+      rs.pid = copy->pid;
+      rs.tid = copy->tid;
+      rs.label = text(copy->label, sizeof copy->label);
+      rs.cycle_length = copy->cycle_length;
+      for (std::uint32_t j = 0; j < copy->step_count; ++j) {
+        const dd::report_step& st = copy->steps[j];
+        rs.steps.push_back(
+            report_step_snapshot{st.pid, st.tid, text(st.label, sizeof st.label), text(st.lock, sizeof st.lock)});
+      }
+      rs.text = text(copy->text, sizeof copy->text);
+      d.reports.push_back(std::move(rs));
+    }
+    std::sort(d.reports.begin(), d.reports.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+    return d;
+  }
+
+  std::string name_;
+  int fd_ = -1;
+  mutable void* base_ = nullptr;
+  mutable std::size_t mapped_ = 0;
+};
+
+namespace detail::inspect {
+
+inline std::string dot_quote(std::string_view s) {
+  std::string q = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') q += '\\';
+    if (c == '\n') {
+      q += "\\n";
+      continue;
+    }
+    q += c;
+  }
+  return q + "\"";
+}
+
+inline std::string who(std::int32_t pid, std::string_view label) {
+  std::string s = std::to_string(pid);
+  if (!label.empty()) {
+    s += ' ';
+    s += label;
+  }
+  return s;
+}
+
+}  // namespace detail::inspect
+
+/// The registry as a Graphviz digraph: the lock classes and the recorded
+/// orders (each edge labelled with the process that first took it), the
+/// refused order of the newest order-violation report (red, dashed), the
+/// wait-for graph now (threads; cycles in red), and the cycle of the newest
+/// deadlock report (red). Render with `dot -Tsvg`.
+inline std::string to_dot(const deadlock_snapshot& d) {
+  using detail::inspect::dot_quote;
+  using detail::inspect::who;
+  std::string o = "digraph procsync_deadlock {\n";
+  o += "  graph [fontname=\"Helvetica\", fontsize=11, rankdir=LR, labelloc=t, label=" +
+       dot_quote("procsync deadlock registry '" + d.object + "' in segment '" + d.segment + "'") + "];\n";
+  o += "  node [fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n";
+  const report_snapshot* last_violation = nullptr;
+  const report_snapshot* last_deadlock = nullptr;
+  for (const auto& r : d.reports) (r.type == "deadlock" ? last_deadlock : last_violation) = &r;
+  if (!d.classes.empty()) {
+    o += "  subgraph cluster_orders {\n    label=\"lock classes and recorded orders\"; color=gray60;\n";
+    for (const auto& c : d.classes) {
+      std::string label = c.name;
+      if (c.rank != 0) label += "\nrank " + std::to_string(c.rank);
+      if (c.nestable) label += "\nnestable";
+      o += "    c" + std::to_string(c.id) + " [shape=box, style=rounded, label=" + dot_quote(label) + "];\n";
+    }
+    for (const auto& e : d.orders)
+      o += "    c" + std::to_string(e.from) + " -> c" + std::to_string(e.to) +
+           " [label=" + dot_quote("first: " + who(e.pid, e.label)) + "];\n";
+    if (last_violation != nullptr && last_violation->steps.size() >= 2) {
+      // steps[0] -> steps[1] is the refused acquisition.
+      const auto id_of = [&](const std::string& name) -> std::string {
+        for (const auto& c : d.classes)
+          if (c.name == name) return "c" + std::to_string(c.id);
+        return {};
+      };
+      const std::string a = id_of(last_violation->steps[0].lock), b = id_of(last_violation->steps[1].lock);
+      if (!a.empty() && !b.empty())
+        o += "    " + a + " -> " + b + " [color=red, fontcolor=red, style=dashed, label=" +
+             dot_quote("refused (report #" + std::to_string(last_violation->number) + "): " +
+                       who(last_violation->pid, last_violation->label)) +
+             "];\n";
+    }
+    o += "  }\n";
+  }
+  if (!d.waits.empty()) {
+    o += "  subgraph cluster_waits {\n    label=\"wait-for graph now\"; color=gray60;\n";
+    std::set<std::uint32_t> nodes;
+    const auto node = [&](const thread_info& t, std::string_view label, bool red) {
+      if (t.tid == 0 || !nodes.insert(t.tid).second) return;
+      o += "    t" + std::to_string(t.tid) + " [shape=ellipse" + std::string(red ? ", color=red" : "") + ", label=" +
+           dot_quote(who(t.pid, label.empty() ? std::string_view(t.name) : label) + "\ntid " + std::to_string(t.tid)) +
+           "];\n";
+    };
+    for (const auto& w : d.waits) node(w.waiter, w.label, w.in_cycle);
+    for (const auto& w : d.waits) node(w.holder, {}, w.in_cycle);
+    for (const auto& w : d.waits)
+      if (w.holder.tid != 0)
+        o += "    t" + std::to_string(w.waiter.tid) + " -> t" + std::to_string(w.holder.tid) +
+             " [label=" + dot_quote("waits for " + w.kind + (w.lock.empty() ? "" : " '" + w.lock + "'")) +
+             (w.in_cycle ? ", color=red, fontcolor=red" : "") + "];\n";
+    o += "  }\n";
+  }
+  if (last_deadlock != nullptr && !last_deadlock->steps.empty()) {
+    const auto& r = *last_deadlock;
+    const std::string n = std::to_string(r.number);
+    o += "  subgraph cluster_deadlock {\n    label=" +
+         dot_quote("last deadlock (report #" + n + " of " + std::to_string(d.reports_total) +
+                   "): every process waits for the next") +
+         "; color=red; fontcolor=red;\n";
+    for (std::size_t i = 0; i < r.steps.size(); ++i) {
+      const auto& st = r.steps[i];
+      const bool victim = st.tid == r.tid;
+      o += "    d" + n + "_" + std::to_string(i) + " [shape=ellipse, color=red" +
+           std::string(victim ? ", style=bold" : "") + ", label=" +
+           dot_quote(who(st.pid, st.label) + (victim ? "\n(victim)" : "")) + "];\n";
+    }
+    const bool whole = r.steps.size() == r.cycle_length;
+    for (std::size_t i = 0; i < r.steps.size(); ++i) {
+      if (i + 1 == r.steps.size() && !whole) break;
+      const std::size_t j = (i + 1) % r.steps.size();
+      o += "    d" + n + "_" + std::to_string(i) + " -> d" + n + "_" + std::to_string(j) +
+           " [color=red, fontcolor=red, label=" + dot_quote("waits for " + r.steps[i].lock) + "];\n";
+    }
+    o += "  }\n";
+  }
+  o += "}\n";
+  return o;
+}
+
+}  // namespace procsync
