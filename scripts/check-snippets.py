@@ -61,7 +61,9 @@ def snippets(path):
             continue
         line = text.count("\n", 0, m.start()) + 1
         body = m.group(2)
-        mark = MARK.search(text[:m.start()])
+        before = text[:m.start()]
+        # Only the comment that ends right before the block (the last one).
+        mark = MARK.search(before[before.rfind("<!--"):]) if "<!--" in before else None
         if mark:
             template = mark.group(1)
             if "@SNIPPET@" not in template:
@@ -82,6 +84,11 @@ def main():
     compilers = [c for c in ("g++", "clang++") if shutil.which(c)]
     flags = ["-std=c++20", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-pthread",
              "-I", os.path.join(root, "include")]
+    # procsync::pg snippets need libpq's headers (and the library, for programs).
+    cflags = subprocess.run(["pkg-config", "--cflags", "libpq"], capture_output=True, text=True)
+    libs = subprocess.run(["pkg-config", "--libs", "libpq"], capture_output=True, text=True)
+    libpq_cflags = cflags.stdout.split() if cflags.returncode == 0 else []
+    libpq_libs = libs.stdout.split() if libs.returncode == 0 else []
     failed = checked = 0
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:
@@ -104,7 +111,8 @@ def main():
                 checked += 1
                 for cxx in compilers:
                     mode = ["-o", os.path.join(tmp, "a.out")] if kind == "program" else ["-fsyntax-only"]
-                    p = subprocess.run([cxx, *flags, src, *mode], capture_output=True, text=True)
+                    extra = (libpq_cflags + (libpq_libs if kind == "program" else [])) if "procsync/pg" in source else []
+                    p = subprocess.run([cxx, *flags, src, *mode, *extra], capture_output=True, text=True)
                     if p.returncode != 0:
                         print(f"FAIL {where} ({kind}, {cxx}):\n{p.stdout}{p.stderr}")
                         failed += 1

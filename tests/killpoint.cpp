@@ -540,9 +540,14 @@ struct condvar_scenario : scenario_base {
     for (;;) {
       s.ctl.phase[i] = acquiring;
       lock(s, lk);
-      while (s.head == s.tail && s.popped < items) {
-        s.cv.wait(lk);
-        if (s.m.inconsistent()) {
+      // A predicate wait: it re-checks under the mutex after every re-arm
+      // slice, so a producer killed between its push and its notify is seen.
+      for (;;) {
+        try {
+          s.cv.wait(lk, [&] { return s.head != s.tail || s.popped >= items; });
+          break;
+        } catch (const procsync::error& e) {  // a holder died: repair, then wait on
+          if (e.code() != procsync::errc::owner_dead) throw;
           repair(s);
           s.m.consistent();
         }

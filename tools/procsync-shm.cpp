@@ -51,6 +51,7 @@ constexpr const char* help_text =
     "       procsync-shm rm [-n|--dry-run] [-f|--force] NAME...\n"
     "       procsync-shm locks [--json] [-w|--watch [-i MS] [-c N]] SEGMENT [OBJECT]\n"
     "       procsync-shm deadlock [--json|--dot] [--registry OBJECT] SEGMENT\n"
+    "       procsync-shm clear-poison SEGMENT OBJECT\n"
     "\n"
     "List and remove procsync named segments in /dev/shm; show the locks in one.\n"
     "\n"
@@ -79,6 +80,12 @@ constexpr const char* help_text =
     "                     each, the wait-for graph now with its cycles, and the newest\n"
     "                     deadlock and order-violation reports (a bounded history: the\n"
     "                     output says how many were made and how many are kept)\n"
+    "  clear-poison SEGMENT OBJECT\n"
+    "                     make the poisoned (not recoverable) mutex, recursive_mutex,\n"
+    "                     shared_mutex or checked_mutex OBJECT usable again: free and\n"
+    "                     consistent. Do it only once you know its data is sound. Refused\n"
+    "                     (exit 1) when the lock is not poisoned: held, free, or merely\n"
+    "                     inconsistent (its next holder repairs that)\n"
     "\n"
     "options:\n"
     "  -h, --help         print this help and exit (also after a command: rm --help)\n"
@@ -102,7 +109,8 @@ constexpr const char* help_text =
     "  0  success (ls: also when nothing is listed)\n"
     "  1  a segment could not be removed (not found, permission denied, in use),\n"
     "     or /dev/shm could not be read; locks, deadlock: the segment, the object\n"
-    "     or the registry does not exist or cannot be read\n"
+    "     or the registry does not exist or cannot be read; clear-poison: the object\n"
+    "     is missing, not a lock, or not poisoned\n"
     "  2  bad usage (unknown command or option, missing or extra arguments)\n";
 
 int usage_error(const std::string& what) {
@@ -529,6 +537,61 @@ std::string deadlock_json(const procsync::deadlock_snapshot& d) {
   return o + "]}\n";
 }
 
+// Clears a poisoned lock by object name: typed lookup by the recorded kind.
+template <class Lock>
+bool clear_poison_as(procsync::named_segment& seg, const std::string& object) {
+  return seg.find<Lock>(object).clear_poison();
+}
+
+int cmd_clear_poison(const std::vector<std::string>& args) {
+  po::options_description opts;
+  opts.add_options()("help,h", "")("names", po::value<std::vector<std::string>>()->default_value({}, ""), "");
+  po::positional_options_description pos;
+  pos.add("names", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  if (vm.count("help") != 0) {
+    std::cout << help_text;
+    return exit_ok;
+  }
+  const auto& names = vm["names"].as<std::vector<std::string>>();
+  if (names.size() != 2) return usage_error("clear-poison: expected SEGMENT OBJECT");
+  const std::string& segment = names[0];
+  const std::string& object = names[1];
+  try {
+    const auto seen = procsync::segment_inspector(segment).object(object);
+    if (!seen) {
+      std::cerr << "procsync-shm: " << segment << ": no object '" << object << "'\n";
+      return exit_failed;
+    }
+    procsync::named_segment seg(procsync::open_only, segment);
+    bool cleared = false;
+    if (seen->short_kind == "mutex")
+      cleared = clear_poison_as<procsync::mutex>(seg, object);
+    else if (seen->short_kind == "recursive_mutex")
+      cleared = clear_poison_as<procsync::recursive_mutex>(seg, object);
+    else if (seen->short_kind == "shared_mutex")
+      cleared = clear_poison_as<procsync::shared_mutex>(seg, object);
+    else if (seen->short_kind == "checked_mutex")
+      cleared = clear_poison_as<procsync::checked_mutex>(seg, object);
+    else {
+      std::cerr << "procsync-shm: " << segment << ": '" << object << "' is a " << seen->short_kind
+                << ", not a lock that can be poisoned\n";
+      return exit_failed;
+    }
+    if (!cleared) {
+      std::cerr << "procsync-shm: " << segment << ": '" << object << "' is not poisoned ("
+                << procsync::to_string(seen->state) << "): left as it is\n";
+      return exit_failed;
+    }
+    std::printf("cleared %s %s\n", segment.c_str(), object.c_str());
+    return exit_ok;
+  } catch (const procsync::error& e) {
+    report(segment, e);
+    return exit_failed;
+  }
+}
+
 int cmd_deadlock(const std::vector<std::string>& args) {
   po::options_description opts;
   opts.add_options()("help,h", "")("json", "")("dot", "")("registry", po::value<std::string>()->default_value(""), "")(
@@ -599,7 +662,7 @@ int main(int argc, char** argv) {
         std::cout << "procsync-shm " PROCSYNC_VERSION "\n";
         return exit_ok;
       }
-      return usage_error("no command given (ls, rm, locks or deadlock)");
+      return usage_error("no command given (ls, rm, locks, deadlock or clear-poison)");
     }
     const std::string command = vm["command"].as<std::string>();
     if (rest.empty() || rest.front() != command) return usage_error("unrecognised option '" + rest.front() + "'");
@@ -610,7 +673,8 @@ int main(int argc, char** argv) {
     if (command == "rm") return cmd_rm(rest);
     if (command == "locks") return cmd_locks(rest);
     if (command == "deadlock") return cmd_deadlock(rest);
-    return usage_error("unknown command '" + command + "' (ls, rm, locks or deadlock)");
+    if (command == "clear-poison") return cmd_clear_poison(rest);
+    return usage_error("unknown command '" + command + "' (ls, rm, locks, deadlock or clear-poison)");
   } catch (const po::error& e) {
     return usage_error(e.what());
   } catch (const procsync::error& e) {

@@ -20,6 +20,11 @@
 //    notify_one() woke it, before it consumed the signal, leaves the signal:
 //    another waiter takes it within one re-arm slice (50 ms), so a notification
 //    is never lost to a death (nor to a SIGSTOP of the woken waiter).
+//  - A notifier killed (or stopped) after changing the shared state and before
+//    its notify: predicate waits re-check their predicate under the mutex after
+//    every re-arm slice (50 ms) without returning to the caller, so they see the
+//    change within one slice. A plain wait() cannot know what its caller waits
+//    for and is not woken: loop on a predicate (as std recommends anyway).
 //  - If the mutex's holder dies while a waiter waits, the waiter still
 //    reacquires the mutex on return. wait()/wait_for()/wait_until() without a
 //    predicate return normally with lock.mutex()->inconsistent() true (the death
@@ -113,7 +118,7 @@ class condition_variable {
   template <class Predicate>
   void wait(std::unique_lock<mutex>& lock, Predicate pred) {
     while (!pred()) {
-      wait(lock);
+      (void)wait_impl(lock, nullptr, true);
       if (lock.mutex()->inconsistent()) throw_owner_died_during_wait();
     }
   }
@@ -134,10 +139,12 @@ class condition_variable {
   bool wait_until(std::unique_lock<mutex>& lock, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate pred) {
     const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
+    timespec storage{};
+    const timespec* until = detail::futex_deadline(steady_deadline, storage);
     while (!pred()) {
-      const std::cv_status status = wait_until(lock, steady_deadline);
+      if (detail::steady::now() >= steady_deadline) return false;
+      (void)wait_impl(lock, until, true);
       if (lock.mutex()->inconsistent()) throw_owner_died_during_wait();
-      if (status == std::cv_status::timeout) return pred();
     }
     return true;
   }
@@ -167,7 +174,9 @@ class condition_variable {
     lock_status status;
   };
 
-  outcome wait_impl(std::unique_lock<mutex>& lock, const timespec* deadline) {
+  // `recheck_each_slice`: also return (not notified) after each re-arm slice,
+  // so that a predicate wait re-evaluates its predicate under the mutex.
+  outcome wait_impl(std::unique_lock<mutex>& lock, const timespec* deadline, bool recheck_each_slice = false) {
     if (!lock.owns_lock() || !lock.mutex()->owned_by_caller())
       detail::throw_error(errc::not_owner,
                           "procsync::condition_variable: wait requires a unique_lock that owns a procsync::mutex "
@@ -183,12 +192,15 @@ class condition_variable {
       const std::uint32_t start = sequence_.value.load(std::memory_order_relaxed);
       const std::uint32_t start_broadcasts = broadcasts_.load(std::memory_order_relaxed);
       m.unlock();
-      notified = registration.until(deadline, [&](std::uint32_t now) {
-        if (now == start) return false;  // nothing since we registered
-        // Relaxed: both were published by the seq_cst bump that we saw.
-        if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
-        return take_signal();
-      });
+      notified = registration.until(
+          deadline,
+          [&](std::uint32_t now) {
+            if (now == start) return false;  // nothing since we registered
+            // Relaxed: both were published by the seq_cst bump that we saw.
+            if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
+            return take_signal();
+          },
+          [recheck_each_slice] { return recheck_each_slice; });
     }
     lock_status status;
     try {

@@ -26,6 +26,10 @@
 //  - A waiter killed while waiting breaks nothing. One killed after a
 //    notify_one() woke it, before it consumed the signal, leaves the signal:
 //    another waiter takes it within one re-arm slice (50 ms).
+//  - A notifier killed (or stopped) between its change and its notify:
+//    predicate waits re-check their predicate under the lock after every
+//    re-arm slice, without returning, so they see the change within 50 ms; a
+//    plain wait() is not woken (it cannot know its condition).
 //  - The lock's owner death is the lock's business: the waiter relocks with
 //    lock.lock() and that reports it as usual (procsync mutexes: the wait
 //    returns with inconsistent() true; shared_mutex readers are released by
@@ -179,7 +183,7 @@ class condition_variable_any {
   template <class Lock, class Predicate>
   void wait(Lock& lock, Predicate pred) {
     while (!pred()) {
-      wait(lock);
+      (void)wait_impl(lock, nullptr, nullptr, true);
       if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
     }
   }
@@ -199,10 +203,12 @@ class condition_variable_any {
   template <class Lock, class Clock, class Duration, class Predicate>
   bool wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& deadline, Predicate pred) {
     const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
+    timespec storage{};
+    const timespec* until = detail::futex_deadline(steady_deadline, storage);
     while (!pred()) {
-      const std::cv_status status = wait_until(lock, steady_deadline);
+      if (detail::steady::now() >= steady_deadline) return false;
+      (void)wait_impl(lock, until, nullptr, true);
       if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
-      if (status == std::cv_status::timeout) return pred();
     }
     return true;
   }
@@ -227,7 +233,7 @@ class condition_variable_any {
     std::stop_callback on_stop(stoken, [this]() noexcept { detail::ring(sequence_, INT_MAX); });
     while (!stoken.stop_requested()) {
       if (pred()) return true;
-      (void)wait_impl(lock, nullptr, &stoken);
+      (void)wait_impl(lock, nullptr, &stoken, true);
       if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
     }
     return pred();
@@ -241,10 +247,9 @@ class condition_variable_any {
     std::stop_callback on_stop(stoken, [this]() noexcept { detail::ring(sequence_, INT_MAX); });
     while (!stoken.stop_requested()) {
       if (pred()) return true;
+      if (detail::steady::now() >= steady_deadline) return false;
       timespec storage{};
-      if (!wait_impl(lock, detail::futex_deadline(steady_deadline, storage), &stoken) &&
-          !stoken.stop_requested())
-        return pred();  // the deadline passed
+      (void)wait_impl(lock, detail::futex_deadline(steady_deadline, storage), &stoken, true);
       if (detail::relocked_inconsistent(lock)) throw_owner_died_during_wait();
     }
     return pred();
@@ -266,7 +271,11 @@ class condition_variable_any {
   }
   /// Returns false when the deadline passed without a notification (or stop).
   template <class Lock>
-  bool wait_impl(Lock& lock, const timespec* deadline, const std::stop_token* stoken) {
+  // `recheck_each_slice`: also return (not notified) after each re-arm slice,
+  // so that a predicate wait re-evaluates its predicate under the lock (a
+  // notifier may have died between its change and its notify).
+  bool wait_impl(Lock& lock, const timespec* deadline, const std::stop_token* stoken,
+                 bool recheck_each_slice = false) {
     detail::check_waitable(lock);
     bool notified = false;
     {
@@ -279,13 +288,16 @@ class condition_variable_any {
       const std::uint32_t start_broadcasts = broadcasts_.load(std::memory_order_relaxed);
       lock.unlock();
       // Nothing below throws: the lock is relocked on every way out.
-      notified = registration.until(deadline, [&](std::uint32_t now) noexcept {
-        if (stoken != nullptr && stoken->stop_requested()) return true;
-        if (now == start) return false;  // nothing since we registered
-        // Relaxed: both were published by the seq_cst bump that we saw.
-        if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
-        return take_signal();
-      });
+      notified = registration.until(
+          deadline,
+          [&](std::uint32_t now) noexcept {
+            if (stoken != nullptr && stoken->stop_requested()) return true;
+            if (now == start) return false;  // nothing since we registered
+            // Relaxed: both were published by the seq_cst bump that we saw.
+            if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
+            return take_signal();
+          },
+          [recheck_each_slice]() noexcept { return recheck_each_slice; });
     }
     lock.lock();
     return notified;

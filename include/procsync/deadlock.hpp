@@ -786,6 +786,8 @@ class checked_mutex {
   }
 
   void consistent() { core_.make_consistent(kind); }
+  /// As mutex::clear_poison().
+  bool clear_poison() noexcept { return core_.clear_poison(); }
   [[nodiscard]] bool inconsistent() const noexcept { return core_.inconsistent(); }
   [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }

@@ -630,7 +630,7 @@ class segment_inspector {
         o.waiters = ev->sleepers();
         o.waiters_exact = true;
       }
-    } else if (e.header.same_kind(barrier::kind_name)) {
+    } else if (e.header.same_kind(barrier::kind_name())) {
       o.short_kind = "barrier";
       if (const auto* b = as<barrier>(e, o)) {
         o.parties = static_cast<std::uint32_t>(b->parties());

@@ -249,6 +249,21 @@ try:
           last["pid"] == facts["dl_high"] and last["cycle_length"] == 2, repr(doc["reports"]))
     expect("deadlock on a segment without registry", run("deadlock", scene_name, "--registry", "held"), 1,
            err_has=("'held' is not a deadlock registry",))
+
+    # clear-poison: refused for a held, a free and an inconsistent lock and for a
+    # non-lock; a poisoned one becomes free and usable.
+    expect("clear-poison usage", run("clear-poison", scene_name), 2, out_empty=True)
+    expect("clear-poison held", run("clear-poison", scene_name, "held"), 1, err_has=("is not poisoned (held)",),
+           out_empty=True)
+    expect("clear-poison free", run("clear-poison", scene_name, "free"), 1, err_has=("is not poisoned (free)",))
+    expect("clear-poison inconsistent", run("clear-poison", scene_name, "orphaned"), 1,
+           err_has=("is not poisoned (inconsistent)",))
+    expect("clear-poison event", run("clear-poison", scene_name, "door"), 1, err_has=("not a lock",))
+    expect("clear-poison missing", run("clear-poison", scene_name, "nothing"), 1, err_has=("no object 'nothing'",))
+    expect("clear-poison poisoned", run("clear-poison", scene_name, "poisoned"), 0,
+           out_has=(f"cleared {scene_name} poisoned",), err_empty=True)
+    after = line_of(run("locks", scene_name, "poisoned")[1], "poisoned") or ""
+    check("clear-poison: now free", after.split()[2:3] == ["free"], repr(after))
 finally:
     scene.stdin.close()
     scene.wait(timeout=60)

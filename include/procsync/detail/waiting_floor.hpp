@@ -43,6 +43,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "futex.hpp"
 
@@ -150,7 +151,9 @@ class announced_wait {
   /// once more after the deadline, so a change that landed exactly then still
   /// counts. `between_slices()` runs after every re-arm slice that ended without
   /// a wake-up (a look at other processes' liveness; it may change the word,
-  /// and may throw).
+  /// and may throw). If it returns a bool, true ends the wait there (until()
+  /// returns false): for callers that must look at state the word does not
+  /// show (a condition variable's predicate, under the user's mutex).
   template <class Done, class Step = no_step>
   bool until(const timespec* deadline, Done&& done, Step&& between_slices = Step{},
              std::int64_t slice_ns = rearm_slice_ns) {
@@ -159,7 +162,13 @@ class announced_wait {
       if (done(seen)) return true;
       switch (sleep_bounded(w_.value, seen, deadline, slice_ns)) {
         case sleep_end::woken: break;
-        case sleep_end::slice_over: between_slices(); break;
+        case sleep_end::slice_over:
+          if constexpr (std::is_same_v<decltype(between_slices()), bool>) {
+            if (between_slices()) return done(w_.value.load(std::memory_order_acquire));
+          } else {
+            between_slices();
+          }
+          break;
         // Acquire: as for any value handed to done().
         case sleep_end::deadline_over: return done(w_.value.load(std::memory_order_acquire));
       }
