@@ -45,6 +45,10 @@ enum class errc {
   unsupported,            ///< the platform lacks something procsync needs
   undo_slots_exhausted,   ///< every undo slot of a semaphore is held by a live process
   not_parent,             ///< join/is_alive/exitcode on a child by a process that did not start it
+  // --- queues ----------------------------------------------------------------
+  message_too_large,      ///< a message longer than the queue's MaxMessageBytes
+  buffer_too_small,       ///< a receive buffer shorter than the next message (which stays queued)
+  queue_closed,           ///< send/push after close(), or receive/pop of a closed, drained queue
 };
 
 }  // namespace procsync
@@ -88,6 +92,9 @@ class error_category final : public std::error_category {
       case errc::unsupported: return "unsupported on this platform";
       case errc::undo_slots_exhausted: return "semaphore undo slots exhausted";
       case errc::not_parent: return "only the process that started a child may wait for it";
+      case errc::message_too_large: return "message longer than the queue's maximum message size";
+      case errc::buffer_too_small: return "receive buffer shorter than the next message";
+      case errc::queue_closed: return "queue closed";
     }
     return "unknown procsync error " + std::to_string(value);
   }
