@@ -17,10 +17,14 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <span>
 #include <string>
+#include <string_view>
+#include <array>
 #include <thread>
 #include <vector>
 
+#include <procsync/message_queue.hpp>
 #include <procsync/queue.hpp>
 #include <procsync/segment.hpp>
 
@@ -383,4 +387,91 @@ BOOST_AUTO_TEST_CASE(random_kills_every_item_exactly_once) {
   BOOST_TEST(delivered > 1000);
   BOOST_TEST(duplicated == 0);
   BOOST_TEST(missing <= popper_deaths_in_call);
+}
+
+// --- message_queue ------------------------------------------------------------
+
+namespace {
+
+using mq4 = procsync::message_queue<16, 4>;
+
+std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+/// Everything queued, in order, as "text/priority" (timed receives: a slot a
+/// dead sender reserved is freed on the way).
+std::vector<std::string> drain(mq4& mq) {
+  std::vector<std::string> out;
+  std::array<std::byte, 16> buf{};
+  while (const auto got = mq.try_receive_for(buf, 100ms))
+    out.push_back(std::string(reinterpret_cast<const char*>(buf.data()), got->size) + "/" +
+                  std::to_string(got->priority));
+  return out;
+}
+
+void check_whole_queue(mq4& mq) {
+  int fitted = 0;
+  while (fitted < 8 && mq.try_send_for(bytes_of("fill"), unsigned(fitted), 200ms)) ++fitted;
+  BOOST_TEST(fitted == 4);
+  const auto all = drain(mq);
+  BOOST_TEST(all.size() == 4u);
+  if (all.size() == 4u) BOOST_TEST(all.front() == "fill/3");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_sender_killed_at_each_step_leaves_its_message_whole_or_absent) {
+  for (step at : {step::send_reserved, step::send_copied, step::send_journaled, step::send_queued}) {
+    auto mq = procsync::make_anonymous<mq4>();
+    mq->send(bytes_of("a"), 1);
+    mq->send(bytes_of("b"), 2);
+    const pid_t sender = fork_child([&] {
+      arm(at, SIGKILL, 1);
+      mq->send(bytes_of("killed"), 5);  // sifts to the top of the heap
+      return 1;
+    });
+    BOOST_TEST(wait_exit_code(sender) == -SIGKILL);
+    const auto all = drain(*mq);
+    const std::vector<std::string> with = {"killed/5", "b/2", "a/1"}, without = {"b/2", "a/1"};
+    BOOST_TEST((all == (at == step::send_queued ? with : without)));
+    check_whole_queue(*mq);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_receiver_killed_before_its_commit_leaves_the_message_after_it_took_it) {
+  for (step at : {step::receive_copied, step::receive_committed}) {
+    auto mq = procsync::make_anonymous<mq4>();
+    mq->send(bytes_of("a"), 1);
+    mq->send(bytes_of("c"), 3);
+    mq->send(bytes_of("b"), 2);
+    const pid_t receiver = fork_child([&] {
+      arm(at, SIGKILL, 1);
+      std::array<std::byte, 16> buf{};
+      (void)mq->receive(buf);
+      return 1;
+    });
+    BOOST_TEST(wait_exit_code(receiver) == -SIGKILL);
+    const auto all = drain(*mq);
+    const std::vector<std::string> kept = {"c/3", "b/2", "a/1"}, taken = {"b/2", "a/1"};
+    BOOST_TEST((all == (at == step::receive_copied ? kept : taken)));
+    check_whole_queue(*mq);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_stopped_sender_holds_only_its_slot) {
+  auto mq = procsync::make_anonymous<mq4>();
+  const pid_t sender = fork_child([&] {
+    arm(step::send_copied, SIGSTOP, 1);
+    mq->send(bytes_of("late"), 9);
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return is_stopped(sender); }));
+  // Three slots are left, and the others use them.
+  for (int i = 0; i < 3; ++i) BOOST_TEST(mq->try_send_for(bytes_of("x"), 0, 5s));
+  BOOST_TEST(!mq->try_send_for(bytes_of("x"), 0, 100ms));  // its slot stays its own
+  BOOST_TEST(drain(*mq).size() == 3u);
+  ::kill(sender, SIGCONT);
+  BOOST_TEST(wait_exit_code(sender) == 0);
+  const auto all = drain(*mq);
+  BOOST_TEST((all == std::vector<std::string>{"late/9"}));
+  check_whole_queue(*mq);
 }
