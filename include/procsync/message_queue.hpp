@@ -42,8 +42,9 @@
 //    a few hundred nanoseconds per call — stalls the others until it
 //    continues. A dead one never does (the kernel releases its lock).
 //
-// Blocking: receivers sleep on one wait_word, senders on another, through the
-// waiting floor; a send rings the receivers only when someone sleeps.
+// Blocking: receivers sleep on one wait_word, senders on another, coalescing
+// doorbells of the waiting floor (detail::ring_one): a send rings the
+// receivers only when someone sleeps and no wake-up is already on its way.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -105,7 +106,7 @@ class message_queue {
 
   /// Messages queued now (a snapshot).
   [[nodiscard]] std::size_t size() const noexcept {
-    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(queued_)).load(std::memory_order_relaxed);
+    return hint(queued_);
   }
 
   /// Queues `message` with `priority`, blocking while the queue is full.
@@ -378,7 +379,8 @@ class message_queue {
     }
     PROCSYNC_QUEUE_STEP(send_queued);
     // The unlock was a seq_cst RMW: the waker's half of the floor's Dekker pair.
-    detail::ring(items_, 1);
+    detail::ring_one(items_);
+    if (hint(free_count_) != 0) detail::ring_one(space_);  // pass the baton (see queue.hpp)
     return true;
   }
 
@@ -404,8 +406,14 @@ class message_queue {
       commit();
       PROCSYNC_QUEUE_STEP(receive_committed);
     }
-    detail::ring(space_, 1);
+    detail::ring_one(space_);
+    if (hint(queued_) != 0) detail::ring_one(items_);  // pass the baton
     return got;
+  }
+
+  /// A racy read of an index word, for wake-up decisions only.
+  static std::uint32_t hint(const std::uint32_t& word) noexcept {
+    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(word)).load(std::memory_order_relaxed);
   }
 
   [[noreturn]] static void throw_drained(const char* op) {
@@ -416,14 +424,14 @@ class message_queue {
   // --- waiting ---------------------------------------------------------------------
   bool send_until(std::span<const std::byte> message, unsigned priority, const timespec* deadline, const char* op) {
     check_send(message, op);
-    return detail::wait_until_done(
+    return detail::wait_until_rung(
         space_, deadline, [&](std::uint32_t) { return send_once(message, priority, op); },
         [this] { (void)recover(); });
   }
 
   std::optional<received> receive_until(std::span<std::byte> buffer, const timespec* deadline, const char* op) {
     std::optional<received> out;
-    (void)detail::wait_until_done(
+    (void)detail::wait_until_rung(
         items_, deadline,
         [&](std::uint32_t) {
           out = receive_once(buffer, op);

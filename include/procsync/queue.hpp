@@ -56,9 +56,12 @@
 // was never ours). A slot left INTO by a dead or stopped caller is skipped by
 // the others and released by resolve(dst).
 //
-// Blocking: consumers sleep on one wait_word, producers on another; a push
-// rings the consumers' word and a pop the producers' only when someone sleeps
-// (no system call otherwise). Every sleep goes through the waiting floor.
+// Blocking: consumers sleep on one wait_word, producers on another, both
+// coalescing doorbells of the waiting floor (detail::ring_one): a push rings
+// the consumers' word and a pop the producers' only when someone sleeps and
+// no wake-up is already on its way (no system call otherwise); a woken caller
+// that leaves work behind for other sleepers wakes the next one. Every sleep
+// goes through the waiting floor.
 //
 // close(): every later push throws errc::queue_closed; pops return what is
 // still queued, then throw errc::queue_closed at once (a timed pop does not
@@ -406,6 +409,12 @@ class queue {
   };
 
   // --- one attempt, no waiting ------------------------------------------------
+  /// Moves a position counter from `pos` to pos + 1 unless someone already did
+  /// (`pos` by value: a failed compare-exchange must not change the caller's).
+  static void advance(std::atomic<std::uint64_t>& counter, std::uint64_t pos) noexcept {
+    counter.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+  }
+
   bool push_once(const T& item) {
     const detail::owner_token me = detail::current_owner_token();
     for (;;) {
@@ -418,7 +427,7 @@ class queue {
         const std::uint64_t mine = make(static_cast<std::uint32_t>(pos), writing_phase, me);
         // seq_cst: claims the slot; its stores come after it for every reader.
         if (!s.word.compare_exchange_strong(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) continue;
-        enq_.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+        advance(enq_, pos);
         PROCSYNC_QUEUE_STEP(push_claimed);
         // Release fence: a stale optimistic reader whose copy sees any byte
         // written below also sees the slot word changed (its take then fails).
@@ -431,7 +440,8 @@ class queue {
         if (s.word.compare_exchange_strong(expected, make(static_cast<std::uint32_t>(pos), full_phase, 0),
                                            std::memory_order_seq_cst, std::memory_order_relaxed)) {
           PROCSYNC_QUEUE_STEP(push_published);
-          detail::ring(items_, 1);
+          detail::ring_one(items_);
+          pass_baton(space_, pos + 1, true);
           return true;
         }
         // Skipped while we were stopped: give the slot back, push again.
@@ -447,7 +457,7 @@ class queue {
           continue;
       }
       // Position taken (or passed) by someone else: help the counter on.
-      enq_.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+      advance(enq_, pos);
     }
   }
 
@@ -473,14 +483,15 @@ class queue {
           if (!s.word.compare_exchange_strong(w, make(static_cast<std::uint32_t>(pos) + cap32, empty_phase, 0),
                                               std::memory_order_seq_cst, std::memory_order_relaxed))
             continue;  // someone else took it, or it changed under the copy
-          deq_.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+          advance(deq_, pos);
           PROCSYNC_QUEUE_STEP(pop_taken);
-          detail::ring(space_, 1);
+          detail::ring_one(space_);
+          pass_baton(items_, pos + 1, false);
           return out;
         }
       }
       // Taken by another consumer, void (skip), or passed: help the counter on.
-      deq_.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+      advance(deq_, pos);
     }
   }
 
@@ -511,8 +522,9 @@ class queue {
             dst.state_.store(0, std::memory_order_release);
             continue;
           }
-          deq_.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+          advance(deq_, pos);
           PROCSYNC_QUEUE_STEP(into_claimed);
+          pass_baton(items_, pos + 1, false);
           dst.state_.store(at | std::uint64_t(handoff<T>::status::full), std::memory_order_release);
           PROCSYNC_QUEUE_STEP(into_full);
           release_into(s, mine, me);
@@ -522,8 +534,18 @@ class queue {
           return true;
         }
       }
-      deq_.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+      advance(deq_, pos);
     }
+  }
+
+  /// Rings were coalesced (detail::ring_one): one woken sleeper at a time.
+  /// A caller that succeeded and leaves more to do for the other side's
+  /// sleepers (items for consumers, room for producers) wakes one more.
+  /// Costs one load when nobody sleeps.
+  void pass_baton(detail::wait_word& w, std::uint64_t next, bool room) noexcept {
+    if (w.sleepers.load(std::memory_order_seq_cst) == 0) return;
+    const std::uint64_t e = enq_.load(std::memory_order_relaxed), d = deq_.load(std::memory_order_relaxed);
+    if (room ? (e - d < Capacity) : (e > next)) detail::ring_one(w);
   }
 
   /// Releases the INTO slot that `owner` holds (we, or a dead owner we
@@ -578,7 +600,7 @@ class queue {
 
   bool push_until(const T& item, const timespec* deadline) {
     check_open("push");
-    return detail::wait_until_done(
+    return detail::wait_until_rung(
         space_, deadline,
         [&](std::uint32_t) {
           check_open("push");
@@ -589,7 +611,7 @@ class queue {
 
   std::optional<T> pop_until(const timespec* deadline) {
     std::optional<T> out;
-    (void)detail::wait_until_done(
+    (void)detail::wait_until_rung(
         items_, deadline,
         [&](std::uint32_t) {
           out = pop_once();
@@ -602,7 +624,7 @@ class queue {
 
   bool pop_into_until(handoff<T>& dst, const timespec* deadline) {
     require_empty(dst);
-    return detail::wait_until_done(
+    return detail::wait_until_rung(
         items_, deadline,
         [&](std::uint32_t) {
           if (into_once(dst)) return true;
