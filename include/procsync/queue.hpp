@@ -403,7 +403,10 @@ class queue {
     return (w & ~std::uint64_t{0xffffffffu}) | seq;
   }
 
-  struct slot {
+  // Items of a cache line or more get a line of their own per slot: the next
+  // slot's word then never shares a line with bytes being copied.
+  static constexpr std::size_t slot_align = sizeof(T) + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>);
+  struct alignas(slot_align) slot {
     std::atomic<std::uint64_t> word{0};
     alignas(T) unsigned char bytes[sizeof(T)];
   };
