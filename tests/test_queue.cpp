@@ -296,3 +296,48 @@ BOOST_AUTO_TEST_CASE(kind_names_spell_element_and_capacity) {
   BOOST_TEST((procsync::queue<item, 4>::kind_name() == "procsync::queue<test::item{size=16,align=8},4>"));
   BOOST_TEST((procsync::handoff<int>::kind_name() == "procsync::handoff<int32>"));
 }
+
+// The consumers' doorbell coalesces: while the consumer it woke has not run
+// (here: it is stopped), further pushes make no futex call at all.
+BOOST_AUTO_TEST_CASE(pushes_to_a_woken_but_not_yet_running_consumer_make_one_futex_call) {
+  struct block {
+    procsync::queue<int, 64> q;
+    std::atomic<int> got{-1};
+  };
+  auto b = procsync::make_anonymous<block>();
+  const pid_t consumer = fork_child([&] {
+    b->got.store(b->q.pop());
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return blocked_in_futex(consumer); }));
+  ::kill(consumer, SIGSTOP);
+  const std::uint64_t before = procsync::detail::futex_syscalls.load();
+  for (int i = 0; i < 50; ++i) b->q.push(i);
+  const std::uint64_t calls = procsync::detail::futex_syscalls.load() - before;
+  BOOST_TEST(calls == 1u);  // one wake; without coalescing, one per push
+  ::kill(consumer, SIGCONT);
+  BOOST_TEST(wait_exit_code(consumer) == 0);
+  BOOST_TEST(b->got.load() == 0);
+  for (int i = 1; i < 50; ++i) BOOST_TEST(b->q.pop() == i);
+}
+
+// Several sleeping consumers and a burst of items: every consumer gets one
+// (the woken one passes the baton; the floor's slices are only the backstop).
+BOOST_AUTO_TEST_CASE(a_burst_reaches_every_sleeping_consumer) {
+  struct block {
+    procsync::queue<int, 64> q;
+    std::atomic<int> sum{0};
+  };
+  auto b = procsync::make_anonymous<block>();
+  std::vector<pid_t> kids;
+  for (int c = 0; c < 4; ++c)
+    kids.push_back(fork_child([&] {
+      b->sum.fetch_add(b->q.pop());
+      return 0;
+    }));
+  for (pid_t k : kids) BOOST_REQUIRE(eventually([&] { return blocked_in_futex(k); }));
+  for (int i = 1; i <= 4; ++i) b->q.push(i);
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(b->sum.load() == 10);
+  BOOST_TEST(!b->q.try_pop().has_value());
+}
