@@ -274,3 +274,15 @@ BOOST_AUTO_TEST_CASE(lives_in_a_named_segment_and_is_typed) {
   }
   procsync::named_segment::remove(name);
 }
+
+BOOST_AUTO_TEST_CASE(queue_error_codes_are_appended_and_say_what_they_mean) {
+  using procsync::errc;
+  BOOST_TEST(static_cast<int>(errc::message_too_large) == static_cast<int>(errc::not_parent) + 1);
+  BOOST_TEST(static_cast<int>(errc::buffer_too_small) == static_cast<int>(errc::not_parent) + 2);
+  BOOST_TEST(static_cast<int>(errc::queue_closed) == static_cast<int>(errc::not_parent) + 3);
+  BOOST_TEST(procsync::make_error_code(errc::message_too_large).message() ==
+             "message longer than the queue's maximum message size");
+  BOOST_TEST(procsync::make_error_code(errc::buffer_too_small).message() ==
+             "receive buffer shorter than the next message");
+  BOOST_TEST(procsync::make_error_code(errc::queue_closed).message() == "queue closed");
+}
