@@ -3,7 +3,7 @@
 
 Usage: plot_bench.py [--results DIR] [--summary] [--no-plots]
 
-Reads DIR/bench_{contention,mutex,semaphore,latency,shared_value}.json (any
+Reads DIR/bench_{contention,mutex,semaphore,latency,shared_value,queue}.json (any
 that exist; default DIR is bench/results). With repetitions, the median
 aggregate of each benchmark is used. --summary prints the tables, with ratios
 against pthread and Boost.Interprocess, and the design targets.
@@ -20,7 +20,9 @@ Plots (unless --no-plots, or when matplotlib is missing) go to DIR:
 contention_counter.png, contention_record.png (throughput vs processes, one
 line per implementation; the unlocked baseline is marked incorrect),
 uncontended.png (ns per lock+unlock / acquire+release), latency.png
-(round-trip p50/p99, log scale), shared_value.png.
+(round-trip p50/p99, log scale), shared_value.png, queue_throughput.png
+(items per second per queue, 8- and 256-byte items, 1+1 and 4+4 processes)
+and queue_latency.png (one-way p50/p99).
 """
 import argparse
 import json
@@ -70,7 +72,7 @@ REPS = {}
 
 def load_all(results):
     data, context = {}, {}
-    for bench in ("contention", "mutex", "semaphore", "latency", "shared_value"):
+    for bench in ("contention", "mutex", "semaphore", "latency", "shared_value", "queue"):
         loaded = load(os.path.join(results, f"bench_{bench}.json"))
         if loaded:
             data[bench], ctx, REPS[bench] = loaded
@@ -306,6 +308,57 @@ TARGETS = [
     ("8 procs contended >= 1.5x pthread (design: 8-16 procs on 16 cores)", "contention",
      "contention/procsync/counter/procs:8", "contention/pthread/counter/procs:8", mops, ">=", 1.5),
 ]
+
+
+QUEUE_IMPLS = ["procsync_queue", "procsync_mq", "boost_mq", "posix_mq", "pipe", "procsync_mutex_cv"]
+QUEUE_LABELS = {
+    "procsync_queue": "procsync::queue",
+    "procsync_mq": "procsync::message_queue",
+    "boost_mq": "Boost message_queue",
+    "posix_mq": "POSIX mq",
+    "pipe": "pipe",
+    "procsync_mutex_cv": "procsync mutex + condvar ring",
+}
+
+
+def queue_name(impl, size, pairs):
+    return f"throughput/{impl}/bytes:{size}/pc:{pairs}"
+
+
+def items_per_s(row):
+    return row.get("items_per_s") if row else None
+
+
+def summary_queue(data):
+    q = data.get("queue", {})
+    if not q:
+        return
+    print("== Queues: million items per second (N producers + N consumers), ratio of procsync::queue to each")
+    for size in (8, 256):
+        rows = []
+        for impl in QUEUE_IMPLS:
+            cells = [QUEUE_LABELS[impl]]
+            for pairs in (1, 4):
+                row = q.get(queue_name(impl, size, pairs))
+                cells.append(fmt(items_per_s(row) / 1e6, 2) if items_per_s(row) else "-")
+                cells.append(ratio_cell("queue", queue_name("procsync_queue", size, pairs), queue_name(impl, size, pairs),
+                                        items_per_s))
+            lat = q.get(f"latency/{impl}/bytes:{size}", {})
+            cells.append(f"{fmt(lat.get('p50_ns'), 0)} / {fmt(lat.get('p99_ns'), 0)}" if lat else "-")
+            rows.append(cells)
+        print(f"-- {size}-byte items")
+        table(["queue", "1+1 M/s", "queue/this", "4+4 M/s", "queue/this", "one-way p50 / p99 ns"], rows)
+        print()
+    goals = [("queue<uint64_t> 1+1 >= 2.0x Boost message_queue", 8, 1, "boost_mq", 2.0),
+             ("queue<uint64_t> 1+1 >= 1.0x POSIX mq", 8, 1, "posix_mq", 1.0),
+             ("queue<uint64_t> 4+4 >= 1.5x Boost message_queue", 8, 4, "boost_mq", 1.5)]
+    rows = []
+    for text, size, pairs, peer, threshold in goals:
+        r = run_ratios("queue", queue_name("procsync_queue", size, pairs), queue_name(peer, size, pairs), items_per_s)
+        rows.append([text, spread_text(r), verdict(r, ">=", threshold)])
+    print("== Queue targets")
+    table(["target", "measured", ""], rows)
+    print()
 
 
 def verdict(ratios, op, threshold):
@@ -551,6 +604,48 @@ def plots(data, results):
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(True, axis="x", alpha=0.3)
         save(fig, "shared_value.png")
+
+    q = data.get("queue", {})
+    if q:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=False)
+        for ax, size in zip(axes, (8, 256)):
+            impls = [i for i in QUEUE_IMPLS if any(q.get(queue_name(i, size, p)) for p in (1, 4))]
+            ys = range(len(impls))
+            for offset, pairs, alpha in ((-0.2, 1, 1.0), (0.2, 4, 0.5)):
+                vals = [(items_per_s(q.get(queue_name(i, size, pairs))) or 0) / 1e6 for i in impls]
+                ax.barh([y + offset for y in ys], vals, 0.4, alpha=alpha,
+                        color=[PROCSYNC_COLOR if i.startswith("procsync_queue") else "#1f77b4" for i in impls],
+                        label=f"{pairs} producer{'s' if pairs > 1 else ''} + {pairs} consumer{'s' if pairs > 1 else ''}")
+                for y, v in zip(ys, vals):
+                    if v:
+                        ax.text(v, y + offset, f" {v:.2f}", va="center", fontsize=7)
+            ax.set_yticks(list(ys))
+            ax.set_yticklabels([QUEUE_LABELS[i] for i in impls])
+            ax.invert_yaxis()
+            ax.set_xlabel("million items per second (higher is better)")
+            ax.set_title(f"{size}-byte items")
+            ax.grid(True, axis="x", alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+        fig.suptitle("Cross-process queues: throughput (procsync::queue in red)")
+        save(fig, "queue_throughput.png")
+
+        fig, ax = plt.subplots(figsize=(10, 5))
+        items = [(f"{QUEUE_LABELS[i]}, {size} B", q.get(f"latency/{i}/bytes:{size}"), i)
+                 for size in (8, 256) for i in QUEUE_IMPLS if q.get(f"latency/{i}/bytes:{size}")]
+        ys = range(len(items))
+        p50 = [r["p50_ns"] / 1e3 for _, r, _ in items]
+        p99 = [r["p99_ns"] / 1e3 for _, r, _ in items]
+        colors = [PROCSYNC_COLOR if i.startswith("procsync_queue") else "#1f77b4" for _, _, i in items]
+        ax.barh([y - 0.2 for y in ys], p50, 0.4, color=colors, label="median (p50)")
+        ax.barh([y + 0.2 for y in ys], p99, 0.4, color=colors, alpha=0.45, hatch="//", label="99th percentile (p99)")
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels([t for t, _, _ in items], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("one-way latency in microseconds (half a ping-pong round trip; lower is better)")
+        ax.set_title("Cross-process queues: one-way latency (procsync::queue in red)")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(True, axis="x", alpha=0.3)
+        save(fig, "queue_latency.png")
     return written
 
 
@@ -589,6 +684,7 @@ def main():
         summary_uncontended(data)
         summary_latency(data)
         summary_shared_value(data)
+        summary_queue(data)
         summary_targets(data)
         for line in warning:  # again, next to the verdicts
             print(line)

@@ -4,8 +4,8 @@
 //   torture [--seconds S] [--workers N] [--seed X] [--kill-ms LO:HI] [--hang-s H]
 //
 // N worker processes hammer a mix of mutex, recursive_mutex, shared_mutex,
-// condition_variable, undo-mode semaphore, event, barrier and shared_value
-// operations, all in one anonymous shared mapping. This process (the
+// condition_variable, undo-mode semaphore, event, barrier, shared_value, queue
+// and message_queue operations, all in one anonymous shared mapping. This process (the
 // orchestrator) is also the killer: every LO..HI ms (random) it SIGKILLs a
 // random worker and starts a replacement, or SIGSTOPs one for up to half a
 // second (a paused holder is not dead: nobody may steal its lock), then
@@ -23,6 +23,10 @@
 //    commit) and its generation is within the journals' bounds;
 //  - undo semaphore: permits are conserved (all back when everyone is gone);
 //  - auto-reset event: never fires more often than it was set;
+//  - queue and message_queue: every item pushed (sent) is received exactly
+//    once and untorn, except at most one per worker killed inside pop() or
+//    receive(); none lost through pop_into() (the orchestrator resolves a
+//    killed worker's hand-off); a push cut short by a kill counts either way;
 //  - no hang: no worker makes progress for H seconds (default 20) -> failure,
 //    as is a worker that does not exit within 30 s once asked to stop.
 // Exit status: 0 if every invariant held, 1 otherwise (with a message).
@@ -44,6 +48,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,7 +57,9 @@
 #include <procsync/barrier.hpp>
 #include <procsync/condition_variable.hpp>
 #include <procsync/event.hpp>
+#include <procsync/message_queue.hpp>
 #include <procsync/mutex.hpp>
+#include <procsync/queue.hpp>
 #include <procsync/recursive_mutex.hpp>
 #include <procsync/segment.hpp>
 #include <procsync/semaphore.hpp>
@@ -68,6 +75,11 @@ constexpr int max_slots = 65536;  // worker incarnations (the killer stops killi
 constexpr int max_workers = 48;
 constexpr int sem_permits = 4;
 constexpr std::size_t sem_undo_slots = 64;
+// Queue accounting: the first queue_slots incarnations produce, up to
+// queue_items items each per queue (a bitmap of receipts).
+constexpr int queue_slots = 4096;
+constexpr int queue_items = 1024;
+constexpr std::size_t message_bytes = 48;
 
 // Relaxed stores with compiler-only fences: inside a critical section the only
 // "observer" that can see a half-done step is the next holder after our death,
@@ -87,6 +99,11 @@ struct journal {
   std::atomic<std::uint32_t> sv_pending{0};
   std::atomic<std::uint64_t> counter_done{0};
   std::atomic<std::uint32_t> counter_pending{0};
+  // queue (0) and message_queue (1): pushes started / returned, inside a pop
+  std::atomic<std::uint32_t> q_attempted[2] = {};
+  std::atomic<std::uint32_t> q_done[2] = {};
+  std::atomic<std::uint32_t> q_pop_pending[2] = {};
+  procsync::handoff<std::uint64_t> dst;  // this incarnation's pop_into destination
 };
 
 /// Data protected by one lock, with an undo log for the holder's commit.
@@ -128,6 +145,13 @@ struct world {
   procsync::shared_value<std::uint64_t> counter{0};
 
   std::atomic<std::uint64_t> ev_sets{0}, ev_fired{0}, bar_passed{0}, bar_broken{0}, sem_taken{0}, reads{0};
+
+  procsync::queue<std::uint64_t, 8> q;
+  procsync::message_queue<message_bytes, 8> mq;
+  std::atomic<std::uint64_t> q_received{0}, mq_received{0};
+  std::atomic<std::uint8_t> q_seen[queue_slots][queue_items] = {};
+  std::atomic<std::uint8_t> q_seen_into[queue_slots][queue_items] = {};
+  std::atomic<std::uint8_t> mq_seen[queue_slots][queue_items] = {};
 
   ledger ledgers[4];
   journal journals[max_slots];
@@ -234,13 +258,54 @@ void locked_commit(Lock& lock, ledger& L, journal& j, int id, int slot, std::mt1
   j.pending[id].store(0);
 }
 
+std::uint64_t queue_item(int slot, std::uint32_t seq) { return std::uint64_t(slot) << 32 | seq; }
+
+/// Records a queue item received by pop() (counted: duplicates show).
+void q_record(std::uint64_t item) {
+  const std::uint64_t slot = item >> 32, seq = item & 0xffffffffu;
+  if (slot >= queue_slots || seq >= queue_items) violation("queue: item %" PRIx64 " was never pushed", item);
+  W->q_seen[slot][seq].fetch_add(1);
+  W->q_received.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// Records an item delivered into a handoff: idempotent, so the orchestrator
+/// may record it again for a worker killed between this and its clear().
+void q_record_into(std::uint64_t item) {
+  const std::uint64_t slot = item >> 32, seq = item & 0xffffffffu;
+  if (slot >= queue_slots || seq >= queue_items) violation("queue: item %" PRIx64 " was never pushed", item);
+  W->q_seen_into[slot][seq].store(1);
+  W->q_received.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// A message: (slot, seq, priority) then a pattern to its length; untorn or a violation.
+std::size_t make_message(unsigned char* out, int slot, std::uint32_t seq, unsigned priority) {
+  const std::uint32_t head[3] = {static_cast<std::uint32_t>(slot), seq, priority};
+  std::memcpy(out, head, sizeof head);
+  const std::size_t n = sizeof head + (seq * 7 + static_cast<std::uint32_t>(slot)) % (message_bytes - sizeof head + 1);
+  for (std::size_t i = sizeof head; i < n; ++i) out[i] = static_cast<unsigned char>(seq * 31 + i + slot);
+  return n;
+}
+
+void mq_record(const unsigned char* in, std::size_t n, unsigned priority) {
+  std::uint32_t head[3];
+  if (n < sizeof head) violation("message_queue: a %zu-byte message", n);
+  std::memcpy(head, in, sizeof head);
+  if (head[0] >= queue_slots || head[1] >= queue_items) violation("message_queue: message (%u, %u) never sent", head[0], head[1]);
+  unsigned char expect[message_bytes];
+  const std::size_t m = make_message(expect, static_cast<int>(head[0]), head[1], head[2]);
+  if (m != n || std::memcmp(expect, in, n) != 0 || head[2] != priority)
+    violation("message_queue: torn message (%u, %u): %zu bytes, priority %u", head[0], head[1], n, priority);
+  W->mq_seen[head[0]][head[1]].fetch_add(1);
+  W->mq_received.fetch_add(1, std::memory_order_relaxed);
+}
+
 int worker(int slot, std::uint64_t seed) {
   journal& j = W->journals[slot];
   j.pid.store(::getpid());
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + static_cast<std::uint64_t>(slot));
   while (!W->stop.load(std::memory_order_relaxed)) {
     try {
-      switch (rng() % 11) {
+      switch (rng() % 13) {
         case 0:
         case 1: locked_commit(W->m, W->ledgers[L_MUTEX], j, L_MUTEX, slot, rng, "mutex"); break;
         case 2: {  // recursive: hold it twice around the commit
@@ -347,6 +412,43 @@ int worker(int slot, std::uint64_t seed) {
             j.sv_done.fetch_add(1);
             step();
             j.sv_pending.store(0);
+          }
+          break;
+        }
+        case 10: {  // queue: push, pop or pop_into, never blocking long
+          const int what = static_cast<int>(rng() % 3);
+          if (what == 0 && slot < queue_slots && j.q_attempted[0].load() < queue_items) {
+            const std::uint32_t seq = j.q_attempted[0].load();
+            j.q_attempted[0].store(seq + 1);
+            if (W->q.try_push_for(queue_item(slot, seq), 5ms)) j.q_done[0].store(seq + 1);
+            else j.q_attempted[0].store(seq);  // not pushed: the number is used again
+          } else if (what == 1) {
+            j.q_pop_pending[0].store(1);
+            if (const auto got = W->q.try_pop_for(5ms)) q_record(*got);
+            step();
+            j.q_pop_pending[0].store(0);
+          } else if (W->q.try_pop_into_for(j.dst, 5ms)) {
+            q_record_into(j.dst.value());
+            j.dst.clear();
+          }
+          break;
+        }
+        case 11: {  // message_queue: send with a random priority, or receive
+          if (rng() % 2 == 0 && slot < queue_slots && j.q_attempted[1].load() < queue_items) {
+            const std::uint32_t seq = j.q_attempted[1].load();
+            const unsigned priority = static_cast<unsigned>(rng() % 4);
+            unsigned char msg[message_bytes];
+            const std::size_t n = make_message(msg, slot, seq, priority);
+            j.q_attempted[1].store(seq + 1);
+            if (W->mq.try_send_for(std::as_bytes(std::span(msg, n)), priority, 5ms)) j.q_done[1].store(seq + 1);
+            else j.q_attempted[1].store(seq);
+          } else {
+            unsigned char buf[message_bytes];
+            j.q_pop_pending[1].store(1);
+            if (const auto got = W->mq.try_receive_for(std::as_writable_bytes(std::span(buf)), 5ms))
+              mq_record(buf, got->size, got->priority);
+            step();
+            j.q_pop_pending[1].store(0);
           }
           break;
         }
@@ -514,6 +616,11 @@ int main(int argc, char** argv) {
         break;
       }
       W->journals[victim->second].killed.store(1);
+      // Its pop_into hand-off, if one was under way: finished or undone.
+      if (W->q.resolve(W->journals[victim->second].dst)) {
+        q_record_into(W->journals[victim->second].dst.value());
+        W->journals[victim->second].dst.clear();
+      }
       live.erase(victim);
       stopped.erase(pid);
       ++kills;
@@ -600,6 +707,34 @@ int main(int argc, char** argv) {
     if (W->ev_fired.load() > W->ev_sets.load())
       fail("auto-reset event fired %" PRIu64 " times but was set only %" PRIu64 " times", W->ev_fired.load(),
            W->ev_sets.load());
+    // Queues: drain (timed pops free slots that killed producers left), then
+    // account for every item.
+    while (const auto got = W->q.try_pop_for(100ms)) q_record(*got);
+    unsigned char buf[message_bytes];
+    while (const auto got = W->mq.try_receive_for(std::as_writable_bytes(std::span(buf)), 100ms))
+      mq_record(buf, got->size, got->priority);
+    const char* qnames[2] = {"queue", "message_queue"};
+    for (int k = 0; k < 2; ++k) {
+      std::uint64_t missing = 0, allowance = 0, pushed = 0;
+      for (std::uint32_t s = 0; s < used; ++s) {
+        const journal& j = W->journals[s];
+        if (j.killed.load() && j.q_pop_pending[k].load()) ++allowance;
+        if (s >= static_cast<std::uint32_t>(queue_slots)) continue;
+        const std::uint32_t attempted = j.q_attempted[k].load(), done = j.q_done[k].load();
+        pushed += done;
+        for (std::uint32_t i = 0; i < attempted && i < static_cast<std::uint32_t>(queue_items); ++i) {
+          const int n = k == 0 ? W->q_seen[s][i].load() + W->q_seen_into[s][i].load() : W->mq_seen[s][i].load();
+          if (n > 1) fail("%s: item %u of slot %u received %d times", qnames[k], i, s, n);
+          if (n == 0 && i < done) ++missing;
+        }
+      }
+      if (missing > allowance)
+        fail("%s: %" PRIu64 " items lost, but only %" PRIu64 " consumers died inside a pop", qnames[k], missing,
+             allowance);
+      std::printf("torture: %s: %" PRIu64 " pushed, %" PRIu64 " taken by consumers killed in the call (at most %" PRIu64
+                  " allowed)\n",
+                  qnames[k], pushed, missing, allowance);
+    }
   }
   std::printf(
       "torture: %.1f s, %" PRIu64 " ops, %" PRIu64 " lock commits, %" PRIu64 " kills, %" PRIu64

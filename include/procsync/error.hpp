@@ -45,6 +45,10 @@ enum class errc {
   unsupported,            ///< the platform lacks something procsync needs
   undo_slots_exhausted,   ///< every undo slot of a semaphore is held by a live process
   not_parent,             ///< join/is_alive/exitcode on a child by a process that did not start it
+  // --- queues ----------------------------------------------------------------
+  message_too_large,      ///< a message longer than the queue's MaxMessageBytes
+  buffer_too_small,       ///< a receive buffer shorter than the next message (which stays queued)
+  queue_closed,           ///< send/push after close(), or receive/pop of a closed, drained queue
   // --- procsync::pg (PostgreSQL backend) -------------------------------------
   connection_lost,        ///< the session's connection broke: the server released all it held
   connection_failed,      ///< a pg::session could not connect (server down, refused, bad auth)
@@ -97,6 +101,9 @@ class error_category final : public std::error_category {
       case errc::connection_failed: return "cannot connect to the server";
       case errc::server_error: return "server error";
       case errc::name_collision: return "name collides with another name's key";
+      case errc::message_too_large: return "message longer than the queue's maximum message size";
+      case errc::buffer_too_small: return "receive buffer shorter than the next message";
+      case errc::queue_closed: return "queue closed";
     }
     return "unknown procsync error " + std::to_string(value);
   }

@@ -46,3 +46,9 @@
 #if __has_include("deadlock.hpp")
 #include "deadlock.hpp"
 #endif
+#if __has_include("queue.hpp")
+#include "queue.hpp"
+#endif
+#if __has_include("message_queue.hpp")
+#include "message_queue.hpp"
+#endif

@@ -187,6 +187,22 @@ def check_condition_queue(exe):
     need(len(lines_matching(r'^producer \d made 10 items$', out)) == 2, 'both producers finish')
 
 
+def check_queue_workers(exe):
+    out = run(exe)
+    for how, first, total in (('round 1 \\(poison pills\\)', 0, 2470), ('round 2 \\(close\\)', 100, 240470)):
+        m = find(rf'^{how}:((?: \d+\^2=\d+)+)$', out, f'{how}: the results line')
+        pairs = [tuple(map(int, p.split('^2='))) for p in m[1].split()]
+        need([n for n, _ in pairs] == list(range(first, first + 20)),
+             f'{how}: every job done exactly once: {[n for n, _ in pairs]}')
+        need(all(sq == n * n for n, sq in pairs), f'{how}: every result is its square')
+        find(rf'^{how}: 20 results, sum of squares {total}$', out)
+    for r in (1, 2):
+        find(rf'^round {r}: 4 workers exited 0$', out, f'round {r}: every worker stops (pill / close)')
+    done = [int(m[1]) for m in lines_matching(r'^  worker \d did (\d+) jobs$', out)]
+    need(len(done) == 8 and sum(done) == 40, f'4 workers per round share the 40 jobs: {done}')
+    find(r'^a push after close\(\) throws: procsync::queue::push: the queue is closed', out)
+
+
 def check_crash_recovery(exe):
     out = run(exe)
     need(len(lines_matching(r'^holder \d+ was SIGKILLed mid-transfer \(it held the lock\); exit -9$', out)) == 2,

@@ -127,6 +127,37 @@ struct no_step {
   void operator()() const noexcept {}
 };
 
+/// Coalescing doorbells (queues): a wait_word used only as a doorbell whose
+/// low bit says "a wake-up is on its way and no sleeper has taken it yet".
+/// ring_one() makes the futex call only when that bit is clear, so a producer
+/// that keeps pushing while the consumer it woke is still being scheduled pays
+/// one system call, not one per push. Sleepers must use until_rung() /
+/// wait_until_rung(), which clear the bit when they register and after every
+/// wake-up, before they re-check their condition. Why no wake-up is lost: a
+/// ring that finds the bit set comes (in the seq_cst order on the word) before
+/// the clear of the sleeper that bit woke, and that sleeper re-checks its
+/// condition after its clear, so it sees the ringer's change. What coalescing
+/// costs: one outstanding wake-up wakes one sleeper; a caller that wants more
+/// sleepers up (a consumer that leaves items behind) rings again (queue.hpp
+/// passes the baton that way). A bit left set while nobody sleeps is cleared
+/// by the next sleeper to register.
+inline constexpr std::uint32_t doorbell_pending = 1;
+
+/// Rings a coalescing doorbell after the caller's seq_cst change elsewhere:
+/// wakes one sleeper, with no system call when nobody sleeps or a wake-up is
+/// already on its way. Async-signal-safe.
+inline void ring_one(wait_word& w) noexcept {
+  // seq_cst: the waker's half of the Dekker pair.
+  if (w.sleepers.load(std::memory_order_seq_cst) == 0) return;
+  std::uint32_t v = w.value.load(std::memory_order_seq_cst);
+  if (v & doorbell_pending) return;
+  // Bump (so a sleeper about to sleep on the old value returns) and mark pending.
+  if (!w.value.compare_exchange_strong(v, (v + 2) | doorbell_pending, std::memory_order_seq_cst,
+                                       std::memory_order_relaxed))
+    return;  // another ring got there first: its wake-up is on its way
+  futex_wake(&w.value, 1);
+}
+
 /// A sleeper's registration on a wait_word: `sleepers` is incremented for the
 /// object's lifetime. Register *before* the last check of your condition (and,
 /// for a condition variable, before releasing the mutex), then call until().
@@ -144,6 +175,26 @@ class announced_wait {
   }
   announced_wait(const announced_wait&) = delete;
   announced_wait& operator=(const announced_wait&) = delete;
+
+  /// until() for a coalescing doorbell (see ring_one): takes the pending
+  /// wake-up (clears the bit) when it starts and after every wake-up, before
+  /// it re-checks `done`.
+  template <class Done, class Step = no_step>
+  bool until_rung(const timespec* deadline, Done&& done, Step&& between_slices = Step{}) {
+    for (;;) {
+      // seq_cst RMW: both the sleeper's read of the word and its take of a pending wake-up.
+      const std::uint32_t seen =
+          w_.value.fetch_and(~doorbell_pending, std::memory_order_seq_cst) & ~doorbell_pending;
+      if (done(seen)) return true;
+      switch (sleep_bounded(w_.value, seen, deadline)) {
+        case sleep_end::woken: break;
+        case sleep_end::slice_over: between_slices(); break;
+        case sleep_end::deadline_over:
+          (void)w_.value.fetch_and(~doorbell_pending, std::memory_order_seq_cst);
+          return done(w_.value.load(std::memory_order_acquire));
+      }
+    }
+  }
 
   /// Blocks until `done(v)` returns true for a value `v` read from the word,
   /// or until `deadline` (nullptr: none) passes; returns whether `done` did.
@@ -188,6 +239,15 @@ bool wait_until_done(wait_word& w, const timespec* deadline, Done&& done, Step&&
   if (done(w.value.load(std::memory_order_acquire))) return true;
   announced_wait registration(w);
   return registration.until(deadline, done, between_slices, slice_ns);
+}
+
+/// wait_until_done() for a coalescing doorbell (see ring_one).
+template <class Done, class Step = no_step>
+bool wait_until_rung(wait_word& w, const timespec* deadline, Done&& done, Step&& between_slices = Step{}) {
+  // Acquire: what the waker published before its change is seen with it.
+  if (done(w.value.load(std::memory_order_acquire) & ~doorbell_pending)) return true;
+  announced_wait registration(w);
+  return registration.until_rung(deadline, done, between_slices);
 }
 
 /// The state of one contended robust acquisition across its sleeps: the

@@ -1,0 +1,649 @@
+// procsync/queue.hpp — a bounded, lock-free, multi-producer multi-consumer
+// queue of trivially copyable items, shared between processes, that no crash
+// or stop can wedge.
+//
+//   auto q = procsync::make_anonymous<procsync::queue<job, 64>>();
+//   // producers:  q->push(j);            consumers:  job j = q->pop();
+//   // shutdown:   q->close();            consumers drain, then get errc::queue_closed
+//
+// queue<T, Capacity> holds up to Capacity items of T (trivially copyable,
+// pointer-free) in a ring of slots; it is fixed-size, pointer-free and
+// trivially destructible: place it with make_anonymous<> or in a named segment
+// (its kind spells T and Capacity: a queue<int32,8> is not a queue<int64,8>
+// nor a queue<int32,16>). Order: FIFO per producer; between producers, the
+// order in which they claimed slots.
+//
+// Design (a Vyukov-style ring whose slots know their owner). Each slot has a
+// 64-bit word: the position it serves now (32 bits of a position counter), a
+// phase, a skip flag, and the owning thread (see detail/queue_common.hpp):
+//   EMPTY(p)        ready for the producer of position p
+//   WRITING(p, o)   producer o claimed it (one compare-exchange) and copies in
+//   FULL(p)         published (one compare-exchange): the item is in the queue
+//   INTO(p, o)      taken by pop_into() of o, which is finishing its hand-off
+// A push claims EMPTY(p) -> WRITING, copies, and publishes WRITING -> FULL.
+// A pop copies a FULL(p) item out *first* and then takes it with one
+// compare-exchange FULL(p) -> EMPTY(p + Capacity); a copy whose slot changed
+// meanwhile is discarded (a seqlock read). So a consumer never owns a slot.
+//
+// Crashes (SIGKILL at any instruction):
+//  - A producer: before its publish the item is not in the queue, after it the
+//    item is entirely there. A slot it left WRITING is found by any blocked
+//    caller after one re-arm slice of the waiting floor (50 ms), which checks
+//    the owner and voids the position: WRITING(p, dead) -> EMPTY(p + Capacity).
+//  - A consumer of pop(): before its compare-exchange the item stays queued
+//    for the others; after it, the item was taken by that call. So a consumer
+//    killed between that instruction and the return of pop() loses the one
+//    item it took: at most one item per killed consumer, and only from pop()
+//    and try_pop*(). pop_into() closes that gap (below).
+//  - Stopped (SIGSTOP) threads: a stopped producer holds only its own slot.
+//    A blocked caller that finds it stopped sets the slot's skip flag: both
+//    sides then pass that slot's positions (a producer moves the flag along,
+//    lap after lap, with one compare-exchange), so the others go on with one
+//    slot less. When the producer continues, its publish fails, it gives the
+//    slot back and pushes again elsewhere: its item is queued exactly once.
+//    Consumers hold nothing, so a stopped consumer blocks no one.
+//  - Who looks: blocked and timed calls (after each slice without progress)
+//    and recover(). try_push()/try_pop() never block and never read /proc: a
+//    caller that only polls should call recover() now and then.
+//
+// pop_into(handoff<T>& dst), with dst in shared memory: the crash-exact
+// hand-off. dst carries a state {empty, receiving, full}. pop_into() records
+// "receiving (slot, position, me)" in dst, copies the item into dst, takes the
+// slot with FULL(p) -> INTO(p, me) (the decision), marks dst full and releases
+// the slot. Whenever its caller dies, the item is in exactly one of the queue
+// and dst: a successor calls resolve(dst), which finishes the hand-off (dst
+// full) if the slot was taken, or marks dst empty (the item is still queued, or
+// was never ours). A slot left INTO by a dead or stopped caller is skipped by
+// the others and released by resolve(dst).
+//
+// Blocking: consumers sleep on one wait_word, producers on another, both
+// coalescing doorbells of the waiting floor (detail::ring_one): a push rings
+// the consumers' word and a pop the producers' only when someone sleeps and
+// no wake-up is already on its way (no system call otherwise); a woken caller
+// that leaves work behind for other sleepers wakes the next one. Every sleep
+// goes through the waiting floor.
+//
+// close(): every later push throws errc::queue_closed; pops return what is
+// still queued, then throw errc::queue_closed at once (a timed pop does not
+// wait out its timeout).
+//
+// Limits: Capacity <= 2^30. A thread stopped for more than 2^31 operations of
+// the others between two of its own reads may waste one attempt (never an
+// item: every decision is a compare-exchange of the whole slot word).
+#pragma once
+
+#include "detail/config.hpp"  // first: one clear error below C++20
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include "detail/clock.hpp"
+#include "detail/object_header.hpp"
+#include "detail/queue_common.hpp"
+#include "detail/shared_value_slots.hpp"
+#include "detail/waiting_floor.hpp"
+#include "error.hpp"
+
+namespace procsync {
+
+template <class T, std::size_t Capacity>
+class queue;
+
+/// A destination for queue<T, N>::pop_into() in shared memory: the item and a
+/// small state machine that tells a successor whether a hand-off interrupted
+/// by a death delivered the item here or left it in the queue (see
+/// queue::resolve). Default-constructible (empty), trivially destructible,
+/// pointer-free; place it next to the work it feeds.
+template <class T>
+class handoff {
+  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
+                "procsync::handoff<T>: T must be trivially copyable and not a pointer");
+
+ public:
+  static std::string kind_name() { return detail::template_kind("procsync::handoff", detail::element_kind<T>()); }
+  static constexpr std::uint32_t layout_version = 1;
+
+  /// What the destination holds.
+  enum class status : std::uint32_t {
+    empty = 0,      ///< nothing
+    receiving = 1,  ///< a pop_into() is (or was, if its caller died) under way: call queue::resolve()
+    full = 2,       ///< an item, delivered exactly once
+  };
+
+  constexpr handoff() noexcept = default;
+  handoff(const handoff&) = delete;
+  handoff& operator=(const handoff&) = delete;
+
+  /// The state now (a snapshot; acquire: when full, value() is complete).
+  [[nodiscard]] status state() const noexcept {
+    return static_cast<status>(state_.load(std::memory_order_acquire) & phase_mask);
+  }
+
+  /// The item. Requires state() == full (else throws errc::invalid_argument).
+  [[nodiscard]] T value() const {
+    require_full("value");
+    T out;
+    std::memcpy(static_cast<void*>(&out), bytes_, sizeof(T));
+    return out;
+  }
+
+  /// Returns the item and empties the destination, so that it can take the
+  /// next one. Requires state() == full (else throws errc::invalid_argument).
+  /// A caller killed inside take() leaves the item here (full) or gone with
+  /// its caller: take() is the consumer's own commit, so make the work that
+  /// follows idempotent, or copy value() and call clear() after the work.
+  T take() {
+    T out = value();
+    clear();
+    return out;
+  }
+
+  /// Empties a full destination (the item is dropped). Requires state() !=
+  /// receiving (else throws errc::invalid_argument: resolve it first).
+  void clear() {
+    if (state() == status::receiving)
+      detail::throw_error(errc::invalid_argument,
+                          "procsync::handoff::clear: expected an empty or full destination, found one still "
+                          "receiving: call queue::resolve() on it first");
+    state_.store(0, std::memory_order_release);
+  }
+
+ private:
+  template <class, std::size_t>
+  friend class queue;
+
+  static constexpr std::uint64_t phase_mask = 3;
+  static constexpr std::uint64_t released_bit = 4;  // with full: the slot is released too
+
+  void require_full(const char* op) const {
+    const status s = state();
+    if (s != status::full)
+      detail::throw_error(errc::invalid_argument, std::string("procsync::handoff::") + op +
+                                                      ": expected a full destination, found " +
+                                                      (s == status::empty ? "an empty one" : "one still receiving"));
+  }
+
+  // state_: status | released_bit | position << 32. where_: slot << 32 | owner.
+  // The owner writes where_ before state_ says receiving; nobody else writes
+  // either while it lives.
+  std::atomic<std::uint64_t> state_{0};
+  std::atomic<std::uint64_t> where_{0};
+  alignas(T) unsigned char bytes_[sizeof(T)] = {};
+};
+
+/// A bounded MPMC queue of T between processes: see the top of this file.
+template <class T, std::size_t Capacity>
+class queue {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "procsync::queue<T, N>: T is copied byte-wise between processes, so it must be trivially copyable "
+                "(use procsync::message_queue for variable-length messages)");
+  static_assert(!std::is_pointer_v<T> && !std::is_member_pointer_v<T>,
+                "procsync::queue<T, N>: a pointer means nothing in another process");
+  static_assert(Capacity >= 1 && Capacity <= (std::size_t{1} << 30),
+                "procsync::queue<T, N>: expected 1 <= Capacity <= 2^30");
+
+ public:
+  using value_type = T;
+
+  /// Layout identity, checked when opened in a named segment: spells T and
+  /// Capacity ("procsync::queue<int64,8>").
+  static std::string kind_name() {
+    return detail::template_kind("procsync::queue", detail::element_kind<T>(), std::to_string(Capacity));
+  }
+  static constexpr std::uint32_t layout_version = 1;
+
+  /// An empty, open queue.
+  queue() noexcept {
+    for (std::size_t i = 0; i < Capacity; ++i) slots_[i].word.store(make(static_cast<std::uint32_t>(i), empty_phase, 0),
+                                                                      std::memory_order_relaxed);
+  }
+  queue(const queue&) = delete;
+  queue& operator=(const queue&) = delete;
+
+  /// How many items the queue holds at most.
+  static constexpr std::size_t capacity() noexcept { return Capacity; }
+
+  /// Items queued now: a snapshot (it counts pushes under way, and slots
+  /// skipped for a stopped thread), in [0, capacity()].
+  [[nodiscard]] std::size_t size() const noexcept {
+    const std::uint64_t d = deq_.load(std::memory_order_acquire);
+    const std::uint64_t e = enq_.load(std::memory_order_acquire);
+    if (e <= d) return 0;
+    return e - d > Capacity ? Capacity : static_cast<std::size_t>(e - d);
+  }
+
+  /// Appends `item`, blocking while the queue is full.
+  /// Throws errc::queue_closed after close().
+  void push(const T& item) { (void)push_until(item, nullptr); }
+
+  /// Appends `item` if there is room now; never blocks. Throws
+  /// errc::queue_closed after close().
+  [[nodiscard]] bool try_push(const T& item) {
+    check_open("try_push");
+    return push_once(item);
+  }
+
+  /// Appends `item`, waiting at most `timeout` for room; returns whether it
+  /// did. Never returns false early. Throws errc::queue_closed after close().
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_push_for(const T& item, const std::chrono::duration<Rep, Period>& timeout) {
+    timespec storage{};
+    return push_until(item, detail::futex_deadline(detail::deadline_after(timeout), storage));
+  }
+
+  /// Like try_push_for, until `deadline` (another clock's deadline is
+  /// converted to steady_clock once: clock jumps do not move it).
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_push_until(const T& item, const std::chrono::time_point<Clock, Duration>& deadline) {
+    timespec storage{};
+    return push_until(item, detail::futex_deadline(detail::to_steady(deadline), storage));
+  }
+
+  /// Removes and returns the oldest item, blocking while the queue is empty.
+  /// Throws errc::queue_closed once the queue is closed and drained.
+  T pop() { return *pop_until(nullptr); }
+
+  /// Removes the oldest item if there is one now; never blocks. Throws
+  /// errc::queue_closed once the queue is closed and drained.
+  [[nodiscard]] std::optional<T> try_pop() {
+    if (std::optional<T> item = pop_once()) return item;
+    return closed_drained("try_pop");
+  }
+
+  /// Removes the oldest item, waiting at most `timeout` for one; never
+  /// returns empty early. Closed and drained: throws errc::queue_closed at once.
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<T> try_pop_for(const std::chrono::duration<Rep, Period>& timeout) {
+    timespec storage{};
+    return pop_until(detail::futex_deadline(detail::deadline_after(timeout), storage));
+  }
+
+  /// Like try_pop_for, until `deadline` (converted to steady_clock once).
+  template <class Clock, class Duration>
+  [[nodiscard]] std::optional<T> try_pop_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    timespec storage{};
+    return pop_until(detail::futex_deadline(detail::to_steady(deadline), storage));
+  }
+
+  /// Moves the oldest item into `destination` (in shared memory), blocking
+  /// while the queue is empty: when it returns, and whenever its caller dies,
+  /// the item is in exactly one of the queue and `destination` (see the top
+  /// of this file and resolve()). Requires destination.state() == empty (else
+  /// errc::invalid_argument: take() or resolve() it first). Throws
+  /// errc::queue_closed once the queue is closed and drained.
+  void pop_into(handoff<T>& destination) { (void)pop_into_until(destination, nullptr); }
+
+  /// pop_into() if an item is there now; returns whether one was moved.
+  [[nodiscard]] bool try_pop_into(handoff<T>& destination) {
+    require_empty(destination);
+    if (into_once(destination)) return true;
+    (void)closed_drained("try_pop_into");
+    return false;
+  }
+
+  /// pop_into(), waiting at most `timeout`; returns whether an item was moved.
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_pop_into_for(handoff<T>& destination, const std::chrono::duration<Rep, Period>& timeout) {
+    timespec storage{};
+    return pop_into_until(destination, detail::futex_deadline(detail::deadline_after(timeout), storage));
+  }
+
+  /// Finishes a hand-off into `destination` whose pop_into() caller died.
+  /// Afterwards the
+  /// destination is full (the item was taken for it: returns true) or empty
+  /// (it was not: the item is still queued, or was never this destination's;
+  /// returns false), and the slot that call held is released. On a full or
+  /// empty destination it only releases such a slot and returns state() ==
+  /// full. Throws errc::invalid_argument if that caller still runs (or is
+  /// stopped): only a dead caller's hand-off may be finished for it.
+  /// `destination` must be one used with this queue.
+  bool resolve(handoff<T>& destination) {
+    const std::uint64_t st = destination.state_.load(std::memory_order_acquire);
+    const auto phase = static_cast<typename handoff<T>::status>(st & handoff<T>::phase_mask);
+    if (phase == handoff<T>::status::empty) return false;
+    if (phase == handoff<T>::status::full && (st & handoff<T>::released_bit) != 0) return true;
+    const std::uint64_t where = destination.where_.load(std::memory_order_relaxed);
+    const auto index = static_cast<std::size_t>(where >> 32);
+    const auto owner = static_cast<detail::owner_token>(where & 0xffffffffu);
+    const auto position = static_cast<std::uint32_t>(st >> 32);
+    if (index >= Capacity)
+      detail::throw_error(errc::invalid_argument, "procsync::queue::resolve: the destination names slot " +
+                                                      std::to_string(index) + " of a queue of capacity " +
+                                                      std::to_string(Capacity) + ": it was not used with this queue");
+    // Only a dead caller's hand-off may be finished by someone else: a live
+    // (or stopped) one would race us.
+    if (owner == detail::current_owner_token() || detail::owner_state(owner) != detail::process_state::dead)
+      detail::throw_error(errc::invalid_argument,
+                          "procsync::queue::resolve: expected a destination whose pop_into() caller died, but thread " +
+                              std::to_string(owner >> detail::owner_tag_bits) + " that fills it is still " +
+                              (owner == detail::current_owner_token() ? "running (the calling thread)"
+                                                                      : "running or stopped"));
+    slot& s = slots_[index];
+    const std::uint64_t w = s.word.load(std::memory_order_acquire);
+    const bool held = phase_of(w) == into_phase && owner_of(w) == owner &&
+                      static_cast<std::int32_t>(seq_of(w) - position) >= 0;
+    if (phase == handoff<T>::status::receiving && !held) {
+      destination.state_.store(0, std::memory_order_release);  // never taken: the item is not ours
+      return false;
+    }
+    // Taken for this destination: its bytes were complete before the take.
+    const std::uint64_t full = (st & ~handoff<T>::phase_mask) | std::uint64_t(handoff<T>::status::full);
+    destination.state_.store(full, std::memory_order_release);
+    if (held) release_into(s, w, owner);
+    destination.state_.store(full | handoff<T>::released_bit, std::memory_order_release);
+    return true;
+  }
+
+  /// Looks at every slot held by another thread and deals with dead or
+  /// stopped owners (see the top of this file); returns how many slots it
+  /// changed. Blocked and timed calls do this after every re-arm slice
+  /// without progress; a caller that only uses try_push()/try_pop() may call
+  /// it now and then.
+  std::size_t recover() noexcept {
+    std::size_t changed = 0;
+    for (std::size_t i = 0; i < Capacity; ++i) {
+      slot& s = slots_[i];
+      std::uint64_t w = s.word.load(std::memory_order_acquire);
+      const std::uint64_t phase = phase_of(w);
+      if (phase != writing_phase && phase != into_phase) continue;
+      const bool skipped = (w & skip_bit) != 0;
+      if (phase == into_phase && skipped) continue;  // waits for resolve()
+      const detail::process_state state = detail::owner_state(owner_of(w));
+      if (state == detail::process_state::alive) continue;
+      std::uint64_t next = w | skip_bit;  // stopped: pass it by
+      if (phase == writing_phase && state == detail::process_state::dead)
+        next = make(seq_of(w) + static_cast<std::uint32_t>(Capacity), empty_phase, 0);  // void: never published
+      if (next == w) continue;
+      // seq_cst: the floor's Dekker pair with sleepers (ring below).
+      if (s.word.compare_exchange_strong(w, next, std::memory_order_seq_cst, std::memory_order_relaxed)) ++changed;
+    }
+    if (changed != 0) {
+      detail::ring(items_, INT_MAX);
+      detail::ring(space_, INT_MAX);
+    }
+    return changed;
+  }
+
+  /// Closes the queue: pushes throw errc::queue_closed from now on, pops
+  /// drain what is queued and then throw it. Wakes every blocked caller.
+  /// Idempotent; async-signal-safe.
+  void close() noexcept {
+    closed_.store(1, std::memory_order_seq_cst);
+    detail::ring(items_, INT_MAX);
+    detail::ring(space_, INT_MAX);
+  }
+
+  /// Whether close() was called.
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire) != 0; }
+
+ private:
+  // --- the slot word ---------------------------------------------------------
+  static constexpr std::uint64_t empty_phase = 0, writing_phase = 1, full_phase = 2, into_phase = 3;
+  static constexpr std::uint64_t skip_bit = std::uint64_t{1} << 34;
+  static constexpr unsigned owner_shift = 35;
+  static constexpr auto cap32 = static_cast<std::uint32_t>(Capacity);
+
+  static constexpr std::uint64_t make(std::uint32_t seq, std::uint64_t phase, detail::owner_token owner) noexcept {
+    return std::uint64_t{seq} | phase << 32 | std::uint64_t{owner} << owner_shift;
+  }
+  static constexpr std::uint32_t seq_of(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
+  static constexpr std::uint64_t phase_of(std::uint64_t w) noexcept { return (w >> 32) & 3; }
+  static constexpr detail::owner_token owner_of(std::uint64_t w) noexcept {
+    return static_cast<detail::owner_token>(w >> owner_shift);
+  }
+  /// The word with its position moved to `seq` (skip bumps).
+  static constexpr std::uint64_t with_seq(std::uint64_t w, std::uint32_t seq) noexcept {
+    return (w & ~std::uint64_t{0xffffffffu}) | seq;
+  }
+
+  // Items of a cache line or more get a line of their own per slot: the next
+  // slot's word then never shares a line with bytes being copied.
+  static constexpr std::size_t slot_align = sizeof(T) + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>);
+  struct alignas(slot_align) slot {
+    std::atomic<std::uint64_t> word{0};
+    alignas(T) unsigned char bytes[sizeof(T)];
+  };
+
+  // --- one attempt, no waiting ------------------------------------------------
+  /// Moves a position counter from `pos` to pos + 1 unless someone already did
+  /// (`pos` by value: a failed compare-exchange must not change the caller's).
+  static void advance(std::atomic<std::uint64_t>& counter, std::uint64_t pos) noexcept {
+    counter.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
+  }
+
+  bool push_once(const T& item) {
+    const detail::owner_token me = detail::current_owner_token();
+    for (;;) {
+      std::uint64_t pos = enq_.load(std::memory_order_relaxed);
+      slot& s = slots_[pos % Capacity];
+      // Acquire: a word that says EMPTY(p) comes after the last reader's copy.
+      std::uint64_t w = s.word.load(std::memory_order_acquire);
+      const auto d = static_cast<std::int32_t>(seq_of(w) - static_cast<std::uint32_t>(pos));
+      if (d == 0 && phase_of(w) == empty_phase) {
+        const std::uint64_t mine = make(static_cast<std::uint32_t>(pos), writing_phase, me);
+        // seq_cst: claims the slot; its stores come after it for every reader.
+        if (!s.word.compare_exchange_strong(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) continue;
+        advance(enq_, pos);
+        PROCSYNC_QUEUE_STEP(push_claimed);
+        // Release fence: a stale optimistic reader whose copy sees any byte
+        // written below also sees the slot word changed (its take then fails).
+        std::atomic_thread_fence(std::memory_order_release);
+        std::memcpy(s.bytes, static_cast<const void*>(&item), sizeof(T));
+        PROCSYNC_QUEUE_STEP(push_copied);
+        std::uint64_t expected = mine;
+        // seq_cst: publishes the item (release), and is the waker's half of
+        // the floor's Dekker pair with the consumers' sleepers.
+        if (s.word.compare_exchange_strong(expected, make(static_cast<std::uint32_t>(pos), full_phase, 0),
+                                           std::memory_order_seq_cst, std::memory_order_relaxed)) {
+          PROCSYNC_QUEUE_STEP(push_published);
+          detail::ring_one(items_);
+          pass_baton(space_, pos + 1, true);
+          return true;
+        }
+        // Skipped while we were stopped: give the slot back, push again.
+        give_back(s, expected, me);
+        continue;
+      }
+      if (d < 0) {
+        // The slot still serves an older lap: full, unless its owner is
+        // stopped (skip flag): then this position is void too.
+        if ((w & skip_bit) == 0) return false;
+        if (!s.word.compare_exchange_strong(w, with_seq(w, static_cast<std::uint32_t>(pos)), std::memory_order_seq_cst,
+                                            std::memory_order_relaxed))
+          continue;
+      }
+      // Position taken (or passed) by someone else: help the counter on.
+      advance(enq_, pos);
+    }
+  }
+
+  std::optional<T> pop_once() {
+    for (;;) {
+      std::uint64_t pos = deq_.load(std::memory_order_relaxed);
+      slot& s = slots_[pos % Capacity];
+      // Acquire: a FULL word comes with the producer's bytes.
+      std::uint64_t w = s.word.load(std::memory_order_acquire);
+      const auto d = static_cast<std::int32_t>(seq_of(w) - static_cast<std::uint32_t>(pos));
+      if (d < 0) return std::nullopt;  // producers have not reached this position
+      if (d == 0 && (w & skip_bit) == 0) {
+        const std::uint64_t phase = phase_of(w);
+        if (phase == empty_phase || phase == writing_phase) return std::nullopt;  // not yet published
+        if (phase == full_phase) {
+          T out;
+          detail::racy_copy(static_cast<void*>(&out), s.bytes, sizeof(T));
+          // Acquire fence: a copy that saw a later writer's byte sees its claim.
+          std::atomic_thread_fence(std::memory_order_acquire);
+          PROCSYNC_QUEUE_STEP(pop_copied);
+          // seq_cst: the take, and the waker's half of the Dekker pair with
+          // the producers' sleepers.
+          if (!s.word.compare_exchange_strong(w, make(static_cast<std::uint32_t>(pos) + cap32, empty_phase, 0),
+                                              std::memory_order_seq_cst, std::memory_order_relaxed))
+            continue;  // someone else took it, or it changed under the copy
+          advance(deq_, pos);
+          PROCSYNC_QUEUE_STEP(pop_taken);
+          detail::ring_one(space_);
+          pass_baton(items_, pos + 1, false);
+          return out;
+        }
+      }
+      // Taken by another consumer, void (skip), or passed: help the counter on.
+      advance(deq_, pos);
+    }
+  }
+
+  bool into_once(handoff<T>& dst) {
+    const detail::owner_token me = detail::current_owner_token();
+    for (;;) {
+      std::uint64_t pos = deq_.load(std::memory_order_relaxed);
+      const std::size_t index = pos % Capacity;
+      slot& s = slots_[index];
+      std::uint64_t w = s.word.load(std::memory_order_acquire);
+      const auto d = static_cast<std::int32_t>(seq_of(w) - static_cast<std::uint32_t>(pos));
+      if (d < 0) return false;
+      if (d == 0 && (w & skip_bit) == 0) {
+        const std::uint64_t phase = phase_of(w);
+        if (phase == empty_phase || phase == writing_phase) return false;
+        if (phase == full_phase) {
+          const std::uint64_t at = std::uint64_t{static_cast<std::uint32_t>(pos)} << 32;
+          // Relaxed + release: a successor reads where_ after state_ (acquire).
+          dst.where_.store(std::uint64_t{index} << 32 | me, std::memory_order_relaxed);
+          dst.state_.store(at | std::uint64_t(handoff<T>::status::receiving), std::memory_order_release);
+          PROCSYNC_QUEUE_STEP(into_receiving);
+          detail::racy_copy(dst.bytes_, s.bytes, sizeof(T));
+          std::atomic_thread_fence(std::memory_order_acquire);
+          PROCSYNC_QUEUE_STEP(into_copied);
+          const std::uint64_t mine = make(static_cast<std::uint32_t>(pos), into_phase, me);
+          // seq_cst: the decision; from here the item is dst's.
+          if (!s.word.compare_exchange_strong(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+            dst.state_.store(0, std::memory_order_release);
+            continue;
+          }
+          advance(deq_, pos);
+          PROCSYNC_QUEUE_STEP(into_claimed);
+          pass_baton(items_, pos + 1, false);
+          dst.state_.store(at | std::uint64_t(handoff<T>::status::full), std::memory_order_release);
+          PROCSYNC_QUEUE_STEP(into_full);
+          release_into(s, mine, me);
+          PROCSYNC_QUEUE_STEP(into_released);
+          dst.state_.store(at | std::uint64_t(handoff<T>::status::full) | handoff<T>::released_bit,
+                           std::memory_order_release);
+          return true;
+        }
+      }
+      advance(deq_, pos);
+    }
+  }
+
+  /// Rings were coalesced (detail::ring_one): one woken sleeper at a time.
+  /// A caller that succeeded and leaves more to do for the other side's
+  /// sleepers (items for consumers, room for producers) wakes one more.
+  /// Costs one load when nobody sleeps.
+  void pass_baton(detail::wait_word& w, std::uint64_t next, bool room) noexcept {
+    if (w.sleepers.load(std::memory_order_seq_cst) == 0) return;
+    const std::uint64_t e = enq_.load(std::memory_order_relaxed), d = deq_.load(std::memory_order_relaxed);
+    if (room ? (e - d < Capacity) : (e > next)) detail::ring_one(w);
+  }
+
+  /// Releases the INTO slot that `owner` holds (we, or a dead owner we
+  /// resolve for); `w` is its word as last seen (skip bumps may move it on).
+  /// Stops if the slot is no longer that owner's.
+  void release_into(slot& s, std::uint64_t w, detail::owner_token owner) noexcept {
+    while (phase_of(w) == into_phase && owner_of(w) == owner) {
+      // seq_cst: frees the slot for the next lap; the Dekker pair with producers.
+      if (s.word.compare_exchange_strong(w, make(seq_of(w) + cap32, empty_phase, 0), std::memory_order_seq_cst,
+                                         std::memory_order_relaxed)) {
+        detail::ring(space_, INT_MAX);
+        return;
+      }
+    }
+  }
+
+  /// A producer whose slot was skipped while it was stopped gives it back:
+  /// the slot then serves the position after the last one skipped. `w` is the
+  /// word it found (ours, with the skip flag; bumps may still move it).
+  void give_back(slot& s, std::uint64_t w, detail::owner_token me) noexcept {
+    while (phase_of(w) == writing_phase && owner_of(w) == me) {
+      if (s.word.compare_exchange_strong(w, make(seq_of(w) + cap32, empty_phase, 0), std::memory_order_seq_cst,
+                                         std::memory_order_relaxed)) {
+        detail::ring(space_, INT_MAX);
+        return;
+      }
+    }
+  }
+
+  // --- waiting ------------------------------------------------------------------
+  void check_open(const char* op) const {
+    if (closed_.load(std::memory_order_acquire) != 0)
+      detail::throw_error(errc::queue_closed, std::string("procsync::queue::") + op + ": the queue is closed");
+  }
+
+  /// After an empty attempt: nothing if open; if closed, one more look (an item
+  /// pushed before close() must not be missed), then errc::queue_closed.
+  std::optional<T> closed_drained(const char* op) {
+    if (closed_.load(std::memory_order_seq_cst) == 0) return std::nullopt;
+    if (std::optional<T> item = pop_once()) return item;
+    detail::throw_error(errc::queue_closed,
+                        std::string("procsync::queue::") + op + ": the queue is closed and has no item left");
+  }
+
+  static void require_empty(const handoff<T>& dst) {
+    if (dst.state() != handoff<T>::status::empty)
+      detail::throw_error(errc::invalid_argument,
+                          std::string("procsync::queue::pop_into: expected an empty destination, found one ") +
+                              (dst.state() == handoff<T>::status::full ? "full: take() or clear() it first"
+                                                                        : "still receiving: resolve() it first"));
+  }
+
+  bool push_until(const T& item, const timespec* deadline) {
+    check_open("push");
+    return detail::wait_until_rung(
+        space_, deadline,
+        [&](std::uint32_t) {
+          check_open("push");
+          return push_once(item);
+        },
+        [this] { (void)recover(); });
+  }
+
+  std::optional<T> pop_until(const timespec* deadline) {
+    std::optional<T> out;
+    (void)detail::wait_until_rung(
+        items_, deadline,
+        [&](std::uint32_t) {
+          out = pop_once();
+          if (!out) out = closed_drained("pop");
+          return out.has_value();
+        },
+        [this] { (void)recover(); });
+    return out;
+  }
+
+  bool pop_into_until(handoff<T>& dst, const timespec* deadline) {
+    require_empty(dst);
+    return detail::wait_until_rung(
+        items_, deadline,
+        [&](std::uint32_t) {
+          if (into_once(dst)) return true;
+          if (closed_.load(std::memory_order_seq_cst) == 0) return false;
+          if (into_once(dst)) return true;
+          detail::throw_error(errc::queue_closed, "procsync::queue::pop_into: the queue is closed and has no item left");
+        },
+        [this] { (void)recover(); });
+  }
+
+  alignas(64) std::atomic<std::uint64_t> enq_{0};  // next position to produce (a hint: slot words decide)
+  alignas(64) std::atomic<std::uint64_t> deq_{0};  // next position to consume (a hint)
+  alignas(64) detail::wait_word items_;            // consumers sleep here; pushes ring it
+  detail::wait_word space_;                        // producers sleep here; pops ring it
+  std::atomic<std::uint32_t> closed_{0};
+  alignas(64) slot slots_[Capacity];
+};
+
+}  // namespace procsync
