@@ -54,11 +54,12 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/timed_lock_api.hpp"
 #include "lock_status.hpp"
 
 namespace procsync {
 
-class mutex {
+class mutex : public detail::timed_lock_api<mutex> {
  public:
   /// Layout identity, checked when the mutex is opened in a named segment.
   static constexpr const char* kind_name = "procsync::mutex";
@@ -85,31 +86,8 @@ class mutex {
   [[nodiscard]] bool try_lock() { return holds(core_.try_acquire(kind)); }
   [[nodiscard]] lock_status try_lock_robust() { return core_.try_acquire(kind); }
 
-  /// Blocks until acquired or `timeout` has passed (on steady_clock); returns
-  /// whether the caller holds the mutex. Never returns false early.
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
-  }
-
-  /// Blocks until acquired or `deadline` passes. A deadline on another clock
-  /// (system_clock) is converted to steady_clock once, so clock jumps do not
-  /// move it.
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return holds(try_lock_robust_until(deadline));
-  }
-
-  template <class Rep, class Period>
-  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_robust_until(detail::deadline_after(timeout));
-  }
-
-  template <class Clock, class Duration>
-  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
-    return core_.acquire(kind, &ts);
-  }
+  // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
+  // from detail::timed_lock_api.
 
   /// Releases the mutex. Requires: the calling thread holds it (else throws
   /// errc::not_owner). If the previous owner died and consistent() was not
@@ -147,6 +125,12 @@ class mutex {
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
 
  private:
+  friend class detail::timed_lock_api<mutex>;
+  lock_status acquire_until(detail::steady::time_point deadline) {
+    const timespec ts = detail::to_timespec(deadline);
+    return core_.acquire(kind, &ts);
+  }
+
   static constexpr const char* kind = "mutex";
   detail::robust_lock core_;
 };

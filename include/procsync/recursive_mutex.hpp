@@ -19,11 +19,12 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/timed_lock_api.hpp"
 #include "lock_status.hpp"
 
 namespace procsync {
 
-class recursive_mutex {
+class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
  public:
   static constexpr const char* kind_name = "procsync::recursive_mutex";
   static constexpr std::uint32_t layout_version = 1;
@@ -51,24 +52,8 @@ class recursive_mutex {
     return first_hold(core_.try_acquire(kind));
   }
 
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return holds(try_lock_robust_until(deadline));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_robust_until(detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    if (reenter()) return lock_status::acquired;
-    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
-    return first_hold(core_.acquire(kind, &ts));
-  }
+  // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
+  // from detail::timed_lock_api (re-entrant for the holder, as try_lock()).
 
   /// Releases one level. Requires: the caller holds it (else errc::not_owner).
   void unlock() {
@@ -94,6 +79,13 @@ class recursive_mutex {
   }
 
  private:
+  friend class detail::timed_lock_api<recursive_mutex>;
+  lock_status acquire_until(detail::steady::time_point deadline) {
+    if (reenter()) return lock_status::acquired;
+    const timespec ts = detail::to_timespec(deadline);
+    return first_hold(core_.acquire(kind, &ts));
+  }
+
   static constexpr const char* kind = "recursive_mutex";
 
   // The depth lives in the core's spare room and is touched only by the holder.

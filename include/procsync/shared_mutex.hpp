@@ -47,13 +47,14 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/timed_lock_api.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "lock_status.hpp"
 
 namespace procsync {
 
-class shared_mutex {
+class shared_mutex : public detail::timed_lock_api<shared_mutex> {
  public:
   static constexpr const char* kind_name = "procsync::shared_mutex";
   static constexpr std::uint32_t layout_version = 2;
@@ -80,25 +81,9 @@ class shared_mutex {
   [[nodiscard]] bool try_lock() { return holds(try_lock_robust()); }
   [[nodiscard]] lock_status try_lock_robust() { return acquire(nullptr, false); }
 
-  /// Blocks until acquired or the timeout passes (never returns false early).
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return holds(try_lock_robust_until(deadline));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_robust_until(detail::deadline_after(timeout));
-  }
-  /// A deadline on another clock is converted to steady_clock once.
-  template <class Clock, class Duration>
-  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    timespec storage{};
-    return acquire(detail::futex_deadline(detail::to_steady(deadline), storage), true);
-  }
+  // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
+  // from detail::timed_lock_api (never false early; a deadline on another
+  // clock is converted to steady_clock once).
 
   /// Releases exclusive ownership and lets every waiting reader in. Requires:
   /// the caller is the writer (else errc::not_owner). Unlocking while
@@ -166,6 +151,12 @@ class shared_mutex {
   [[nodiscard]] std::uint32_t writer_tid() const noexcept { return gate_.holder_tid(); }
 
  private:
+  friend class detail::timed_lock_api<shared_mutex>;
+  lock_status acquire_until(detail::steady::time_point deadline) {
+    timespec storage{};
+    return acquire(detail::futex_deadline(deadline, storage), true);
+  }
+
   static constexpr const char* kind = "shared_mutex";
   static constexpr std::uint32_t tid_mask = detail::word_tid_mask;
 
