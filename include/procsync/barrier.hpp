@@ -75,6 +75,7 @@
 #include "detail/futex.hpp"
 #include "detail/object_header.hpp"
 #include "detail/process_identity.hpp"
+#include "detail/robust_guard.hpp"
 #include "detail/robust_lock.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
@@ -274,23 +275,18 @@ class basic_barrier {
 
   /// Holds the internal robust lock. If a party died holding it (inside a
   /// call, or inside the completion function), its call may be half done: the
-  /// barrier is broken (a party died), then made consistent.
+  /// barrier is broken (a party died), and the waiters are woken once the lock
+  /// is released.
   struct guard {
-    explicit guard(basic_barrier& b) : self(b) {
-      if (self.lock_.lock_robust() == lock_status::owner_died) {
-        self.break_locked(reason_party_died);
-        self.lock_.consistent();
-        died = true;
-      }
-    }
+    explicit guard(basic_barrier& b) : self(b), held(b.lock_, [&b] { b.break_locked(reason_party_died); }) {}
     ~guard() {
-      self.lock_.unlock();
-      if (died) self.wake_all();
+      held.release();
+      if (held.repaired()) self.wake_all();
     }
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
     basic_barrier& self;
-    bool died = false;
+    detail::robust_guard<procsync::mutex> held;
   };
 
   static std::uint64_t history_bit(std::uint32_t phase) noexcept { return std::uint64_t{1} << ((phase >> 1) & 63); }

@@ -44,6 +44,7 @@
 
 #include "detail/object_header.hpp"
 #include "detail/process_identity.hpp"
+#include "detail/robust_guard.hpp"
 #include "detail/segment_header.hpp"
 #include "error.hpp"
 #include "mutex.hpp"
@@ -718,19 +719,16 @@ class named_segment {
   template <class F>
   std::invoke_result_t<F&> guarded(F&& body) const {
     detail::segment_header& h = header();
-    lock_status status;
-    try {
-      status = h.guard.lock_robust();
-    } catch (const error& e) {
-      if (e.code() == errc::not_recoverable)
-        detail::throw_error(errc::corrupt_segment, what("use") + ": its guard lock is not recoverable");
-      throw;
-    }
-    struct unlock_at_exit {
-      procsync::mutex& m;
-      ~unlock_at_exit() { m.unlock(); }
-    } unlock{h.guard};
-    if (status == lock_status::owner_died) recover(h);
+    const auto hold = [&] {
+      try {
+        return detail::robust_guard(h.guard, [&] { recover(h); });
+      } catch (const error& e) {
+        if (e.code() == errc::not_recoverable)
+          detail::throw_error(errc::corrupt_segment, what("use") + ": its guard lock is not recoverable");
+        throw;
+      }
+    };
+    const auto held = hold();
     if (h.corrupt.load(std::memory_order_relaxed) != 0)
       detail::throw_error(errc::corrupt_segment,
                           what("use") +
@@ -750,7 +748,6 @@ class named_segment {
       buffer_.destroy_ptr(block);
     }
     h.pending_block = 0;
-    h.guard.consistent();
   }
 
   found_block lookup(const std::string& oname) const {

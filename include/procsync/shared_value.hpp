@@ -160,12 +160,6 @@ struct scalar_cell {
   alignas(std::atomic_ref<T>::required_alignment) T value;
 };
 
-/// Unlocks on scope exit (fn may throw).
-struct unlock_guard {
-  procsync::mutex& m;
-  ~unlock_guard() noexcept(false) { m.unlock(); }
-};
-
 [[noreturn]] inline void throw_index(const char* op, std::size_t index, std::size_t size) {
   throw_error(errc::invalid_argument, std::string("procsync::shared_array::") + op + ": index " +
                                           std::to_string(index) + " is out of range for an array of size " +
@@ -226,8 +220,7 @@ class shared_value {
     if constexpr (lock_free) {
       storage_.ref().store(desired, order);
     } else {
-      detail::lock_for_commit(lock_);
-      detail::unlock_guard guard{lock_};
+      detail::robust_guard held{lock_};
       std::memcpy(&storage_.begin_write(false), &desired, sizeof(T));
       storage_.publish();
     }
@@ -238,8 +231,7 @@ class shared_value {
     if constexpr (lock_free) {
       return storage_.ref().exchange(desired, order);
     } else {
-      detail::lock_for_commit(lock_);
-      detail::unlock_guard guard{lock_};
+      detail::robust_guard held{lock_};
       const T previous = storage_.committed_for_holder();
       std::memcpy(&storage_.begin_write(false), &desired, sizeof(T));
       storage_.publish();
@@ -286,8 +278,7 @@ class shared_value {
   auto with_lock(F&& fn) {
     static_assert(std::is_invocable_v<F&, T&>, "with_lock(fn): fn must accept T&");
     if constexpr (lock_free) {
-      detail::lock_for_commit(lock_);
-      detail::unlock_guard guard{lock_};
+      detail::robust_guard held{lock_};
       const std::atomic_ref<T> ref = storage_.ref();
       // Acquire: fn must see what the last writer published with the value.
       T current = ref.load(std::memory_order_acquire);
@@ -314,7 +305,9 @@ class shared_value {
   /// commit() is called), and discarded if it is destroyed by an exception's
   /// unwinding, by cancel(), or by the process dying. Must be destroyed by
   /// the thread that created it. Not for lock-free T (see the table above).
-  class locked_view : public detail::commit_view<T> {
+  class locked_view : public detail::commit_view<T, procsync::mutex> {
+    using base = detail::commit_view<T, procsync::mutex>;
+
    public:
     /// The uncommitted value. Requires: the view is active.
     T* operator->() const noexcept { return &this->scratch(); }
@@ -322,7 +315,7 @@ class shared_value {
 
    private:
     friend class shared_value;
-    explicit locked_view(shared_value& owner) : detail::commit_view<T>(owner.lock_, owner.storage_) {}
+    explicit locked_view(shared_value& owner) : base(owner.lock_, owner.storage_) {}
   };
 
   /// Takes the lock (blocking) and returns a view of an uncommitted copy of
@@ -467,8 +460,7 @@ class shared_array {
 
   /// Replaces every element, in one commit.
   void store_all(const array_type& desired) {
-    detail::lock_for_commit(lock_);
-    detail::unlock_guard guard{lock_};
+    detail::robust_guard held{lock_};
     std::memcpy(&slots_.begin_write(false), &desired, sizeof(array_type));
     slots_.publish();
   }
@@ -515,7 +507,9 @@ class shared_array {
 
   /// A view holding the lock over an uncommitted copy of the array; committed
   /// when destroyed, as shared_value::locked_view.
-  class locked_view : public detail::commit_view<array_type> {
+  class locked_view : public detail::commit_view<array_type, procsync::mutex> {
+    using base = detail::commit_view<array_type, procsync::mutex>;
+
    public:
     /// Element i of the uncommitted copy (unchecked, like std::array).
     T& operator[](std::size_t i) const noexcept { return this->scratch()[i]; }
@@ -531,7 +525,7 @@ class shared_array {
 
    private:
     friend class shared_array;
-    explicit locked_view(shared_array& owner) : detail::commit_view<array_type>(owner.lock_, owner.slots_) {}
+    explicit locked_view(shared_array& owner) : base(owner.lock_, owner.slots_) {}
   };
 
   /// Takes the lock and returns a view (see locked_view).
