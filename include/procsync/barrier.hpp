@@ -238,7 +238,7 @@ class basic_barrier {
   void abort() {
     {
       guard g(*this);
-      break_locked(reason_aborted);
+      break_locked(break_reason::aborted);
     }
     wake_all();
   }
@@ -253,7 +253,7 @@ class basic_barrier {
       if (p & broken_bit) {
         start_phase_locked((p & ~broken_bit) + generation_step);
       } else if (arrived_.load(std::memory_order_relaxed) != 0) {
-        reason_.store(reason_reset, std::memory_order_relaxed);
+        reason_.store(static_cast<std::uint32_t>(break_reason::reset), std::memory_order_relaxed);
         end_phase_locked(p, true);
       }
     }
@@ -263,8 +263,16 @@ class basic_barrier {
  private:
   static constexpr std::uint32_t broken_bit = 1;
   static constexpr std::uint32_t generation_step = 2;
-  static constexpr std::uint32_t reason_aborted = 1, reason_timeout = 2, reason_party_died = 3, reason_reset = 4,
-                                 reason_completion_threw = 5;
+  /// Why the barrier last broke, kept in reason_ (a 32-bit word of the shared
+  /// layout) for the message of errc::barrier_broken.
+  enum class break_reason : std::uint32_t {
+    none = 0,
+    aborted = 1,
+    timeout = 2,
+    party_died = 3,
+    reset = 4,
+    completion_threw = 5,
+  };
 
   static constexpr std::uint32_t checked_parties(std::ptrdiff_t parties) {
     if (parties < 1 || parties > max())
@@ -278,7 +286,7 @@ class basic_barrier {
   /// barrier is broken (a party died), and the waiters are woken once the lock
   /// is released.
   struct guard {
-    explicit guard(basic_barrier& b) : self(b), held(b.lock_, [&b] { b.break_locked(reason_party_died); }) {}
+    explicit guard(basic_barrier& b) : self(b), held(b.lock_, [&b] { b.break_locked(break_reason::party_died); }) {}
     ~guard() {
       held.release();
       if (held.repaired()) self.wake_all();
@@ -314,10 +322,10 @@ class basic_barrier {
   }
 
   /// Breaks the current phase (lock held); no effect if already broken.
-  void break_locked(std::uint32_t reason) noexcept {
+  void break_locked(break_reason reason) noexcept {
     const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
     if (p & broken_bit) return;
-    reason_.store(reason, std::memory_order_relaxed);
+    reason_.store(static_cast<std::uint32_t>(reason), std::memory_order_relaxed);
     history_.fetch_or(history_bit(p), std::memory_order_relaxed);  // published by the store below
     arrived_.store(0, std::memory_order_relaxed);
     watched_ = 0;
@@ -329,14 +337,14 @@ class basic_barrier {
     detail::wake_all(phase_);
   }
 
-  [[noreturn]] void throw_broken(const char* when) const {
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_broken(const char* when) const {
     const char* why = "";
-    switch (reason_.load(std::memory_order_relaxed)) {
-      case reason_aborted: why = "it was aborted"; break;
-      case reason_timeout: why = "a wait timed out"; break;
-      case reason_party_died: why = "a party died"; break;
-      case reason_reset: why = "it was reset while parties waited"; break;
-      case reason_completion_threw: why = "the completion function threw"; break;
+    switch (static_cast<break_reason>(reason_.load(std::memory_order_relaxed))) {
+      case break_reason::aborted: why = "it was aborted"; break;
+      case break_reason::timeout: why = "a wait timed out"; break;
+      case break_reason::party_died: why = "a party died"; break;
+      case break_reason::reset: why = "it was reset while parties waited"; break;
+      case break_reason::completion_threw: why = "the completion function threw"; break;
       default: why = "unknown reason"; break;
     }
     detail::throw_error(errc::barrier_broken, std::string("procsync::barrier: ") + when +
@@ -391,7 +399,7 @@ class basic_barrier {
       if (drop) ++drops_;
       if (n == remaining) {
         if (!waiters_alive_locked()) {
-          break_locked(reason_party_died);
+          break_locked(break_reason::party_died);
           dead_party = true;
         } else {
           try {
@@ -400,7 +408,7 @@ class basic_barrier {
             a.completed = true;
           } catch (...) {
             completion_error = std::current_exception();
-            break_locked(reason_completion_threw);
+            break_locked(break_reason::completion_threw);
           }
         }
         if (drop && !a.completed) --drops_;  // the call failed: it dropped nothing
@@ -437,7 +445,7 @@ class basic_barrier {
     if (ended) return index;
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p) break_locked(reason_timeout);
+      if (phase_.value.load(std::memory_order_relaxed) == p) break_locked(break_reason::timeout);
     }
     wake_all();
     if (outcome(p, phase_.value.load(std::memory_order_acquire))) return index;  // completed just in time
@@ -473,7 +481,7 @@ class basic_barrier {
     {
       guard g(*this);
       if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_ && waiting_[neighbour] == who)
-        break_locked(reason_party_died);
+        break_locked(break_reason::party_died);
     }
     wake_all();
   }
@@ -482,7 +490,7 @@ class basic_barrier {
   detail::wait_word phase_{};                   // futex word: generation << 1 | broken_bit; sleepers: waiting parties
   std::atomic<std::uint32_t> expected_;         // parties the current phase expects
   std::atomic<std::uint32_t> arrived_{0};       // arrivals in the current phase
-  std::atomic<std::uint32_t> reason_{0};        // why it last broke (for messages)
+  std::atomic<std::uint32_t> reason_{0};        // why it last broke: a break_reason (for messages)
   std::uint32_t drops_ = 0;                     // arrive_and_drop()s in this phase, applied when it ends
   std::int64_t default_timeout_ns_ = -1;        // < 0: no default timeout
   std::atomic<std::uint64_t> history_{0};       // bit (generation % 64): that phase ended broken

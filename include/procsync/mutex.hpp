@@ -77,14 +77,14 @@ class mutex : public detail::timed_lock_api<mutex> {
   /// Throws errc::would_deadlock if the caller already holds it,
   /// errc::not_recoverable if it was poisoned. After an owner's death it
   /// succeeds and inconsistent() is true.
-  void lock() { (void)core_.acquire(kind, nullptr); }
+  void lock() { (void)core_.acquire(message_name, nullptr); }
 
   /// Like lock(), reporting whether the previous owner died.
-  [[nodiscard]] lock_status lock_robust() { return core_.acquire(kind, nullptr); }
+  [[nodiscard]] lock_status lock_robust() { return core_.acquire(message_name, nullptr); }
 
   /// Takes the mutex if it is free now; never blocks. Same errors as lock().
-  [[nodiscard]] bool try_lock() { return holds(core_.try_acquire(kind)); }
-  [[nodiscard]] lock_status try_lock_robust() { return core_.try_acquire(kind); }
+  [[nodiscard]] bool try_lock() { return holds(core_.try_acquire(message_name)); }
+  [[nodiscard]] lock_status try_lock_robust() { return core_.try_acquire(message_name); }
 
   // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
   // from detail::timed_lock_api.
@@ -93,12 +93,12 @@ class mutex : public detail::timed_lock_api<mutex> {
   /// errc::not_owner). If the previous owner died and consistent() was not
   /// called, the mutex becomes not recoverable and every waiter is woken to
   /// learn it.
-  void unlock() { core_.release(kind); }
+  void unlock() { core_.release(message_name); }
 
   /// Declares the protected data repaired after an owner's death.
   /// Requires: the caller holds the mutex (else errc::not_owner). No effect if
   /// the mutex is already consistent.
-  void consistent() { core_.make_consistent(kind); }
+  void consistent() { core_.make_consistent(message_name); }
 
   /// True while the holder has not yet called consistent() after acquiring the
   /// mutex from a dead owner. Meaningful to the holder.
@@ -128,10 +128,11 @@ class mutex : public detail::timed_lock_api<mutex> {
   friend class detail::timed_lock_api<mutex>;
   lock_status acquire_until(detail::steady::time_point deadline) {
     const timespec ts = detail::to_timespec(deadline);
-    return core_.acquire(kind, &ts);
+    return core_.acquire(message_name, &ts);
   }
 
-  static constexpr const char* kind = "mutex";
+  // How errors name it ("procsync::" + message_name + ": ..."); kind_name is the layout identity.
+  static constexpr const char* message_name = "mutex";
   detail::robust_lock core_;
 };
 

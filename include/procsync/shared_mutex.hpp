@@ -88,11 +88,11 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   /// Releases exclusive ownership and lets every waiting reader in. Requires:
   /// the caller is the writer (else errc::not_owner). Unlocking while
   /// inconsistent() makes the lock not recoverable and wakes everyone to learn it.
-  void unlock() { gate_.release_to_all(kind); }
+  void unlock() { gate_.release_to_all(message_name); }
 
   /// Declares the data repaired after lock_status::owner_died. Requires: the
   /// caller is the writer (else errc::not_owner).
-  void consistent() { gate_.make_consistent(kind); }
+  void consistent() { gate_.make_consistent(message_name); }
 
   /// Makes a poisoned lock usable again (see mutex::clear_poison()).
   bool clear_poison() noexcept { return gate_.clear_poison(); }
@@ -128,7 +128,7 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
       detail::throw_error(errc::not_owner, "procsync::shared_mutex: unlock_shared by thread " +
                                                std::to_string(detail::current_tid()) +
                                                ", which holds no shared lock");
-    slots_[slot].release(kind);  // wakes a writer draining readers
+    slots_[slot].release(message_name);  // wakes a writer draining readers
     detail::ring(slot_freed_, 1);
   }
 
@@ -157,7 +157,8 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
     return acquire(detail::futex_deadline(deadline, storage), true);
   }
 
-  static constexpr const char* kind = "shared_mutex";
+  // How errors name it ("procsync::" + message_name + ": ..."); kind_name is the layout identity.
+  static constexpr const char* message_name = "shared_mutex";
   static constexpr std::uint32_t tid_mask = detail::word_tid_mask;
 
   // Writer: take the gate (a robust lock), then wait for each slot to empty.
@@ -165,7 +166,7 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   // and its gate re-check (Dekker): either the writer sees the reader's slot or
   // the reader sees the writer's gate, never neither.
   lock_status acquire(const timespec* deadline, bool may_wait) {
-    const lock_status got = may_wait ? gate_.acquire(kind, deadline) : gate_.try_acquire(kind);
+    const lock_status got = may_wait ? gate_.acquire(message_name, deadline) : gate_.try_acquire(message_name);
     if (!holds(got)) return got;
     const std::uint32_t self = detail::current_tid();
     detail::robust_wait wait;
@@ -181,7 +182,7 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
         bool more = may_wait;
         if (more) {
           try {
-            more = slot.sleep_while_held(wait, s, kind, deadline);
+            more = slot.sleep_while_held(wait, s, message_name, deadline);
           } catch (...) {
             abandon_gate();
             throw;
@@ -198,7 +199,7 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
 
   // A writer that gives up while draining puts the gate back as it found it:
   // free, and still marked owner_died if it was, so the next writer is told.
-  void abandon_gate() { gate_.release_to_all(kind, true); }
+  void abandon_gate() { gate_.release_to_all(message_name, true); }
 
   lock_status acquire_shared(const timespec* deadline, bool may_wait) {
     const std::uint32_t self = detail::current_tid();
@@ -214,7 +215,7 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
         if (!may_wait) return lock_status::unavailable;
         if (find_own_slot(self) != reader_slots)
           throw_would_deadlock("lock_shared by a reader that would wait for a writer waiting for it");
-        if (!gate_.sleep_while_held(wait, gate, kind, deadline)) return lock_status::unavailable;
+        if (!gate_.sleep_while_held(wait, gate, message_name, deadline)) return lock_status::unavailable;
         continue;
       }
       // A free gate that still carries `waiters`: its writer died between its
@@ -225,7 +226,7 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
       const std::uint32_t now = gate_.word().load(std::memory_order_seq_cst);
       if ((now & tid_mask) == 0 && now != detail::word_not_recoverable)
         return (now & detail::word_owner_died) ? lock_status::owner_died : lock_status::acquired;
-      slots_[slot].release(kind);  // a writer came first: let it drain us
+      slots_[slot].release(message_name);  // a writer came first: let it drain us
       detail::ring(slot_freed_, 1);
     }
   }
@@ -239,10 +240,10 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
       for (std::size_t k = 0; k < reader_slots; ++k) {
         const std::size_t i = (start + k) % reader_slots;
         if ((slots_[i].word().load(std::memory_order_relaxed) & tid_mask) != 0) continue;
-        const lock_status s = slots_[i].try_acquire(kind);
+        const lock_status s = slots_[i].try_acquire(message_name);
         if (!holds(s)) continue;
         // A slot guards no data: a dead reader's mark needs no repair.
-        if (s == lock_status::owner_died) slots_[i].make_consistent(kind);
+        if (s == lock_status::owner_died) slots_[i].make_consistent(message_name);
         taken = i;
         return true;
       }
