@@ -43,6 +43,60 @@ namespace procsync {
 namespace detail {
 /// The largest count a 32-bit futex word holds as a non-negative int.
 inline constexpr std::ptrdiff_t semaphore_value_max = 0x7fffffff;
+
+/// What both semaphores share (the plain one below, the undo one in
+/// undo_semaphore.hpp): the timed acquires and release(). Sem defines, and
+/// makes this a friend of, acquire_until(const steady::time_point*) (nullptr:
+/// forever) and add(update) (returns 0, or -(count + 1) on overflow).
+template <class Sem>
+class semaphore_api {
+ public:
+  /// Blocks until it takes a permit or `timeout` has passed (steady_clock);
+  /// returns whether it took one. Never returns false early.
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_acquire_for(const std::chrono::duration<Rep, Period>& timeout) {
+    const auto deadline = deadline_after(timeout);
+    return self().acquire_until(&deadline);
+  }
+
+  /// Blocks until it takes a permit or `deadline` passes. A deadline on
+  /// another clock is converted to steady_clock once (clock jumps do not move it).
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    const auto steady_deadline = to_steady(deadline);
+    return self().acquire_until(&steady_deadline);
+  }
+
+  /// Adds `update` permits and wakes as many blocked acquirers.
+  /// Throws errc::invalid_argument if update < 0, errc::semaphore_overflow
+  /// ("released too many times") if the count would exceed max(); the count is
+  /// then unchanged. No system call unless someone sleeps in acquire.
+  void release(std::ptrdiff_t update = 1) {
+    if (update < 0) throw_negative_update(update);
+    if (update == 0) return;
+    const std::int64_t result = self().add(update);
+    if (result < 0) throw_overflow(update, result);
+  }
+
+ protected:
+  semaphore_api() = default;
+
+ private:
+  Sem& self() noexcept { return static_cast<Sem&>(*this); }
+
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_negative_update(std::ptrdiff_t update) {
+    throw_error(errc::invalid_argument,
+                "procsync::counting_semaphore::release: expected update >= 0, got " + std::to_string(update));
+  }
+
+  /// `result` is add()'s: -(count + 1).
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_overflow(std::ptrdiff_t update, std::int64_t result) {
+    throw_error(errc::semaphore_overflow, "procsync::counting_semaphore::release: released too many times: release(" +
+                                              std::to_string(update) + ") with " + std::to_string(-result - 1) +
+                                              " permits available would exceed max() = " + std::to_string(Sem::max()));
+  }
+};
+
 }  // namespace detail
 
 /// counting_semaphore<Max> (UndoSlots == 0) is the plain semaphore defined
@@ -52,7 +106,7 @@ template <std::ptrdiff_t LeastMaxValue = detail::semaphore_value_max, std::size_
 class counting_semaphore;
 
 template <std::ptrdiff_t LeastMaxValue>
-class counting_semaphore<LeastMaxValue, 0> {
+class counting_semaphore<LeastMaxValue, 0> : public detail::semaphore_api<counting_semaphore<LeastMaxValue, 0>> {
   static_assert(LeastMaxValue >= 0 && LeastMaxValue <= detail::semaphore_value_max,
                 "procsync::counting_semaphore counts in a 32-bit futex word: 0 <= LeastMaxValue <= 2^31-1");
 
@@ -90,32 +144,7 @@ class counting_semaphore<LeastMaxValue, 0> {
   /// Takes one permit if one is available now; never blocks.
   [[nodiscard]] bool try_acquire() noexcept { return take_one(); }
 
-  /// Blocks until it takes a permit or `timeout` has passed (steady_clock);
-  /// returns whether it took one. Never returns false early.
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_acquire_for(const std::chrono::duration<Rep, Period>& timeout) {
-    const auto deadline = detail::deadline_after(timeout);
-    return acquire_until(&deadline);
-  }
-
-  /// Blocks until it takes a permit or `deadline` passes. A deadline on
-  /// another clock is converted to steady_clock once (clock jumps do not move it).
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    const auto steady_deadline = detail::to_steady(deadline);
-    return acquire_until(&steady_deadline);
-  }
-
-  /// Adds `update` permits and wakes as many blocked acquirers.
-  /// Throws errc::invalid_argument if update < 0, errc::semaphore_overflow
-  /// ("released too many times") if the count would exceed max(); the count is
-  /// then unchanged. No system call unless someone sleeps in acquire.
-  void release(std::ptrdiff_t update = 1) {
-    if (update < 0) throw_negative_update(update);
-    if (update == 0) return;
-    const std::int64_t result = add(update);
-    if (result < 0) throw_overflow(update, result);
-  }
+  // try_acquire_for, try_acquire_until, release: from detail::semaphore_api.
 
   /// release(update) that reports failure instead of throwing: false if update
   /// is negative or the count would exceed max() (count unchanged).
@@ -135,25 +164,13 @@ class counting_semaphore<LeastMaxValue, 0> {
  private:
   template <std::ptrdiff_t, std::size_t>
   friend class counting_semaphore;  // the undo semaphore is built over this one
+  friend class detail::semaphore_api<counting_semaphore>;
 
   static constexpr std::uint32_t checked_initial(std::ptrdiff_t desired) {
     if (desired < 0 || desired > max())
       detail::throw_error(errc::invalid_argument, "procsync::counting_semaphore: expected 0 <= desired <= " +
                                                       std::to_string(max()) + ", got " + std::to_string(desired));
     return static_cast<std::uint32_t>(desired);
-  }
-
-  [[noreturn, gnu::cold, gnu::noinline]] static void throw_negative_update(std::ptrdiff_t update) {
-    detail::throw_error(errc::invalid_argument,
-                        "procsync::counting_semaphore::release: expected update >= 0, got " + std::to_string(update));
-  }
-
-  /// `result` is add()'s: -(count + 1).
-  [[noreturn, gnu::cold, gnu::noinline]] static void throw_overflow(std::ptrdiff_t update, std::int64_t result) {
-    detail::throw_error(errc::semaphore_overflow,
-                        "procsync::counting_semaphore::release: released too many times: release(" +
-                            std::to_string(update) + ") with " + std::to_string(-result - 1) +
-                            " permits available would exceed max() = " + std::to_string(max()));
   }
 
   bool take_one() noexcept {

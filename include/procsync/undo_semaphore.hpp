@@ -88,7 +88,7 @@ struct semaphore_undo_table {
 }  // namespace detail
 
 template <std::ptrdiff_t LeastMaxValue, std::size_t UndoSlots>
-class counting_semaphore {
+class counting_semaphore : public detail::semaphore_api<counting_semaphore<LeastMaxValue, UndoSlots>> {
   static_assert(UndoSlots > 0, "counting_semaphore<Max, 0> is the plain semaphore (counting_semaphore.hpp)");
   using plain = counting_semaphore<LeastMaxValue, 0>;
 
@@ -136,28 +136,8 @@ class counting_semaphore {
     return plain_.take_one();
   }
 
-  /// As counting_semaphore<Max>::try_acquire_for.
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_acquire_for(const std::chrono::duration<Rep, Period>& timeout) {
-    const auto deadline = detail::deadline_after(timeout);
-    return acquire_until(&deadline);
-  }
-
-  /// As counting_semaphore<Max>::try_acquire_until.
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    const auto steady_deadline = detail::to_steady(deadline);
-    return acquire_until(&steady_deadline);
-  }
-
-  /// As counting_semaphore<Max>::release; in undo mode, also lowers the
-  /// caller's record.
-  void release(std::ptrdiff_t update = 1) {
-    if (update < 0) plain::throw_negative_update(update);
-    if (update == 0) return;
-    const std::int64_t result = add(update);
-    if (result < 0) plain::throw_overflow(update, result);
-  }
+  // try_acquire_for, try_acquire_until, release: from detail::semaphore_api
+  // (in undo mode, release also lowers the caller's record).
 
   /// release(update) that reports failure instead of throwing. Undo mode: not
   /// async-signal-safe, and false when the bookkeeping lock is busy.
@@ -195,6 +175,8 @@ class counting_semaphore {
   }
 
  private:
+  friend class detail::semaphore_api<counting_semaphore>;
+
   std::atomic<std::uint32_t>& count() noexcept { return plain_.count_.value; }
 
   /// Holds the bookkeeping lock; rolls back what a holder that died left half done.
