@@ -182,6 +182,14 @@ auto write_transaction(Lock& m, committed_slots<V>& slots, F&& fn) {
   }
 }
 
+/// Replaces the committed value by `desired`, in one commit under `m`.
+template <class Lock, class V>
+void replace_committed(Lock& m, committed_slots<V>& slots, const V& desired) {
+  robust_guard held{m};
+  std::memcpy(&slots.begin_write(false), &desired, sizeof(V));
+  slots.publish();
+}
+
 /// What shared_value::locked_view and shared_array::locked_view share: a
 /// scratch copy of the committed V, edited while `m` is held, published all
 /// together when the view is destroyed normally or commit() is called, and
