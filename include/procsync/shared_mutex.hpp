@@ -34,8 +34,7 @@
 // system call; lock() reads every slot (32 loads). Size: 41 robust words of 40
 // bytes and an 8-byte doorbell (1328 bytes): a pthread_rwlock_t is 56 bytes but
 // forgets dead readers for ever.
-// Requirements and limits: as procsync::mutex (shared memory, one PID
-// namespace, glibc, do not unmap while holding).
+// Requirements and limits: procsync::mutex's (mutex.hpp).
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
