@@ -362,7 +362,7 @@ class process {
     return std::to_string(detail::self().next_number.fetch_add(1, std::memory_order_relaxed));
   }
 
-  [[noreturn]] void child_main(pid_t parent) noexcept {
+  [[noreturn, gnu::cold]] void child_main(pid_t parent) noexcept {
     if (daemon_) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       // The parent may have died before prctl: then we were reparented already.
