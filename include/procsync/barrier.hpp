@@ -71,6 +71,7 @@
 #include <string>
 #include <type_traits>
 
+#include "detail/barrier_parts.hpp"
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
 #include "detail/object_header.hpp"
@@ -263,16 +264,7 @@ class basic_barrier {
  private:
   static constexpr std::uint32_t broken_bit = 1;
   static constexpr std::uint32_t generation_step = 2;
-  /// Why the barrier last broke, kept in reason_ (a 32-bit word of the shared
-  /// layout) for the message of errc::barrier_broken.
-  enum class break_reason : std::uint32_t {
-    none = 0,
-    aborted = 1,
-    timeout = 2,
-    party_died = 3,
-    reset = 4,
-    completion_threw = 5,
-  };
+  using break_reason = detail::barrier_break;
 
   static constexpr std::uint32_t checked_parties(std::ptrdiff_t parties) {
     if (parties < 1 || parties > max())
@@ -303,7 +295,7 @@ class basic_barrier {
   void start_phase_locked(std::uint32_t next) noexcept {
     expected_.store(expected_.load(std::memory_order_relaxed) - drops_, std::memory_order_relaxed);
     drops_ = 0;
-    watched_ = 0;
+    watched_.count = 0;
     arrived_.store(0, std::memory_order_relaxed);
     // seq_cst: release for the waiters, and the floor's Dekker pair (wake_all).
     phase_.value.store(next, std::memory_order_seq_cst);
@@ -328,7 +320,7 @@ class basic_barrier {
     reason_.store(static_cast<std::uint32_t>(reason), std::memory_order_relaxed);
     history_.fetch_or(history_bit(p), std::memory_order_relaxed);  // published by the store below
     arrived_.store(0, std::memory_order_relaxed);
-    watched_ = 0;
+    watched_.count = 0;
     phase_.value.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in start_phase_locked
   }
 
@@ -337,19 +329,8 @@ class basic_barrier {
     detail::wake_all(phase_);
   }
 
-  [[noreturn, gnu::cold, gnu::noinline]] void throw_broken(const char* when) const {
-    const char* why = "";
-    switch (static_cast<break_reason>(reason_.load(std::memory_order_relaxed))) {
-      case break_reason::aborted: why = "it was aborted"; break;
-      case break_reason::timeout: why = "a wait timed out"; break;
-      case break_reason::party_died: why = "a party died"; break;
-      case break_reason::reset: why = "it was reset while parties waited"; break;
-      case break_reason::completion_threw: why = "the completion function threw"; break;
-      default: why = "unknown reason"; break;
-    }
-    detail::throw_error(errc::barrier_broken, std::string("procsync::barrier: ") + when +
-                                                  ": the barrier is broken (" + why +
-                                                  "); expected an unbroken barrier, call reset() to reuse it");
+  [[noreturn, gnu::cold]] void throw_broken(const char* when) const {
+    detail::throw_barrier_broken(when, static_cast<break_reason>(reason_.load(std::memory_order_relaxed)));
   }
 
   /// The outcome for a waiter of phase `p` now that the word reads `now`.
@@ -364,11 +345,7 @@ class basic_barrier {
 
   /// Records the caller as a watched waiting party if a slot is left (lock
   /// held); returns the slot, or -1 (not watched).
-  std::int32_t watch_locked() noexcept {
-    if (watched_ >= watched_parties) return -1;
-    waiting_[watched_] = detail::current_process_identity();
-    return static_cast<std::int32_t>(watched_++);
-  }
+  std::int32_t watch_locked() noexcept { return watched_.watch_caller(); }
 
   struct arrival {
     std::uint32_t phase;  // the phase arrived in
@@ -457,11 +434,7 @@ class basic_barrier {
   /// killed while waiting must break the barrier, not be counted as arrived,
   /// however quickly the others come (the neighbours' polling alone has a
   /// window of one interval). One /proc read per watched party, once per phase.
-  bool waiters_alive_locked() const noexcept {
-    for (std::uint32_t i = 0; i < watched_; ++i)
-      if (!detail::process_alive(waiting_[i])) return false;
-    return true;
-  }
+  bool waiters_alive_locked() const noexcept { return watched_.all_alive(); }
 
   /// Breaks the barrier if the watched party before us (the last watched,
   /// for the first) died while waiting in phase `p`. Taking the lock also
@@ -473,14 +446,15 @@ class basic_barrier {
     {
       guard g(*this);
       if (phase_.value.load(std::memory_order_relaxed) != p) return;
-      if (watched_ < 2) return;
-      neighbour = slot == 0 ? watched_ - 1 : static_cast<std::uint32_t>(slot) - 1;
-      who = waiting_[neighbour];
+      if (watched_.count < 2) return;
+      neighbour = watched_.neighbour_of(slot);
+      who = watched_.parties[neighbour];
     }
     if (detail::process_alive(who)) return;  // /proc read outside the lock
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_ && waiting_[neighbour] == who)
+      if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_.count &&
+          watched_.parties[neighbour] == who)
         break_locked(break_reason::party_died);
     }
     wake_all();
@@ -494,9 +468,7 @@ class basic_barrier {
   std::uint32_t drops_ = 0;                     // arrive_and_drop()s in this phase, applied when it ends
   std::int64_t default_timeout_ns_ = -1;        // < 0: no default timeout
   std::atomic<std::uint64_t> history_{0};       // bit (generation % 64): that phase ended broken
-  std::uint32_t watched_ = 0;                   // watched waiting parties in this phase
-  std::uint32_t reserved_ [[maybe_unused]] = 0;
-  detail::process_identity waiting_[watched_parties] = {};  // the watched waiting parties
+  detail::watched_waiters<watched_parties> watched_;  // the first waiting parties of this phase
   [[no_unique_address]] CompletionFunction completion_;
 };
 
