@@ -47,6 +47,9 @@
 #include <procsync/mutex.hpp>
 #include <procsync/recursive_mutex.hpp>
 
+#include "bench_main.hpp"
+#include "child.hpp"
+
 namespace bench {
 
 // ---------------------------------------------------------------------------
@@ -243,23 +246,32 @@ class lock_holder {
   std::unique_ptr<shared<L>> shared_;
 };
 
+/// uncontended/<impl>: lock+unlock of a lock (or a one-permit semaphore used
+/// as one) in one process, with the lock where lock_holder puts it. procsync
+/// rows report futex_calls_per_op, which must be 0: no system call without
+/// waiters.
+template <class L>
+void uncontended(benchmark::State& state) {
+  lock_holder<L> holder;
+  L& lock = holder.get();
+  const auto calls_before = procsync::detail::futex_syscalls.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    lock.lock();
+    benchmark::ClobberMemory();
+    lock.unlock();
+  }
+  const auto calls = procsync::detail::futex_syscalls.load(std::memory_order_relaxed) - calls_before;
+  state.counters["futex_calls_per_op"] =
+      static_cast<double>(calls) / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+}
+
 // ---------------------------------------------------------------------------
 // Forked workers
 
-/// Forks a child that runs `body()` and _exits with its result; the child is
-/// killed if the benchmark process dies.
-template <class F>
-pid_t fork_worker(F&& body) {
-  std::fflush(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) die("fork");
-  if (pid > 0) return pid;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(97);
-  const int code = body();
-  ::_exit(code);
-}
+// fork_child (tests/support/child.hpp, shared with the tests): forks a child
+// that runs `body()` and _exits with its result; the child is killed if the
+// benchmark process dies.
+using procsync_test::fork_child;
 
 /// Reaps `pids`; a worker still running after `limit` is killed. Returns true
 /// if every worker exited with status 0.
@@ -449,7 +461,7 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
       a.slots[p] = worker_slot{};
       const std::uint64_t share = total / static_cast<std::uint64_t>(procs) +
                                   (static_cast<std::uint64_t>(p) < total % static_cast<std::uint64_t>(procs));
-      pids.push_back(fork_worker([&a, p, lock, m, d, total, share] {
+      pids.push_back(fork_child([&a, p, lock, m, d, total, share] {
         return contention_worker(a, a.slots[p], lock, m, d, total, share);
       }));
     }
@@ -539,7 +551,7 @@ void run_shares(benchmark::State& state, int procs, Reset reset, Body body, Fina
       a.slots[p] = worker_slot{};
       const std::uint64_t share = total / static_cast<std::uint64_t>(procs) +
                                   (static_cast<std::uint64_t>(p) < total % static_cast<std::uint64_t>(procs));
-      pids.push_back(fork_worker([&a, &body, p, share] {
+      pids.push_back(fork_child([&a, &body, p, share] {
         a.gate.arrive_and_wait();
         body(p, share);
         a.slots[p].ops = share;

@@ -44,9 +44,5 @@ int main(int argc, char** argv) {
       register_contention<pthread_normal>("contention", "pthread_batched64", mode::batched, d, procs);
     }
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_registered(argc, argv);
 }

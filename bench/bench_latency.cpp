@@ -131,7 +131,7 @@ template <class C>
 void latency(benchmark::State& state) {
   shared<ping_pong<C>> area;
   ping_pong<C>& pp = *area;
-  const pid_t child = fork_worker([&pp] {
+  const pid_t child = fork_child([&pp] {
     for (;;) {
       pp.ping.wait();
       // relaxed: the channel's wait() already ordered this after the signal.
@@ -178,9 +178,5 @@ int main(int argc, char** argv) {
   register_latency<condvar_channel>();
   register_latency<sem_channel>();
   register_latency<pthread_cond_channel>();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_registered(argc, argv);
 }

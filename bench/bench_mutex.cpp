@@ -15,21 +15,6 @@ namespace {
 
 using namespace bench;
 
-template <class L>
-void uncontended(benchmark::State& state) {
-  lock_holder<L> holder;
-  L& lock = holder.get();
-  const auto calls_before = procsync::detail::futex_syscalls.load(std::memory_order_relaxed);
-  for (auto _ : state) {
-    lock.lock();
-    benchmark::ClobberMemory();
-    lock.unlock();
-  }
-  const auto calls = procsync::detail::futex_syscalls.load(std::memory_order_relaxed) - calls_before;
-  state.counters["futex_calls_per_op"] =
-      static_cast<double>(calls) / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
-}
-
 struct std_mutex {
   static constexpr const char* label = "std_mutex";
   static constexpr bool process_local = true;
@@ -56,9 +41,5 @@ int main(int argc, char** argv) {
   register_both<sem_lock>();
   register_both<spin_lock>();
   register_both<std_mutex>();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_registered(argc, argv);
 }

@@ -28,6 +28,8 @@
 #include <procsync/mutex.hpp>
 #include <procsync/pg.hpp>
 
+#include "bench_main.hpp"
+
 namespace {
 
 namespace pg = procsync::pg;
@@ -209,9 +211,5 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark(("paired/" + transport + "/clients:" + std::to_string(clients)).c_str(),
                                    [transport, clients](benchmark::State& st) { paired(st, transport, clients); })
           ->Iterations(3)->Unit(benchmark::kMillisecond);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_registered(argc, argv);
 }

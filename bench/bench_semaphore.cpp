@@ -47,21 +47,6 @@ struct boost_semaphore {
 };
 
 template <class S>
-void uncontended(benchmark::State& state) {
-  lock_holder<S> holder;
-  S& sem = holder.get();
-  const auto calls_before = procsync::detail::futex_syscalls.load(std::memory_order_relaxed);
-  for (auto _ : state) {
-    sem.lock();
-    benchmark::ClobberMemory();
-    sem.unlock();
-  }
-  const auto calls = procsync::detail::futex_syscalls.load(std::memory_order_relaxed) - calls_before;
-  state.counters["futex_calls_per_op"] =
-      static_cast<double>(calls) / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
-}
-
-template <class S>
 void register_both(const char* label, bool contended = true) {
   benchmark::RegisterBenchmark((std::string("uncontended/") + label).c_str(), uncontended<S>);
   if (contended) register_contention<S>("contended", label, mode::locked, data::counter, 2);
@@ -77,9 +62,5 @@ int main(int argc, char** argv) {
   register_both<procsync_binary>(procsync_binary::label);
   register_both<sem_lock>(sem_lock::label);
   register_both<boost_semaphore>(boost_semaphore::label);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_registered(argc, argv);
 }

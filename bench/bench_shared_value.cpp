@@ -158,9 +158,5 @@ int main(int argc, char** argv) {
   register_rows<sv_record_update>();
   register_rows<locked_record>();
   benchmark::RegisterBenchmark("uncontended/sv_record_load", uncontended_record_load);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_registered(argc, argv);
 }

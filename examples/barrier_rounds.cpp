@@ -11,6 +11,22 @@
 // barrier. The others do not hang: the party waiting beside it notices the
 // death and breaks the barrier, and every wait() throws procsync::error with
 // errc::barrier_broken (Python's BrokenBarrierError) until reset().
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process, Barrier
+//
+//   def worker(barrier, i):
+//       for round in range(3):
+//           compute_part(round, i)
+//           if barrier.wait() == 0:  # index 0: one worker reports the round
+//               print("round", round, "done")
+//
+//   if __name__ == "__main__":
+//       barrier = Barrier(4)
+//       workers = [Process(target=worker, args=(barrier, i)) for i in range(4)]
+//       for w in workers: w.start()
+//       for w in workers: w.join()
 #include <atomic>
 #include <chrono>
 #include <cstdio>

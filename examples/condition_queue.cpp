@@ -5,6 +5,22 @@
 // consumers wait on `not_empty`, producers on `not_full`. Two producer
 // processes each make 10 items; two consumer processes take them until they
 // find a "closed" queue that is empty. Every item must be consumed exactly once.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process, Condition
+//
+//   def produce(cond, queue):
+//       with cond:
+//           cond.wait_for(lambda: len(queue) < 4)
+//           queue.append(item)
+//           cond.notify_all()
+//
+//   def consume(cond, queue):
+//       with cond:
+//           cond.wait_for(lambda: len(queue) > 0)
+//           item = queue.pop(0)
+//           cond.notify_all()
 #include <cstdio>
 #include <functional>
 #include <memory>

@@ -4,6 +4,21 @@
 // override run(): it runs in the child when start() is called. The
 // constructor takes whatever the job needs (here a URL and a size); the
 // members are copied into the child along with the rest of the memory.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process
+//
+//   class Downloader(Process):
+//       def __init__(self, url, size):
+//           super().__init__()
+//           self.url, self.size = url, size
+//       def run(self):               # runs in the child
+//           print("downloading", self.url)
+//
+//   if __name__ == "__main__":
+//       d = Downloader("https://example.invalid/file", 1024)
+//       d.start(); d.join()
 #include <unistd.h>
 
 #include <cstdio>

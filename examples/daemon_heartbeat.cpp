@@ -6,6 +6,20 @@
 // main program ends (returns from main), its daemons are terminated with it —
 // the heartbeat stops as soon as the main program has nothing left to do.
 // (A non-daemon child would instead be waited for.)
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process
+//   import time
+//
+//   def heartbeat():
+//       while True:
+//           print("i am ok"); time.sleep(1)
+//
+//   if __name__ == "__main__":
+//       monitor = Process(target=heartbeat, daemon=True)
+//       monitor.start()
+//       serve_requests()             # when main ends, the daemon ends too
 #include <unistd.h>
 
 #include <chrono>

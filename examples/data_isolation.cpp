@@ -5,6 +5,25 @@
 // value. To share data, put it in shared memory: here a
 // procsync::shared_value<int> created with make_anonymous() before the
 // children are started, so they all map the very same object.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process, Value
+//
+//   counter = 0                      # each child changes its own copy
+//
+//   def bump(shared):
+//       global counter
+//       counter += 1
+//       with shared.get_lock():
+//           shared.value += 1        # the shared one really changes
+//
+//   if __name__ == "__main__":
+//       shared = Value("i", 100)
+//       children = [Process(target=bump, args=(shared,)) for _ in range(10)]
+//       for c in children: c.start()
+//       for c in children: c.join()
+//       print(counter, shared.value) # 0 110
 #include <unistd.h>
 
 #include <cstdio>

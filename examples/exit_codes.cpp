@@ -5,6 +5,20 @@
 //   - 1 if an exception escaped (the child prints it to stderr first);
 //   - -15 after terminate() (SIGTERM), -9 after kill() (SIGKILL): -N means
 //     "killed by signal N", as in Python.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process
+//   import sys, time
+//
+//   def ok(): return              # exitcode 0
+//   def seven(): sys.exit(7)      # exitcode 7
+//   def forever(): time.sleep(60)
+//
+//   if __name__ == "__main__":
+//       p = Process(target=forever); p.start()
+//       p.terminate(); p.join()
+//       print(p.exitcode)         # -15
 #include <unistd.h>
 
 #include <chrono>

@@ -5,6 +5,19 @@
 // a child that runs function(args...), and join() waits for it to end. Both
 // processes print their own pid and their parent's pid (getppid()): the
 // child's parent is the main program.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process
+//   import os
+//
+//   def greet(n, who):
+//       print("child:", who, os.getpid(), os.getppid())
+//
+//   if __name__ == "__main__":
+//       p = Process(target=greet, args=(3, "the greeter"))
+//       p.start()
+//       p.join()
 #include <unistd.h>
 
 #include <cstdio>

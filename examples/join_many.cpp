@@ -4,6 +4,21 @@
 // short delay, to look busy). They run concurrently, so the whole batch takes
 // about as long as one of them. The parent sends "the second e-mail" only
 // after join() has returned for every child: join() is what makes it wait.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process
+//   import time
+//
+//   def send_first_email(i):
+//       time.sleep(1)
+//       print("first e-mail sent by", i)
+//
+//   if __name__ == "__main__":
+//       children = [Process(target=send_first_email, args=(i,)) for i in range(10)]
+//       for c in children: c.start()
+//       for c in children: c.join()
+//       print("second e-mail")
 #include <unistd.h>
 
 #include <chrono>

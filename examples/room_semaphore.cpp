@@ -6,6 +6,20 @@
 // (waiting while all three are taken), release() gives it back and lets the
 // next visitor in. A shared counter records how many are inside, and the most
 // ever seen at once, to show the bound holds.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process, Semaphore
+//
+//   def visit(door, i):
+//       with door:                   # acquire a chair, release it on the way out
+//           print(i, "is inside")
+//
+//   if __name__ == "__main__":
+//       door = Semaphore(3)
+//       visitors = [Process(target=visit, args=(door, i)) for i in range(8)]
+//       for v in visitors: v.start()
+//       for v in visitors: v.join()
 #include <atomic>
 #include <chrono>
 #include <cstdio>

@@ -5,6 +5,22 @@
 // one. Without a lock two buyers can both see "1 left" and both take it: the
 // show is oversold. With a procsync::mutex around check-and-take, exactly ten
 // tickets are sold.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process, Lock, Value
+//
+//   def buy(left, lock):
+//       while True:
+//           with lock:               # check and take under one lock
+//               if left.value == 0: return
+//               left.value -= 1
+//
+//   if __name__ == "__main__":
+//       left, lock = Value("i", 10, lock=False), Lock()
+//       buyers = [Process(target=buy, args=(left, lock)) for _ in range(5)]
+//       for b in buyers: b.start()
+//       for b in buyers: b.join()
 #include <atomic>
 #include <chrono>
 #include <cstdio>

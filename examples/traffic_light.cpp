@@ -5,6 +5,24 @@
 // it is up. Here the event is a green light. One "light" process turns it
 // green and red in turn; five "car" processes arrive at different times, and a
 // car that finds the light red waits until it turns green.
+//
+// The Python original, in outline:
+//
+//   from multiprocessing import Process, Event
+//   import time
+//
+//   def light(green):
+//       while True:
+//           green.set(); time.sleep(1)
+//           green.clear(); time.sleep(1)
+//
+//   def car(green, i):
+//       green.wait()                 # blocks while the light is red
+//       print("car", i, "passes")
+//
+//   if __name__ == "__main__":
+//       green = Event()
+//       ...                          # one light process, five car processes
 #include <atomic>
 #include <chrono>
 #include <cstdio>

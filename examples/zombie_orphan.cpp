@@ -11,6 +11,16 @@
 //   re-parented to it and it can reap it too. procsync::process itself never
 //   leaves orphans (a child waits for its own children before it exits), so
 //   the orphan here is made with a raw fork().
+//
+// The Python original, in outline:
+//
+//   import os, time
+//
+//   pid = os.fork()
+//   if pid == 0:
+//       os._exit(0)                  # the child ends at once ...
+//   time.sleep(1)                    # ... and is a zombie ("Z") meanwhile
+//   os.waitpid(pid, 0)               # reaped: the zombie is gone
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>

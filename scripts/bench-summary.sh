@@ -25,8 +25,12 @@ benches=(bench_contention bench_mutex bench_semaphore bench_latency bench_shared
 if [ ! -d "$build" ]; then
   meson setup "$build" --buildtype=release -Dtests=false -Dexamples=false -Dtools=false >/dev/null
 fi
+# Every benchmark named above must exist: a missing one is an error, not a skip.
 targets=()
-for b in "${benches[@]}"; do [ -f "bench/$b.cpp" ] && targets+=("bench/$b"); done
+for b in "${benches[@]}"; do
+  [ -f "bench/$b.cpp" ] || { echo "bench-summary: bench/$b.cpp is missing" >&2; exit 1; }
+  targets+=("bench/$b")
+done
 meson compile -C "$build" "${targets[@]}" >/dev/null
 
 export PROCSYNC_BENCH_OPS=${PROCSYNC_BENCH_OPS:-1000000}
@@ -56,7 +60,7 @@ warn_if_busy "before the run"
 start=$SECONDS
 for b in "${benches[@]}"; do
   exe="$build/bench/$b"
-  [ -x "$exe" ] || continue
+  [ -x "$exe" ] || { echo "bench-summary: $exe was not built" >&2; exit 1; }
   printf 'running %-20s' "$b"
   t=$SECONDS
   "$exe" "${extra[@]}" --benchmark_out="$out/$b.json" --benchmark_out_format=json >"$out/$b.txt" 2>&1 || {

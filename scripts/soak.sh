@@ -3,15 +3,15 @@
 # full final checks each time) with consecutive seeds until MINUTES have
 # passed, then the totals. Stops at the first failing run and prints its seed.
 #   scripts/soak.sh [MINUTES=30] [WORKERS=12] [RUN_SECONDS=300] [FIRST_SEED=random]
-# Builds build-rel/tests/torture if missing. Example (the documented long soak):
+# Builds build-soak/tests/torture if missing. Example (the documented long soak):
 #   scripts/soak.sh 30 12
 set -uo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}; workers=${2:-12}; run_s=${3:-300}; seed=${4:-$(date +%s)}
-exe=${TORTURE:-build-rel/tests/torture}
+exe=${TORTURE:-build-soak/tests/torture}
 if [ ! -x "$exe" ]; then
-  [ -d build-rel ] || meson setup build-rel -Dbench=false -Dexamples=false >/dev/null || exit 1
-  meson compile -C build-rel torture >/dev/null || exit 1
+  [ -d build-soak ] || meson setup build-soak -Dbench=false -Dexamples=false >/dev/null || exit 1
+  meson compile -C build-soak torture >/dev/null || exit 1
 fi
 end=$(( $(date +%s) + minutes * 60 ))
 runs=0; ops=0; kills=0; stops=0; repairs=0; commits=0; secs=0

@@ -71,10 +71,12 @@
 #include <string>
 #include <type_traits>
 
+#include "detail/barrier_parts.hpp"
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
 #include "detail/object_header.hpp"
 #include "detail/process_identity.hpp"
+#include "detail/robust_guard.hpp"
 #include "detail/robust_lock.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
@@ -239,7 +241,7 @@ class basic_barrier {
   void abort() {
     {
       guard g(*this);
-      break_locked(reason_aborted);
+      break_locked(break_reason::aborted);
     }
     wake_all();
   }
@@ -254,7 +256,7 @@ class basic_barrier {
       if (p & broken_bit) {
         start_phase_locked((p & ~broken_bit) + generation_step);
       } else if (arrived_.load(std::memory_order_relaxed) != 0) {
-        reason_.store(reason_reset, std::memory_order_relaxed);
+        reason_.store(static_cast<std::uint32_t>(break_reason::reset), std::memory_order_relaxed);
         end_phase_locked(p, true);
       }
     }
@@ -264,8 +266,7 @@ class basic_barrier {
  private:
   static constexpr std::uint32_t broken_bit = 1;
   static constexpr std::uint32_t generation_step = 2;
-  static constexpr std::uint32_t reason_aborted = 1, reason_timeout = 2, reason_party_died = 3, reason_reset = 4,
-                                 reason_completion_threw = 5;
+  using break_reason = detail::barrier_break;
 
   static constexpr std::uint32_t checked_parties(std::ptrdiff_t parties) {
     if (parties < 1 || parties > max())
@@ -276,23 +277,18 @@ class basic_barrier {
 
   /// Holds the internal robust lock. If a party died holding it (inside a
   /// call, or inside the completion function), its call may be half done: the
-  /// barrier is broken (a party died), then made consistent.
+  /// barrier is broken (a party died), and the waiters are woken once the lock
+  /// is released.
   struct guard {
-    explicit guard(basic_barrier& b) : self(b) {
-      if (self.lock_.lock_robust() == lock_status::owner_died) {
-        self.break_locked(reason_party_died);
-        self.lock_.consistent();
-        died = true;
-      }
-    }
+    explicit guard(basic_barrier& b) : self(b), held(b.lock_, [&b] { b.break_locked(break_reason::party_died); }) {}
     ~guard() {
-      self.lock_.unlock();
-      if (died) self.wake_all();
+      held.release();
+      if (held.repaired()) self.wake_all();
     }
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
     basic_barrier& self;
-    bool died = false;
+    detail::robust_guard<procsync::mutex> held;
   };
 
   static std::uint64_t history_bit(std::uint32_t phase) noexcept { return std::uint64_t{1} << ((phase >> 1) & 63); }
@@ -301,7 +297,7 @@ class basic_barrier {
   void start_phase_locked(std::uint32_t next) noexcept {
     expected_.store(expected_.load(std::memory_order_relaxed) - drops_, std::memory_order_relaxed);
     drops_ = 0;
-    watched_ = 0;
+    watched_.count = 0;
     arrived_.store(0, std::memory_order_relaxed);
     // seq_cst: release for the waiters, and the floor's Dekker pair (wake_all).
     phase_.value.store(next, std::memory_order_seq_cst);
@@ -320,13 +316,13 @@ class basic_barrier {
   }
 
   /// Breaks the current phase (lock held); no effect if already broken.
-  void break_locked(std::uint32_t reason) noexcept {
+  void break_locked(break_reason reason) noexcept {
     const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
     if (p & broken_bit) return;
-    reason_.store(reason, std::memory_order_relaxed);
+    reason_.store(static_cast<std::uint32_t>(reason), std::memory_order_relaxed);
     history_.fetch_or(history_bit(p), std::memory_order_relaxed);  // published by the store below
     arrived_.store(0, std::memory_order_relaxed);
-    watched_ = 0;
+    watched_.count = 0;
     phase_.value.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in start_phase_locked
   }
 
@@ -335,19 +331,8 @@ class basic_barrier {
     detail::wake_all(phase_);
   }
 
-  [[noreturn]] void throw_broken(const char* when) const {
-    const char* why = "";
-    switch (reason_.load(std::memory_order_relaxed)) {
-      case reason_aborted: why = "it was aborted"; break;
-      case reason_timeout: why = "a wait timed out"; break;
-      case reason_party_died: why = "a party died"; break;
-      case reason_reset: why = "it was reset while parties waited"; break;
-      case reason_completion_threw: why = "the completion function threw"; break;
-      default: why = "unknown reason"; break;
-    }
-    detail::throw_error(errc::barrier_broken, std::string("procsync::barrier: ") + when +
-                                                  ": the barrier is broken (" + why +
-                                                  "); expected an unbroken barrier, call reset() to reuse it");
+  [[noreturn, gnu::cold]] void throw_broken(const char* when) const {
+    detail::throw_barrier_broken(when, static_cast<break_reason>(reason_.load(std::memory_order_relaxed)));
   }
 
   /// The outcome for a waiter of phase `p` now that the word reads `now`.
@@ -362,11 +347,7 @@ class basic_barrier {
 
   /// Records the caller as a watched waiting party if a slot is left (lock
   /// held); returns the slot, or -1 (not watched).
-  std::int32_t watch_locked() noexcept {
-    if (watched_ >= watched_parties) return -1;
-    waiting_[watched_] = detail::current_process_identity();
-    return static_cast<std::int32_t>(watched_++);
-  }
+  std::int32_t watch_locked() noexcept { return watched_.watch_caller(); }
 
   struct arrival {
     std::uint32_t phase;  // the phase arrived in
@@ -397,7 +378,7 @@ class basic_barrier {
       if (drop) ++drops_;
       if (n == remaining) {
         if (!waiters_alive_locked()) {
-          break_locked(reason_party_died);
+          break_locked(break_reason::party_died);
           dead_party = true;
         } else {
           try {
@@ -406,7 +387,7 @@ class basic_barrier {
             a.completed = true;
           } catch (...) {
             completion_error = std::current_exception();
-            break_locked(reason_completion_threw);
+            break_locked(break_reason::completion_threw);
           }
         }
         if (drop && !a.completed) --drops_;  // the call failed: it dropped nothing
@@ -443,7 +424,7 @@ class basic_barrier {
     if (ended) return index;
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p) break_locked(reason_timeout);
+      if (phase_.value.load(std::memory_order_relaxed) == p) break_locked(break_reason::timeout);
     }
     wake_all();
     if (outcome(p, phase_.value.load(std::memory_order_acquire))) return index;  // completed just in time
@@ -455,11 +436,7 @@ class basic_barrier {
   /// killed while waiting must break the barrier, not be counted as arrived,
   /// however quickly the others come (the neighbours' polling alone has a
   /// window of one interval). One /proc read per watched party, once per phase.
-  bool waiters_alive_locked() const noexcept {
-    for (std::uint32_t i = 0; i < watched_; ++i)
-      if (!detail::process_alive(waiting_[i])) return false;
-    return true;
-  }
+  bool waiters_alive_locked() const noexcept { return watched_.all_alive(); }
 
   /// Breaks the barrier if the watched party before us (the last watched,
   /// for the first) died while waiting in phase `p`. Taking the lock also
@@ -471,15 +448,16 @@ class basic_barrier {
     {
       guard g(*this);
       if (phase_.value.load(std::memory_order_relaxed) != p) return;
-      if (watched_ < 2) return;
-      neighbour = slot == 0 ? watched_ - 1 : static_cast<std::uint32_t>(slot) - 1;
-      who = waiting_[neighbour];
+      if (watched_.count < 2) return;
+      neighbour = watched_.neighbour_of(slot);
+      who = watched_.parties[neighbour];
     }
     if (detail::process_alive(who)) return;  // /proc read outside the lock
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_ && waiting_[neighbour] == who)
-        break_locked(reason_party_died);
+      if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_.count &&
+          watched_.parties[neighbour] == who)
+        break_locked(break_reason::party_died);
     }
     wake_all();
   }
@@ -488,13 +466,11 @@ class basic_barrier {
   detail::wait_word phase_{};                   // futex word: generation << 1 | broken_bit; sleepers: waiting parties
   std::atomic<std::uint32_t> expected_;         // parties the current phase expects
   std::atomic<std::uint32_t> arrived_{0};       // arrivals in the current phase
-  std::atomic<std::uint32_t> reason_{0};        // why it last broke (for messages)
+  std::atomic<std::uint32_t> reason_{0};        // why it last broke: a break_reason (for messages)
   std::uint32_t drops_ = 0;                     // arrive_and_drop()s in this phase, applied when it ends
   std::int64_t default_timeout_ns_ = -1;        // < 0: no default timeout
   std::atomic<std::uint64_t> history_{0};       // bit (generation % 64): that phase ended broken
-  std::uint32_t watched_ = 0;                   // watched waiting parties in this phase
-  std::uint32_t reserved_ [[maybe_unused]] = 0;
-  detail::process_identity waiting_[watched_parties] = {};  // the watched waiting parties
+  detail::watched_waiters<watched_parties> watched_;  // the first waiting parties of this phase
   [[no_unique_address]] CompletionFunction completion_;
 };
 

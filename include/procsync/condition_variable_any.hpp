@@ -13,19 +13,10 @@
 // notification that follows the unlock is never lost (the waiting floor's
 // announced_wait, as in condition_variable.hpp).
 //
-// Exactness: each notify_one() releases at most one waiter among those
-// registered when it was called (it leaves one *signal* that exactly one
-// waiter consumes); notify_all() releases all of them. Later waiters are not
-// released by earlier notifications. Spurious wake-ups remain possible (a
-// signal left by a waiter that timed out or died may release a later waiter
-// once), as std allows: use a predicate.
+// Exactness, cost (16 bytes, no system call in notify when nobody waits) and
+// a waiter killed while waiting or after its wake-up: as condition_variable.hpp.
 //
-// Cost: 16 bytes. notify_one/notify_all make no system call when nobody waits.
-//
-// Robustness (waits go through the waiting floor, detail/waiting_floor.hpp):
-//  - A waiter killed while waiting breaks nothing. One killed after a
-//    notify_one() woke it, before it consumed the signal, leaves the signal:
-//    another waiter takes it within one re-arm slice (50 ms).
+// Robustness beyond that:
 //  - A notifier killed (or stopped) between its change and its notify:
 //    predicate waits re-check their predicate under the lock after every
 //    re-arm slice, without returning, so they see the change within 50 ms; a

@@ -135,11 +135,14 @@ namespace detail {
 
 /// Throws procsync::error for a failed system call: `what` names the call and
 /// its object, the error code is the errno value.
-[[noreturn]] inline void throw_errno(int err, const std::string& what) {
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_errno(int err, const std::string& what) {
   throw error(std::error_code(err, std::generic_category()), what);
 }
 
-[[noreturn]] inline void throw_error(errc code, const std::string& what) { throw error(code, what); }
+/// Throws procsync::error with `code`; `what` says what was expected and found.
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_error(errc code, const std::string& what) {
+  throw error(code, what);
+}
 
 }  // namespace detail
 }  // namespace procsync

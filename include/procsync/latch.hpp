@@ -155,7 +155,7 @@ class latch {
     return static_cast<std::uint32_t>(expected);
   }
 
-  [[noreturn]] static void throw_broken(const char* what) {
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_broken(const char* what) {
     detail::throw_error(errc::barrier_broken, std::string("procsync::latch::") + what +
                                                   ": the latch was aborted before it opened (a party was lost); "
                                                   "expected a latch that was not aborted");

@@ -1,34 +1,12 @@
 // procsync/mutex.hpp — a robust mutex shared between processes.
 //
-// procsync::mutex is a 40-byte, pointer-free futex lock that lives in shared
-// memory (see segment.hpp) and is owned by one thread of one process at a time,
-// as std::mutex is. It meets the std Lockable and TimedLockable requirements,
-// so std::lock_guard, std::unique_lock, std::scoped_lock and std::lock work.
-//
-// Robustness. If the holder dies — SIGKILL, a crash, a thread that returns while
-// holding it — the kernel releases the lock at once (the robust-futex list; no
-// polling) and the next locker is told: the robust calls (lock_robust() and the
-// try_ variants) return lock_status::owner_died. The new holder repairs the
-// protected data and calls consistent(). If it unlocks without doing so, the
-// mutex becomes *not recoverable*: every later lock attempt throws
-// procsync::error with errc::not_recoverable (pthread's EOWNERDEAD /
-// ENOTRECOVERABLE contract).
-//
-// Plain lock()/try_lock() (what std::lock_guard uses) acquire the lock after an
-// owner's death as well; the holder can ask inconsistent() to learn about it.
-// A holder that ignores it poisons the mutex on unlock, so a death is never
-// silently forgotten: at worst every later user gets errc::not_recoverable,
-// until someone who knows the data is sound calls clear_poison().
-// For data a crash cannot leave half-written, construct the mutex with
-// owner_death::nothing_to_repair: the death is still reported by lock_robust(),
-// but the mutex is consistent again at once and never poisoned.
-//
-// Misuse is an error, not undefined behaviour: unlock() by a thread that does
-// not hold the mutex throws errc::not_owner; lock() by the thread that already
-// holds it throws errc::would_deadlock instead of hanging.
-//
-// Cost: lock+unlock without contention is two atomic instructions and no system
-// call; a system call is made only when a thread has to sleep or wake a sleeper.
+// procsync::mutex is a 40-byte, pointer-free futex lock in shared memory,
+// owned by one thread of one process at a time, as std::mutex is; it meets
+// Lockable and TimedLockable. If the holder dies, the kernel releases it at
+// once and the next locker is told (lock_status::owner_died, inconsistent());
+// a holder that unlocks without consistent() poisons it (errc::not_recoverable)
+// unless it was made with owner_death::nothing_to_repair. Each member below
+// states its contract; README.md ("Robust mutexes") shows the pattern.
 //
 // Requirements and limits:
 //  - Place it in memory shared by all users (MAP_SHARED); it works at any
@@ -40,12 +18,11 @@
 //    lock, and then aborts with a message rather than write into memory that
 //    is no longer the mutex. Storage ending while *no* thread holds it is fine,
 //    and so is a holder that dies (the kernel unlinks it).
-//  - All processes sharing it must live in one PID namespace (the holder is
-//    recorded by TID, as with glibc's robust mutexes).
-//  - While held, the mutex is linked into the holder thread's robust list; a
-//    holder must not unmap the memory it lives in before unlocking.
-//  - glibc is required (procsync joins glibc's per-thread robust list; it
-//    checks the list layout and throws errc::unsupported if it differs).
+//  - All processes sharing it must live in one PID namespace, and glibc is
+//    required (errc::unsupported otherwise): detail/robust_list.hpp says why.
+//
+// Cost: lock+unlock without contention is two atomic instructions and no system
+// call; a system call is made only when a thread has to sleep or wake a sleeper.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -54,11 +31,12 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/timed_lock_api.hpp"
 #include "lock_status.hpp"
 
 namespace procsync {
 
-class mutex {
+class mutex : public detail::timed_lock_api<mutex> {
  public:
   /// Layout identity, checked when the mutex is opened in a named segment.
   static constexpr const char* kind_name = "procsync::mutex";
@@ -76,51 +54,28 @@ class mutex {
   /// Throws errc::would_deadlock if the caller already holds it,
   /// errc::not_recoverable if it was poisoned. After an owner's death it
   /// succeeds and inconsistent() is true.
-  void lock() { (void)core_.acquire(kind, nullptr); }
+  void lock() { (void)core_.acquire(message_name, nullptr); }
 
   /// Like lock(), reporting whether the previous owner died.
-  [[nodiscard]] lock_status lock_robust() { return core_.acquire(kind, nullptr); }
+  [[nodiscard]] lock_status lock_robust() { return core_.acquire(message_name, nullptr); }
 
   /// Takes the mutex if it is free now; never blocks. Same errors as lock().
-  [[nodiscard]] bool try_lock() { return holds(core_.try_acquire(kind)); }
-  [[nodiscard]] lock_status try_lock_robust() { return core_.try_acquire(kind); }
+  [[nodiscard]] bool try_lock() { return holds(core_.try_acquire(message_name)); }
+  [[nodiscard]] lock_status try_lock_robust() { return core_.try_acquire(message_name); }
 
-  /// Blocks until acquired or `timeout` has passed (on steady_clock); returns
-  /// whether the caller holds the mutex. Never returns false early.
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
-  }
-
-  /// Blocks until acquired or `deadline` passes. A deadline on another clock
-  /// (system_clock) is converted to steady_clock once, so clock jumps do not
-  /// move it.
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return holds(try_lock_robust_until(deadline));
-  }
-
-  template <class Rep, class Period>
-  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_robust_until(detail::deadline_after(timeout));
-  }
-
-  template <class Clock, class Duration>
-  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
-    return core_.acquire(kind, &ts);
-  }
+  // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
+  // from detail::timed_lock_api.
 
   /// Releases the mutex. Requires: the calling thread holds it (else throws
   /// errc::not_owner). If the previous owner died and consistent() was not
   /// called, the mutex becomes not recoverable and every waiter is woken to
   /// learn it.
-  void unlock() { core_.release(kind); }
+  void unlock() { core_.release(message_name); }
 
   /// Declares the protected data repaired after an owner's death.
   /// Requires: the caller holds the mutex (else errc::not_owner). No effect if
   /// the mutex is already consistent.
-  void consistent() { core_.make_consistent(kind); }
+  void consistent() { core_.make_consistent(message_name); }
 
   /// True while the holder has not yet called consistent() after acquiring the
   /// mutex from a dead owner. Meaningful to the holder.
@@ -150,7 +105,14 @@ class mutex {
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }
 
  private:
-  static constexpr const char* kind = "mutex";
+  friend class detail::timed_lock_api<mutex>;
+  lock_status acquire_until(detail::steady::time_point deadline) {
+    const timespec ts = detail::to_timespec(deadline);
+    return core_.acquire(message_name, &ts);
+  }
+
+  // How errors name it ("procsync::" + message_name + ": ..."); kind_name is the layout identity.
+  static constexpr const char* message_name = "mutex";
   detail::robust_lock core_;
 };
 

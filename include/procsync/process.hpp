@@ -30,22 +30,10 @@
 //  - The child ends with _exit after flushing stdio and std::cout/cerr/clog:
 //    the parent's atexit handlers and static destructors never run twice, and
 //    buffered output is neither lost nor duplicated (start() flushes before
-//    fork). A child that calls std::exit(n) ends the same way with code n
+//    fork; a SIGTERMed child flushes too: detail/child_output.hpp says how,
+//    and what no library can flush). A child that calls std::exit(n) ends the same way with code n
 //    (an on_exit hook registered in the child runs first and _exits); so does
 //    one whose run() throws (exit code 1).
-//  - Output when the child is signalled. stdout to a pipe or file is fully
-//    buffered, and a signal's default action ends a process without flushing.
-//    For SIGTERM, which the library itself sends (terminate(), daemons at the
-//    parent's exit), the child gets a handler, if SIGTERM was at its default
-//    action when it started: it writes what stdout and stderr still buffer
-//    (with write(2), async-signal-safe, from glibc's public FILE fields) and
-//    dies of SIGTERM as before (exitcode -15). Best effort: a signal landing
-//    inside a printf or a flush may write part of that call's output, or a
-//    few bytes twice. Not covered, so flush (or use line buffering) yourself
-//    if that output matters: kill() and any SIGKILL (including a daemon's
-//    when its parent dies), other signals, crashes, a SIGTERM handler of
-//    your own, and std::cout after std::ios::sync_with_stdio(false) (its
-//    buffer is not stdio's).
 //  - Reaping happens in join(), is_alive(), exitcode(), active_children() and
 //    the destructor, so a child never stays a zombie once it is looked at or
 //    its handle is gone.
@@ -105,8 +93,11 @@
 #include <utility>
 #include <vector>
 
-#include <procsync/detail/clock.hpp>
-#include <procsync/error.hpp>
+#include "detail/child_output.hpp"
+#include "detail/clock.hpp"
+#include "detail/process_registry.hpp"
+#include "detail/process_target.hpp"
+#include "error.hpp"
 
 namespace procsync {
 
@@ -132,130 +123,6 @@ process_info current_process();
 std::vector<process*> active_children();
 
 namespace detail {
-
-inline int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
-
-inline int pidfd_send_signal(int pidfd, int sig) noexcept {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
-}
-
-/// Who the calling process is, in procsync's eyes. Rewritten in a child right
-/// after fork (while it has one thread), read-only otherwise.
-struct process_self {
-  std::string name = "MainProcess";
-  std::string identity_prefix;  // "" in the main process, "3:" in its third child, "3:1:" ...
-  bool daemon = false;
-  pid_t parent_pid = 0;  // 0: the main process, whose parent is getppid()
-  // Numbers default names; relaxed: only uniqueness matters, not ordering.
-  std::atomic<unsigned> next_number{1};
-};
-
-/// Never destroyed (leaked on purpose): a process object with static storage
-/// may be destroyed after any other static, and still needs this.
-inline process_self& self() {
-  static process_self* state = new process_self;
-  return *state;
-}
-
-struct child_entry {
-  process* object;
-  pid_t started_by;  // only the process that started a child ever dereferences `object`
-};
-
-/// The children started by this process (Python's _children), guarded by `lock`.
-/// start() holds `lock` across fork() so the child's copy is consistent.
-struct process_registry {
-  std::mutex lock;
-  std::vector<child_entry> children;
-  bool exit_handler_installed = false;  // inherited over fork along with the registration
-};
-
-inline process_registry& registry() {
-  static process_registry* state = new process_registry;  // never destroyed, as above
-  return *state;
-}
-
-/// Writes what `f` holds in its output buffer with write(2) only, so it may
-/// run in a signal handler: the bytes between glibc's public FILE fields
-/// _IO_write_base and _IO_write_ptr are those not yet written.
-inline void write_buffered_output(FILE* f) noexcept {
-#ifdef __GLIBC__
-  const char* p = f->_IO_write_base;
-  const char* const end = f->_IO_write_ptr;
-  while (p != nullptr && p < end) {
-    const ssize_t n = ::write(f->_fileno, p, static_cast<std::size_t>(end - p));
-    if (n > 0) p += n;
-    else if (n < 0 && errno == EINTR) continue;
-    else break;
-  }
-#else
-  (void)f;
-#endif
-}
-
-/// The child's SIGTERM handler (see the top of this file): installed with
-/// SA_RESETHAND | SA_NODEFER, so the action is already the default again and
-/// raise() ends the process with SIGTERM at once.
-extern "C" inline void flush_then_die_of_sigterm(int sig) {
-  write_buffered_output(stdout);
-  write_buffered_output(stderr);
-  ::raise(sig);
-}
-
-inline void install_child_sigterm_flush() noexcept {
-#ifdef __GLIBC__
-  struct sigaction current {};
-  if (::sigaction(SIGTERM, nullptr, &current) != 0 || current.sa_handler != SIG_DFL ||
-      (current.sa_flags & SA_SIGINFO) != 0)
-    return;  // the program chose what SIGTERM does: leave it alone
-  struct sigaction flush {};
-  flush.sa_handler = &flush_then_die_of_sigterm;
-  sigemptyset(&flush.sa_mask);
-  flush.sa_flags = SA_RESETHAND | SA_NODEFER;
-  ::sigaction(SIGTERM, &flush, nullptr);
-#endif
-}
-
-/// Flushes everything a child could have buffered: stdio and the standard iostreams.
-inline void flush_standard_streams() noexcept {
-  try {
-    std::cout.flush();
-    std::cerr.flush();
-    std::clog.flush();
-  } catch (...) {
-  }
-  std::fflush(nullptr);
-}
-
-/// Holds a type-erased callable and its arguments, invoked once in the child.
-struct process_target {
-  virtual ~process_target() = default;
-  virtual int invoke() = 0;
-};
-
-template <class F, class... Args>
-struct process_target_of final : process_target {
-  template <class G, class... A>
-  explicit process_target_of(G&& g, A&&... a) : function(std::forward<G>(g)), arguments(std::forward<A>(a)...) {}
-
-  int invoke() override {
-    return std::apply(
-        [this](Args&... args) -> int {
-          // Invoked with rvalues, as std::thread does: the child uses them once.
-          using result = std::invoke_result_t<F, Args...>;
-          if constexpr (std::is_convertible_v<result, int> && !std::is_void_v<result>) {
-            return static_cast<int>(std::invoke(std::move(function), std::move(args)...));
-          } else {
-            std::invoke(std::move(function), std::move(args)...);
-            return 0;
-          }
-        },
-        arguments);
-  }
-
-  F function;
-  std::tuple<Args...> arguments;
-};
 
 }  // namespace detail
 
@@ -495,7 +362,7 @@ class process {
     return std::to_string(detail::self().next_number.fetch_add(1, std::memory_order_relaxed));
   }
 
-  [[noreturn]] void child_main(pid_t parent) noexcept {
+  [[noreturn, gnu::cold]] void child_main(pid_t parent) noexcept {
     if (daemon_) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       // The parent may have died before prctl: then we were reparented already.

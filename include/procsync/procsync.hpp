@@ -1,54 +1,33 @@
 // procsync/procsync.hpp — the whole library in one include.
 //
-// Includes every public procsync header. Prefer the individual headers in
-// code that uses one or two primitives (faster builds); use this one in
-// applications and examples.
-//
-// Headers still being written when this file was last touched are included
-// as soon as they exist (__has_include, resolved next to this file), so the
-// umbrella never names a header that is not installed.
+// Includes every public procsync header except pg.hpp (which links libpq).
+// Prefer the individual headers in code that uses one or two primitives
+// (faster builds); use this one in applications and examples. A new public
+// header is added here (docs/architecture.md, "Adding a primitive").
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
 #include "error.hpp"
+#include "lock_status.hpp"
 #include "mutex.hpp"
 #include "recursive_mutex.hpp"
-#include "segment.hpp"
-#include "cleanup.hpp"
-
-#if __has_include("shared_mutex.hpp")
 #include "shared_mutex.hpp"
-#endif
-#if __has_include("condition_variable.hpp")
 #include "condition_variable.hpp"
-#endif
-#if __has_include("condition_variable_any.hpp")
 #include "condition_variable_any.hpp"
-#endif
-#if __has_include("semaphore.hpp")
 #include "semaphore.hpp"
-#endif
-#if __has_include("event.hpp")
+#include "counting_semaphore.hpp"
+#include "undo_semaphore.hpp"
 #include "event.hpp"
-#endif
-#if __has_include("latch.hpp")
 #include "latch.hpp"
-#endif
-#if __has_include("barrier.hpp")
 #include "barrier.hpp"
-#endif
-#if __has_include("shared_value.hpp")
 #include "shared_value.hpp"
-#endif
-#if __has_include("process.hpp")
+#include "shared_array.hpp"
 #include "process.hpp"
-#endif
-#if __has_include("deadlock.hpp")
+#include "segment.hpp"
+#include "anonymous.hpp"
+#include "named_segment.hpp"
+#include "cleanup.hpp"
 #include "deadlock.hpp"
-#endif
-#if __has_include("queue.hpp")
+#include "inspect.hpp"
 #include "queue.hpp"
-#endif
-#if __has_include("message_queue.hpp")
 #include "message_queue.hpp"
-#endif

@@ -19,11 +19,12 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/timed_lock_api.hpp"
 #include "lock_status.hpp"
 
 namespace procsync {
 
-class recursive_mutex {
+class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
  public:
   static constexpr const char* kind_name = "procsync::recursive_mutex";
   static constexpr std::uint32_t layout_version = 1;
@@ -42,33 +43,17 @@ class recursive_mutex {
   /// owner's death.
   [[nodiscard]] lock_status lock_robust() {
     if (reenter()) return lock_status::acquired;
-    return first_hold(core_.acquire(kind, nullptr));
+    return first_hold(core_.acquire(message_name, nullptr));
   }
 
   [[nodiscard]] bool try_lock() { return holds(try_lock_robust()); }
   [[nodiscard]] lock_status try_lock_robust() {
     if (reenter()) return lock_status::acquired;
-    return first_hold(core_.try_acquire(kind));
+    return first_hold(core_.try_acquire(message_name));
   }
 
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return holds(try_lock_robust_until(deadline));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_robust_until(detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    if (reenter()) return lock_status::acquired;
-    const timespec ts = detail::to_timespec(detail::to_steady(deadline));
-    return first_hold(core_.acquire(kind, &ts));
-  }
+  // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
+  // from detail::timed_lock_api (re-entrant for the holder, as try_lock()).
 
   /// Releases one level. Requires: the caller holds it (else errc::not_owner).
   void unlock() {
@@ -76,11 +61,11 @@ class recursive_mutex {
       detail::throw_error(errc::not_owner,
                           "procsync::recursive_mutex: cannot release un-acquired lock (released by thread " +
                               std::to_string(detail::current_tid()) + ", which does not own it)");
-    if (--depth() == 0) core_.release(kind);
+    if (--depth() == 0) core_.release(message_name);
   }
 
   /// See mutex::consistent().
-  void consistent() { core_.make_consistent(kind); }
+  void consistent() { core_.make_consistent(message_name); }
   [[nodiscard]] bool inconsistent() const noexcept { return core_.inconsistent(); }
   [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
   /// As mutex::clear_poison().
@@ -97,7 +82,15 @@ class recursive_mutex {
   }
 
  private:
-  static constexpr const char* kind = "recursive_mutex";
+  friend class detail::timed_lock_api<recursive_mutex>;
+  lock_status acquire_until(detail::steady::time_point deadline) {
+    if (reenter()) return lock_status::acquired;
+    const timespec ts = detail::to_timespec(deadline);
+    return first_hold(core_.acquire(message_name, &ts));
+  }
+
+  // How errors name it ("procsync::" + message_name + ": ..."); kind_name is the layout identity.
+  static constexpr const char* message_name = "recursive_mutex";
 
   // The depth lives in the core's spare room and is touched only by the holder.
   std::uint32_t& depth() noexcept { return core_.recursion_depth(); }

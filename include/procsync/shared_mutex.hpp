@@ -34,8 +34,7 @@
 // system call; lock() reads every slot (32 loads). Size: 41 robust words of 40
 // bytes and an 8-byte doorbell (1328 bytes): a pthread_rwlock_t is 56 bytes but
 // forgets dead readers for ever.
-// Requirements and limits: as procsync::mutex (shared memory, one PID
-// namespace, glibc, do not unmap while holding).
+// Requirements and limits: procsync::mutex's (mutex.hpp).
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -47,13 +46,14 @@
 
 #include "detail/clock.hpp"
 #include "detail/robust_lock.hpp"
+#include "detail/timed_lock_api.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "lock_status.hpp"
 
 namespace procsync {
 
-class shared_mutex {
+class shared_mutex : public detail::timed_lock_api<shared_mutex> {
  public:
   static constexpr const char* kind_name = "procsync::shared_mutex";
   static constexpr std::uint32_t layout_version = 2;
@@ -80,34 +80,18 @@ class shared_mutex {
   [[nodiscard]] bool try_lock() { return holds(try_lock_robust()); }
   [[nodiscard]] lock_status try_lock_robust() { return acquire(nullptr, false); }
 
-  /// Blocks until acquired or the timeout passes (never returns false early).
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return holds(try_lock_robust_until(detail::deadline_after(timeout)));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    return holds(try_lock_robust_until(deadline));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] lock_status try_lock_robust_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_robust_until(detail::deadline_after(timeout));
-  }
-  /// A deadline on another clock is converted to steady_clock once.
-  template <class Clock, class Duration>
-  [[nodiscard]] lock_status try_lock_robust_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    timespec storage{};
-    return acquire(detail::futex_deadline(detail::to_steady(deadline), storage), true);
-  }
+  // try_lock_for, try_lock_until, try_lock_robust_for, try_lock_robust_until:
+  // from detail::timed_lock_api (never false early; a deadline on another
+  // clock is converted to steady_clock once).
 
   /// Releases exclusive ownership and lets every waiting reader in. Requires:
   /// the caller is the writer (else errc::not_owner). Unlocking while
   /// inconsistent() makes the lock not recoverable and wakes everyone to learn it.
-  void unlock() { gate_.release_to_all(kind); }
+  void unlock() { gate_.release_to_all(message_name); }
 
   /// Declares the data repaired after lock_status::owner_died. Requires: the
   /// caller is the writer (else errc::not_owner).
-  void consistent() { gate_.make_consistent(kind); }
+  void consistent() { gate_.make_consistent(message_name); }
 
   /// Makes a poisoned lock usable again (see mutex::clear_poison()).
   bool clear_poison() noexcept { return gate_.clear_poison(); }
@@ -143,7 +127,7 @@ class shared_mutex {
       detail::throw_error(errc::not_owner, "procsync::shared_mutex: unlock_shared by thread " +
                                                std::to_string(detail::current_tid()) +
                                                ", which holds no shared lock");
-    slots_[slot].release(kind);  // wakes a writer draining readers
+    slots_[slot].release(message_name);  // wakes a writer draining readers
     detail::ring(slot_freed_, 1);
   }
 
@@ -171,7 +155,14 @@ class shared_mutex {
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return gate_.word().load(std::memory_order_relaxed); }
 
  private:
-  static constexpr const char* kind = "shared_mutex";
+  friend class detail::timed_lock_api<shared_mutex>;
+  lock_status acquire_until(detail::steady::time_point deadline) {
+    timespec storage{};
+    return acquire(detail::futex_deadline(deadline, storage), true);
+  }
+
+  // How errors name it ("procsync::" + message_name + ": ..."); kind_name is the layout identity.
+  static constexpr const char* message_name = "shared_mutex";
   static constexpr std::uint32_t tid_mask = detail::word_tid_mask;
 
   // Writer: take the gate (a robust lock), then wait for each slot to empty.
@@ -179,7 +170,7 @@ class shared_mutex {
   // and its gate re-check (Dekker): either the writer sees the reader's slot or
   // the reader sees the writer's gate, never neither.
   lock_status acquire(const timespec* deadline, bool may_wait) {
-    const lock_status got = may_wait ? gate_.acquire(kind, deadline) : gate_.try_acquire(kind);
+    const lock_status got = may_wait ? gate_.acquire(message_name, deadline) : gate_.try_acquire(message_name);
     if (!holds(got)) return got;
     const std::uint32_t self = detail::current_tid();
     detail::robust_wait wait;
@@ -195,7 +186,7 @@ class shared_mutex {
         bool more = may_wait;
         if (more) {
           try {
-            more = slot.sleep_while_held(wait, s, kind, deadline);
+            more = slot.sleep_while_held(wait, s, message_name, deadline);
           } catch (...) {
             abandon_gate();
             throw;
@@ -212,7 +203,7 @@ class shared_mutex {
 
   // A writer that gives up while draining puts the gate back as it found it:
   // free, and still marked owner_died if it was, so the next writer is told.
-  void abandon_gate() { gate_.release_to_all(kind, true); }
+  void abandon_gate() { gate_.release_to_all(message_name, true); }
 
   lock_status acquire_shared(const timespec* deadline, bool may_wait) {
     const std::uint32_t self = detail::current_tid();
@@ -228,7 +219,7 @@ class shared_mutex {
         if (!may_wait) return lock_status::unavailable;
         if (find_own_slot(self) != reader_slots)
           throw_would_deadlock("lock_shared by a reader that would wait for a writer waiting for it");
-        if (!gate_.sleep_while_held(wait, gate, kind, deadline)) return lock_status::unavailable;
+        if (!gate_.sleep_while_held(wait, gate, message_name, deadline)) return lock_status::unavailable;
         continue;
       }
       // A free gate that still carries `waiters`: its writer died between its
@@ -239,7 +230,7 @@ class shared_mutex {
       const std::uint32_t now = gate_.word().load(std::memory_order_seq_cst);
       if ((now & tid_mask) == 0 && now != detail::word_not_recoverable)
         return (now & detail::word_owner_died) ? lock_status::owner_died : lock_status::acquired;
-      slots_[slot].release(kind);  // a writer came first: let it drain us
+      slots_[slot].release(message_name);  // a writer came first: let it drain us
       detail::ring(slot_freed_, 1);
     }
   }
@@ -253,10 +244,10 @@ class shared_mutex {
       for (std::size_t k = 0; k < reader_slots; ++k) {
         const std::size_t i = (start + k) % reader_slots;
         if ((slots_[i].word().load(std::memory_order_relaxed) & tid_mask) != 0) continue;
-        const lock_status s = slots_[i].try_acquire(kind);
+        const lock_status s = slots_[i].try_acquire(message_name);
         if (!holds(s)) continue;
         // A slot guards no data: a dead reader's mark needs no repair.
-        if (s == lock_status::owner_died) slots_[i].make_consistent(kind);
+        if (s == lock_status::owner_died) slots_[i].make_consistent(message_name);
         taken = i;
         return true;
       }

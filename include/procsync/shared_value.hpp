@@ -95,84 +95,16 @@
 #include <utility>
 
 #include "detail/object_header.hpp"
+#include "detail/robust_guard.hpp"
 #include "detail/shared_value_slots.hpp"
+#include "detail/shared_value_traits.hpp"
 #include "error.hpp"
+#include "lock_status.hpp"
 #include "mutex.hpp"
+#include "shared_array.hpp"  // shared_array<T, N>, declared here before it had its own header
 
 namespace procsync {
 
-namespace detail {
-
-template <class T>
-struct atomic_ref_always_lock_free : std::bool_constant<std::atomic_ref<T>::is_always_lock_free> {};
-
-/// T whose every operation maps to one atomic instruction.
-template <class T>
-inline constexpr bool lock_free_scalar =
-    std::conjunction_v<std::disjunction<std::is_integral<T>, std::is_floating_point<T>, std::is_enum<T>>,
-                       std::negation<std::disjunction<std::is_const<T>, std::is_volatile<T>>>,
-                       atomic_ref_always_lock_free<T>>;
-
-template <class T>
-inline constexpr bool arithmetic_value = (std::is_integral_v<T> && !std::is_same_v<T, bool>) ||
-                                         std::is_floating_point_v<T>;
-
-template <class T>
-inline constexpr bool bitwise_value = std::is_integral_v<T> && !std::is_same_v<T, bool>;
-
-// What T must be. Checked by static_asserts at the very top of shared_value
-// and shared_array, so these messages come before any other diagnostic; a T
-// that fails them gets rejected_storage, so no internal assertion fires too.
-template <class T>
-inline constexpr bool plain_object_value = !std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_reference_v<T>;
-template <class T>
-inline constexpr bool pointer_free_value = !std::is_pointer_v<T> && !std::is_member_pointer_v<T>;
-template <class T>
-inline constexpr bool copyable_value = std::is_trivially_copyable_v<T>;
-template <class T>
-inline constexpr bool storable_value = plain_object_value<T> && pointer_free_value<T> && copyable_value<T>;
-
-/// Instantiated first thing by shared_value<T> and shared_array<T, N>.
-template <class T>
-struct shared_value_type_check : std::true_type {
-  static_assert(plain_object_value<T>,
-                "shared_value<T>/shared_array<T, N>: T must be a plain object type (not const, volatile or a "
-                "reference)");
-  static_assert(pointer_free_value<T>, "shared_value<T>/shared_array<T, N>: a pointer means nothing in another process");
-  static_assert(copyable_value<T>,
-                "shared_value<T>/shared_array<T, N>: T is copied byte-wise between processes, so it must be "
-                "trivially copyable (std::string, std::vector and the like point into one process's heap: use a "
-                "fixed-size char array or std::array)");
-};
-
-/// Stands in for the storage of a T that failed the checks above: accepts the
-/// constructor's arguments so that only the static_asserts are reported.
-struct rejected_storage {
-  template <class... A>
-  explicit rejected_storage(const A&...) noexcept {}
-};
-
-/// The lock-free representation: one suitably aligned T.
-template <class T>
-struct scalar_cell {
-  explicit scalar_cell(const T& initial) noexcept : value(initial) {}
-  std::atomic_ref<T> ref() const noexcept { return std::atomic_ref<T>(const_cast<T&>(value)); }
-  alignas(std::atomic_ref<T>::required_alignment) T value;
-};
-
-/// Unlocks on scope exit (fn may throw).
-struct unlock_guard {
-  procsync::mutex& m;
-  ~unlock_guard() noexcept(false) { m.unlock(); }
-};
-
-[[noreturn]] inline void throw_index(const char* op, std::size_t index, std::size_t size) {
-  throw_error(errc::invalid_argument, std::string("procsync::shared_array::") + op + ": index " +
-                                          std::to_string(index) + " is out of range for an array of size " +
-                                          std::to_string(size));
-}
-
-}  // namespace detail
 
 /// A value of trivially copyable T in shared memory: atomic operations,
 /// read-modify-write across processes, a robust built-in lock, and crash
@@ -226,10 +158,7 @@ class shared_value {
     if constexpr (lock_free) {
       storage_.ref().store(desired, order);
     } else {
-      detail::lock_for_commit(lock_);
-      detail::unlock_guard guard{lock_};
-      std::memcpy(&storage_.begin_write(false), &desired, sizeof(T));
-      storage_.publish();
+      detail::replace_committed(lock_, storage_, desired);
     }
   }
 
@@ -238,8 +167,7 @@ class shared_value {
     if constexpr (lock_free) {
       return storage_.ref().exchange(desired, order);
     } else {
-      detail::lock_for_commit(lock_);
-      detail::unlock_guard guard{lock_};
+      detail::robust_guard held{lock_};
       const T previous = storage_.committed_for_holder();
       std::memcpy(&storage_.begin_write(false), &desired, sizeof(T));
       storage_.publish();
@@ -286,8 +214,7 @@ class shared_value {
   auto with_lock(F&& fn) {
     static_assert(std::is_invocable_v<F&, T&>, "with_lock(fn): fn must accept T&");
     if constexpr (lock_free) {
-      detail::lock_for_commit(lock_);
-      detail::unlock_guard guard{lock_};
+      detail::robust_guard held{lock_};
       const std::atomic_ref<T> ref = storage_.ref();
       // Acquire: fn must see what the last writer published with the value.
       T current = ref.load(std::memory_order_acquire);
@@ -314,7 +241,9 @@ class shared_value {
   /// commit() is called), and discarded if it is destroyed by an exception's
   /// unwinding, by cancel(), or by the process dying. Must be destroyed by
   /// the thread that created it. Not for lock-free T (see the table above).
-  class locked_view : public detail::commit_view<T> {
+  class locked_view : public detail::commit_view<T, procsync::mutex> {
+    using base = detail::commit_view<T, procsync::mutex>;
+
    public:
     /// The uncommitted value. Requires: the view is active.
     T* operator->() const noexcept { return &this->scratch(); }
@@ -322,7 +251,7 @@ class shared_value {
 
    private:
     friend class shared_value;
-    explicit locked_view(shared_value& owner) : detail::commit_view<T>(owner.lock_, owner.storage_) {}
+    explicit locked_view(shared_value& owner) : base(owner.lock_, owner.storage_) {}
   };
 
   /// Takes the lock (blocking) and returns a view of an uncommitted copy of
@@ -408,155 +337,6 @@ class shared_value {
 
   mutable procsync::mutex lock_{owner_death::nothing_to_repair};
   storage storage_;
-};
-
-/// N values of trivially copyable T in shared memory, with one robust lock:
-/// per-element and whole-array operations, and multi-element changes that
-/// commit all or nothing (see the top of this file). Reads take no lock;
-/// every write takes the lock and commits a new copy of the whole array, so
-/// a write costs O(N * sizeof(T)): batch many element writes in one
-/// with_lock() or lock() view.
-template <class T, std::size_t N>
-class shared_array {
-  static_assert(detail::shared_value_type_check<T>::value);  // T's requirements, reported first
-  static_assert(N > 0, "shared_array<T, N>: N must be at least 1");
-
- public:
-  using value_type = T;
-  using array_type = std::array<T, N>;
-
-  /// Layout identity, checked when opened in a named segment (with sizeof):
-  /// spells T and N ("procsync::shared_array<int32,8>"), as shared_value's.
-  static std::string kind_name() {
-    return detail::template_kind("procsync::shared_array", detail::element_kind<T>(), std::to_string(N));
-  }
-  static constexpr std::uint32_t layout_version = 1;
-
-  /// Every element value-initialized (zero for scalars).
-  shared_array() noexcept : shared_array(array_type{}) {}
-
-  /// Every element equal to `fill`.
-  explicit shared_array(const T& fill) noexcept : shared_array(filled(fill)) {}
-
-  /// The elements of `initial`.
-  explicit shared_array(const array_type& initial) noexcept : slots_(initial) {}
-
-  shared_array(const shared_array&) = delete;
-  shared_array& operator=(const shared_array&) = delete;
-
-  [[nodiscard]] static constexpr std::size_t size() noexcept { return N; }
-
-  /// Element `i` as last committed. No lock (as shared_value::load).
-  /// Throws errc::invalid_argument if i >= size().
-  [[nodiscard]] T load(std::size_t i) const {
-    check(i, "load");
-    T value;
-    slots_.read(lock_, i * sizeof(T), sizeof(T), &value);
-    return value;
-  }
-
-  /// All elements, from one commit (never a mix of two). No lock.
-  [[nodiscard]] array_type snapshot() const { return slots_.read(lock_); }
-
-  /// Sets element `i` (one commit, under the lock). errc::invalid_argument if
-  /// i >= size().
-  void store(std::size_t i, const T& desired) {
-    check(i, "store");
-    (void)detail::write_transaction(lock_, slots_, [&](array_type& a) { a[i] = desired; });
-  }
-
-  /// Replaces every element, in one commit.
-  void store_all(const array_type& desired) {
-    detail::lock_for_commit(lock_);
-    detail::unlock_guard guard{lock_};
-    std::memcpy(&slots_.begin_write(false), &desired, sizeof(array_type));
-    slots_.publish();
-  }
-
-  /// Sets element `i`; returns its previous value (atomically).
-  T exchange(std::size_t i, const T& desired) {
-    check(i, "exchange");
-    return detail::write_transaction(lock_, slots_, [&](array_type& a) -> T { return std::exchange(a[i], desired); });
-  }
-
-  /// Replaces element `i` by fn's result (fn as in shared_value::update; runs
-  /// once, under the lock); returns the new value. Nothing changes if fn
-  /// throws.
-  template <class F>
-  T update(std::size_t i, F&& fn) {
-    check(i, "update");
-    return detail::write_transaction(lock_, slots_, [&](array_type& a) -> T {
-      detail::apply_update_in_place<T>(fn, a[i]);
-      return a[i];
-    });
-  }
-
-  /// Adds `delta` to element `i`; returns its previous value.
-  T fetch_add(std::size_t i, T delta)
-    requires detail::arithmetic_value<T>
-  {
-    check(i, "fetch_add");
-    return detail::write_transaction(lock_, slots_, [&](array_type& a) -> T {
-      const T previous = a[i];
-      a[i] = static_cast<T>(a[i] + delta);
-      return previous;
-    });
-  }
-
-  /// Runs fn(std::span<T, N>) holding the lock; commits every change fn made
-  /// when it returns, or none (fn throws, or the caller is killed). Returns
-  /// fn's result by value; the span is valid only inside fn. Throws
-  /// errc::would_deadlock if the caller holds the lock.
-  template <class F>
-  auto with_lock(F&& fn) {
-    static_assert(std::is_invocable_v<F&, std::span<T, N>>, "with_lock(fn): fn must accept std::span<T, N>");
-    return detail::write_transaction(lock_, slots_, [&fn](array_type& a) { return fn(std::span<T, N>(a)); });
-  }
-
-  /// A view holding the lock over an uncommitted copy of the array; committed
-  /// when destroyed, as shared_value::locked_view.
-  class locked_view : public detail::commit_view<array_type> {
-   public:
-    /// Element i of the uncommitted copy (unchecked, like std::array).
-    T& operator[](std::size_t i) const noexcept { return this->scratch()[i]; }
-
-    /// Element i; errc::invalid_argument if i >= size().
-    T& at(std::size_t i) const {
-      check(i, "locked_view::at");
-      return this->scratch()[i];
-    }
-
-    /// All elements of the uncommitted copy.
-    std::span<T, N> elements() const noexcept { return std::span<T, N>(this->scratch()); }
-
-   private:
-    friend class shared_array;
-    explicit locked_view(shared_array& owner) : detail::commit_view<array_type>(owner.lock_, owner.slots_) {}
-  };
-
-  /// Takes the lock and returns a view (see locked_view).
-  [[nodiscard]] locked_view lock() {
-    detail::lock_for_commit(lock_);
-    return locked_view(*this);
-  }
-
-  /// The robust lock every write uses (see shared_value::get_lock()).
-  [[nodiscard]] procsync::mutex& get_lock() const noexcept { return lock_; }
-
- private:
-  static void check(std::size_t i, const char* op) {
-    if (i >= N) [[unlikely]]
-      detail::throw_index(op, i, N);
-  }
-
-  static array_type filled(const T& fill) noexcept {
-    array_type a;
-    a.fill(fill);
-    return a;
-  }
-
-  mutable procsync::mutex lock_{owner_death::nothing_to_repair};
-  std::conditional_t<detail::storable_value<T>, detail::committed_slots<array_type>, detail::rejected_storage> slots_;
 };
 
 }  // namespace procsync

@@ -71,7 +71,7 @@ struct own_robust_head {
   kernel_robust_head head;
 };
 
-[[noreturn]] inline void throw_robust_list_unsupported(long found) {
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_robust_list_unsupported(long found) {
   throw_error(errc::unsupported, "procsync: the thread's robust futex list uses futex_offset " +
                                      std::to_string(found) + ", expected " +
                                      std::to_string(robust_futex_offset) +

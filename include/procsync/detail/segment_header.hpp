@@ -7,7 +7,7 @@
 //                               built on that buffer
 // The segment manager takes no lock of its own (null_mutex_family): Boost's
 // lock is not robust, so every manager call is made under `guard`, a robust
-// procsync::mutex, instead.
+// lock with procsync::mutex's bytes (internal_mutex.hpp), instead.
 #pragma once
 
 #include <atomic>
@@ -17,7 +17,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "../mutex.hpp"
+#include "internal_mutex.hpp"
 
 namespace procsync::detail {
 
@@ -49,7 +49,7 @@ struct segment_header {
   /// and the next guard holder frees that block.
   std::uint64_t pending_block = 0;
   /// Serializes every segment-manager call among all processes; robust.
-  procsync::mutex guard;
+  internal_mutex guard;
 };
 
 static_assert(std::is_standard_layout_v<segment_header>);

@@ -33,7 +33,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "../mutex.hpp"
+#include "robust_guard.hpp"
 
 namespace procsync::detail {
 
@@ -72,10 +72,13 @@ inline void racy_copy(void* dst, const unsigned char* src, std::size_t n) noexce
   while (n-- != 0) *out++ = __atomic_load_n(src++, __ATOMIC_RELAXED);
 }
 
-/// Takes `m` for one of our own commits. An owner that died holding it can
-/// only have written the scratch slot (it is rebuilt before every use), so
-/// there is nothing to repair: mark it consistent and go on.
-inline void lock_for_commit(procsync::mutex& m) {
+/// Takes `m` (the value's procsync::mutex) for a commit that outlives the
+/// caller's scope (a locked view). An owner that died holding it can only have
+/// written the scratch slot (it is rebuilt before every use), so there is
+/// nothing to repair: mark it consistent and go on. Scoped commits use
+/// robust_guard, which does the same.
+template <class Lock>
+void lock_for_commit(Lock& m) {
   if (m.lock_robust() == lock_status::owner_died) m.consistent();
 }
 
@@ -97,7 +100,8 @@ class committed_slots {
   /// Copies bytes [offset, offset + n) of the committed value into `out`
   /// without locking (see the file comment); `m` is the value's lock, taken
   /// only if publishes keep invalidating the copy.
-  void read(procsync::mutex& m, std::size_t offset, std::size_t n, void* out) const {
+  template <class Lock>
+  void read(Lock& m, std::size_t offset, std::size_t n, void* out) const {
     for (int attempt = 0; attempt < 16; ++attempt) {
       // Acquire: pairs with publish()'s release store, so the committed slot's
       // bytes written before it are visible.
@@ -110,13 +114,13 @@ class committed_slots {
       if (seq_.load(std::memory_order_relaxed) == before) return;
     }
     // Starved by publishes: hold the lock so none can happen, then copy.
-    lock_for_commit(m);
+    robust_guard held{m};
     // Relaxed: our lock acquisition ordered us after the last publish.
     racy_copy(out, slot(seq_.load(std::memory_order_relaxed) & 1u) + offset, n);
-    m.unlock();
   }
 
-  V read(procsync::mutex& m) const {
+  template <class Lock>
+  V read(Lock& m) const {
     // Copied straight into the result (trivially copyable: its bytes are its value).
     V value;
     read(m, 0, sizeof(V), &value);
@@ -164,13 +168,9 @@ class committed_slots {
 /// Runs a write transaction on `slots` under `m`: fn(V&) on the scratch copy,
 /// committed if it returns, discarded if it throws. Returns fn's result by
 /// value (never a reference into the slots, which the next writer reuses).
-template <class V, class F>
-auto write_transaction(procsync::mutex& m, committed_slots<V>& slots, F&& fn) {
-  lock_for_commit(m);
-  struct unlock_on_exit {
-    procsync::mutex& m;
-    ~unlock_on_exit() { m.unlock(); }
-  } guard{m};
+template <class Lock, class V, class F>
+auto write_transaction(Lock& m, committed_slots<V>& slots, F&& fn) {
+  robust_guard held{m};
   V& scratch = slots.begin_write(true);
   if constexpr (std::is_void_v<std::invoke_result_t<F&, V&>>) {
     std::forward<F>(fn)(scratch);
@@ -182,12 +182,20 @@ auto write_transaction(procsync::mutex& m, committed_slots<V>& slots, F&& fn) {
   }
 }
 
+/// Replaces the committed value by `desired`, in one commit under `m`.
+template <class Lock, class V>
+void replace_committed(Lock& m, committed_slots<V>& slots, const V& desired) {
+  robust_guard held{m};
+  std::memcpy(&slots.begin_write(false), &desired, sizeof(V));
+  slots.publish();
+}
+
 /// What shared_value::locked_view and shared_array::locked_view share: a
 /// scratch copy of the committed V, edited while `m` is held, published all
 /// together when the view is destroyed normally or commit() is called, and
 /// discarded by cancel(), by an exception's unwinding, or by the process dying.
 /// Requires: the creating thread holds `m`; the view is destroyed on it.
-template <class V>
+template <class V, class Lock>
 class commit_view {
  public:
   commit_view(commit_view&& other) noexcept
@@ -214,7 +222,7 @@ class commit_view {
 
   /// Commits the changes now and releases the lock. No effect if inactive.
   void commit() {
-    if (procsync::mutex* m = std::exchange(lock_, nullptr)) {
+    if (Lock* m = std::exchange(lock_, nullptr)) {
       slots_->publish();
       m->unlock();
     }
@@ -222,18 +230,18 @@ class commit_view {
 
   /// Discards the changes and releases the lock. No effect if inactive.
   void cancel() {
-    if (procsync::mutex* m = std::exchange(lock_, nullptr)) m->unlock();
+    if (Lock* m = std::exchange(lock_, nullptr)) m->unlock();
   }
 
  protected:
-  commit_view(procsync::mutex& m, committed_slots<V>& slots)
+  commit_view(Lock& m, committed_slots<V>& slots)
       : lock_(&m), slots_(&slots), scratch_(&slots.begin_write(true)), exceptions_(std::uncaught_exceptions()) {}
 
   /// The uncommitted copy. Requires: the view is active.
   V& scratch() const noexcept { return *scratch_; }
 
  private:
-  procsync::mutex* lock_;  // null once committed or cancelled
+  Lock* lock_;  // null once committed or cancelled
   committed_slots<V>* slots_;
   V* scratch_;
   int exceptions_;
