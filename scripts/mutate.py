@@ -206,7 +206,9 @@ def evaluate(m, timeout, keep, log):
             exe, rc, out = compile_test(test, inc, scratch)
             if rc != 0:
                 # A mutant that does not compile is a bad mutant, not a kill.
-                raise RuntimeError(f"mutant {m.id}: {test} does not compile:\n{out[-2000:]}")
+                log(f"  {m.id}: {test} does not compile:\n{out[-2000:]}")
+                return {"id": m.id, "verdict": "error", "by": test, "detail": "does not compile",
+                        "seconds": time.monotonic() - t0}
             passed, detail, secs = run_test(test, exe, timeout)
             log(f"  {m.id}: {test} {'passed' if passed else 'FAILED'} ({secs:.0f} s){' ' + detail if detail else ''}")
             if not passed:
@@ -229,7 +231,7 @@ def sample(mutants, k, seed):
 
 def markdown(version, mutants, results):
     by_id = {r["id"]: r for r in results}
-    live = [r for r in results if r["verdict"] != "equivalent"]
+    live = [r for r in results if r["verdict"] not in ("equivalent", "error")]
     killed = sum(r["verdict"] == "killed" for r in live)
     lines = []
     score = 100.0 * killed / len(live) if live else 0.0
@@ -309,9 +311,9 @@ def main():
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write(table)
-    survivors = [r["id"] for r in results if r["verdict"] == "survived"]
+    survivors = [r["id"] for r in results if r["verdict"] in ("survived", "error")]
     if survivors:
-        print("SURVIVED: " + " ".join(survivors))
+        print("SURVIVED (or did not compile): " + " ".join(survivors))
         return 1
     return 0
 
