@@ -288,6 +288,10 @@ def main():
     if a.sample:
         seed = a.seed or datetime.date.today().isoformat()
         chosen = sample(mutants, a.sample, seed)
+        # Within CI's budget: each sampled mutant runs only its first test,
+        # which the list keeps as the one that kills it in the full run.
+        for m in chosen:
+            m.tests = m.tests[:1]
         print(f"sample of {len(chosen)} (seed {seed}): " + " ".join(m.id for m in chosen), flush=True)
 
     def log(s):
