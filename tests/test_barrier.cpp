@@ -16,6 +16,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 
 using namespace procsync_test;
@@ -498,4 +499,18 @@ BOOST_AUTO_TEST_CASE(split_phase_with_threads) {
   for (auto& t : ts) t.join();
   BOOST_TEST(bad.load() == 0);
   BOOST_TEST(b.completion().calls == 200);
+}
+
+// The arrival that completes a phase wakes the sleeping parties by a wake call,
+// not by their 50 ms re-arm slice (wake_probe.hpp).
+BOOST_AUTO_TEST_CASE(completing_arrival_wakes_sleepers_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::barrier b{3};
+  };
+  wake_probe::tally t;
+  for (int round = 0; round < 5; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    t += wake_probe::strict_wake_round(2, [&] { a->b.arrive_and_wait(); return true; }, [&] { a->b.arrive_and_wait(); });
+  }
+  BOOST_TEST(t.strict(), "completing arrival, 2 sleepers: " << t.str());
 }

@@ -16,6 +16,7 @@
 #include <procsync/mutex.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 #include <procsync/segment.hpp>
 
@@ -429,4 +430,23 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
   }
   BOOST_TEST(passed == rounds);
   BOOST_TEST_MESSAGE("notify_one strict: " << passed << " of " << rounds << " rounds released exactly one waiter");
+}
+
+// notify_all() wakes every sleeping waiter by a wake call (a lost wake costs
+// one 50 ms re-arm slice; wake_probe.hpp tells the two apart).
+BOOST_AUTO_TEST_CASE(notify_all_wakes_sleepers_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::mutex m;
+    procsync::condition_variable cv;
+  };
+  wake_probe::tally t;
+  for (int round = 0; round < 5; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    t += wake_probe::strict_wake_round(2, [&] {
+      std::unique_lock<procsync::mutex> lk(a->m);
+      a->cv.wait(lk);
+      return lk.owns_lock();
+    }, [&] { a->cv.notify_all(); });
+  }
+  BOOST_TEST(t.strict(), "notify_all() of 2 sleepers: " << t.str());
 }

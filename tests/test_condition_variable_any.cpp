@@ -22,6 +22,7 @@
 #include <procsync/shared_mutex.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 
 using namespace procsync_test;
@@ -356,4 +357,30 @@ BOOST_AUTO_TEST_CASE(no_syscall_without_waiters) {
     cv.notify_all();
   }
   BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}
+
+// notify_one() and notify_all() wake sleeping waiters by a wake call (a lost
+// wake costs one 50 ms re-arm slice; wake_probe.hpp tells the two apart).
+BOOST_AUTO_TEST_CASE(notify_wakes_sleepers_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::mutex m;
+    procsync::condition_variable_any cv;
+  };
+  wake_probe::tally one, all;
+  for (int round = 0; round < 5; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    one += wake_probe::strict_wake_round(1, [&] {
+      std::unique_lock<procsync::mutex> lk(a->m);
+      a->cv.wait(lk);
+      return lk.owns_lock();
+    }, [&] { a->cv.notify_one(); });
+    auto b = procsync::make_anonymous<strict_block>();
+    all += wake_probe::strict_wake_round(2, [&] {
+      std::unique_lock<procsync::mutex> lk(b->m);
+      b->cv.wait(lk);
+      return lk.owns_lock();
+    }, [&] { b->cv.notify_all(); });
+  }
+  BOOST_TEST(one.strict(), "notify_one() of 1 sleeper: " << one.str());
+  BOOST_TEST(all.strict(), "notify_all() of 2 sleepers: " << all.str());
 }

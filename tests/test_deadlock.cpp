@@ -637,3 +637,12 @@ BOOST_AUTO_TEST_CASE(sizes_are_unchanged) {
   BOOST_CHECK_EQUAL(sizeof(procsync::mutex), 40u);
   BOOST_CHECK_EQUAL(sizeof(procsync::checked_mutex), 40u);
 }
+
+// The documented error: a deadlock timeout below 1 ms is errc::invalid_argument.
+BOOST_AUTO_TEST_CASE(deadlock_timeout_below_1_ms_is_invalid_argument) {
+  BOOST_TEST(error_of([] { (void)procsync::make_anonymous<procsync::deadlock_registry>(0ms); }) ==
+             procsync::errc::invalid_argument);
+  BOOST_TEST(error_of([] { (void)procsync::make_anonymous<procsync::deadlock_registry>(-5ms); }) ==
+             procsync::errc::invalid_argument);
+  BOOST_TEST(error_of([] { (void)procsync::make_anonymous<procsync::deadlock_registry>(1ms); }) == procsync::errc{});
+}

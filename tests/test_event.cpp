@@ -14,6 +14,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -230,4 +231,23 @@ BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters) {
     BOOST_REQUIRE(automatic.wait_for(1s));
   }
   BOOST_TEST(procsync::detail::futex_syscalls.load() == before);
+}
+
+// A lost wake costs a waiter only one 50 ms re-arm slice, so "the waiter
+// returned" proves nothing: each waiter reports how its last futex wait ended
+// (wake_probe.hpp), and most must have been ended by set()'s wake call.
+BOOST_AUTO_TEST_CASE(set_wakes_sleepers_by_a_wake_call_not_a_re_arm_slice, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    explicit strict_block(mode m) : ev(m) {}
+    procsync::event ev;
+  };
+  wake_probe::tally manual, automatic;
+  for (int round = 0; round < 5; ++round) {
+    auto m = procsync::make_anonymous<strict_block>(mode::manual);
+    manual += wake_probe::strict_wake_round(3, [&] { m->ev.wait(); return m->ev.is_set(); }, [&] { m->ev.set(); });
+    auto a = procsync::make_anonymous<strict_block>(mode::automatic);
+    automatic += wake_probe::strict_wake_round(1, [&] { a->ev.wait(); return !a->ev.is_set(); }, [&] { a->ev.set(); });
+  }
+  BOOST_TEST(manual.strict(), "manual set() of 3 sleepers: " << manual.str());
+  BOOST_TEST(automatic.strict(), "automatic set() of 1 sleeper: " << automatic.str());
 }

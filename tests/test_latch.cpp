@@ -13,6 +13,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 
 using namespace procsync_test;
@@ -262,4 +263,29 @@ BOOST_AUTO_TEST_CASE(named_segment_latch) {
   l.arrive_and_wait();
   BOOST_TEST(wait_exit_code(kid) == 0);
   procsync::named_segment::remove(name);
+}
+
+// The last count_down() and abort() wake sleeping waiters by a wake call, not
+// by their 50 ms re-arm slice (wake_probe.hpp).
+BOOST_AUTO_TEST_CASE(count_down_and_abort_wake_sleepers_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::latch l{2};
+  };
+  wake_probe::tally opened, aborted;
+  for (int round = 0; round < 5; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    a->l.count_down();
+    opened += wake_probe::strict_wake_round(2, [&] { a->l.wait(); return a->l.try_wait(); }, [&] { a->l.count_down(); });
+    auto b = procsync::make_anonymous<strict_block>();
+    aborted += wake_probe::strict_wake_round(2, [&] {
+      try {
+        b->l.wait();
+      } catch (const procsync::error& e) {
+        return e.code() == procsync::errc::barrier_broken;
+      }
+      return false;
+    }, [&] { b->l.abort(); });
+  }
+  BOOST_TEST(opened.strict(), "last count_down(), 2 sleepers: " << opened.str());
+  BOOST_TEST(aborted.strict(), "abort(), 2 sleepers: " << aborted.str());
 }

@@ -18,6 +18,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 
 using namespace procsync_test;
@@ -541,4 +542,36 @@ BOOST_AUTO_TEST_CASE(sleeper_survives_a_lost_wake_up) {
   BOOST_TEST(procsync::detail::futex_syscalls.load() == calls_before);  // nobody was woken by us
   BOOST_TEST(wait_exit_code(sleeper, std::chrono::seconds(30)) == 0);
   BOOST_TEST(b->count == 1);
+}
+
+// unlock() must wake a sleeping waiter by a wake call, and a waiter that took
+// the lock after sleeping must wake the next one in turn. A lost wake costs
+// only one 50 ms re-arm slice, so the waiters report how their last futex wait
+// ended (wake_probe.hpp).
+BOOST_AUTO_TEST_CASE(unlock_wakes_sleeping_waiters_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::mutex m;
+    std::atomic<int> inside{0};
+  };
+  wake_probe::tally one, chain;
+  for (int round = 0; round < 5; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    a->m.lock();
+    one += wake_probe::strict_wake_round(1, [&] {
+      a->m.lock();
+      a->m.unlock();
+      return true;
+    }, [&] { a->m.unlock(); });
+    auto b = procsync::make_anonymous<strict_block>();
+    b->m.lock();
+    chain += wake_probe::strict_wake_round(2, [&] {
+      b->m.lock();
+      const bool alone = b->inside.fetch_add(1) == 0;
+      b->inside.fetch_sub(1);
+      b->m.unlock();
+      return alone;
+    }, [&] { b->m.unlock(); });
+  }
+  BOOST_TEST(one.strict(), "unlock() of 1 sleeper: " << one.str());
+  BOOST_TEST(chain.strict(), "unlock() of 2 sleepers, each woken in turn: " << chain.str());
 }

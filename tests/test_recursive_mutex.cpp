@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -159,4 +162,31 @@ BOOST_AUTO_TEST_CASE(try_lock_for_times_out_not_early) {
   BOOST_TEST(b->m.try_lock_for(30s));
   b->m.unlock();
   BOOST_TEST(wait_exit_code(holder) == 0);
+}
+
+// The documented error at the depth limit: a lock at depth 2^32 - 1 throws
+// errc::invalid_argument and changes nothing. Nesting 4 billion locks takes
+// minutes, so the depth is set where the 40-byte layout keeps it (after the
+// lock word; the REQUIRE below proves the place before anything relies on it).
+BOOST_AUTO_TEST_CASE(recursion_depth_limit_is_an_error_and_changes_nothing) {
+  auto m = procsync::make_anonymous<procsync::recursive_mutex>();
+  m->lock();
+  auto set_depth = [&](std::uint32_t d) { std::memcpy(reinterpret_cast<unsigned char*>(m.get()) + 4, &d, sizeof d); };
+  constexpr std::uint32_t top = std::numeric_limits<std::uint32_t>::max();
+  set_depth(top);
+  BOOST_REQUIRE(m->depth_of_caller() == top);
+  BOOST_TEST(error_of([&] { m->lock(); }) == procsync::errc::invalid_argument);
+  BOOST_TEST(error_of([&] { (void)m->try_lock(); }) == procsync::errc::invalid_argument);
+  BOOST_TEST(error_of([&] { (void)m->try_lock_for(1ms); }) == procsync::errc::invalid_argument);
+  BOOST_TEST(m->depth_of_caller() == top);
+  BOOST_TEST(m->owned_by_caller());
+  set_depth(top - 1);
+  m->lock();  // the last level below the limit is fine
+  BOOST_TEST(m->depth_of_caller() == top);
+  set_depth(1);
+  m->unlock();
+  BOOST_TEST(!m->owned_by_caller());
+  BOOST_TEST(m->try_lock());
+  BOOST_TEST(m->depth_of_caller() == 1u);
+  m->unlock();
 }

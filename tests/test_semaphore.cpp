@@ -14,6 +14,7 @@
 #include <procsync/segment.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 
 using namespace procsync_test;
@@ -42,6 +43,22 @@ template <class Sem, class... A>
 void check_occupancy(int permits, int procs, int iters, A... ctor_args) {
   auto b = procsync::make_anonymous<occupancy_block<Sem>>(ctor_args...);
   std::vector<pid_t> kids;
+  // First: `permits` processes can all be inside at once (a semaphore that
+  // admits one at a time must fail here, not pass the checks below).
+  for (int i = 0; i < permits; ++i)
+    kids.push_back(fork_child([&] {
+      b->sem.acquire();
+      b->inside.fetch_add(1);
+      const bool all = eventually([&] { return b->inside.load() == permits; });
+      b->go.fetch_add(1);
+      while (b->go.load() < permits) std::this_thread::yield();
+      b->inside.fetch_sub(1);
+      b->sem.release();
+      return all ? 0 : 1;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0, "all " << permits << " permits held at once");
+  kids.clear();
+  b->go.store(0);
   for (int i = 0; i < procs; ++i)
     kids.push_back(fork_child([&] {
       b->go.fetch_add(1);
@@ -62,7 +79,6 @@ void check_occupancy(int permits, int procs, int iters, A... ctor_args) {
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
   BOOST_TEST(b->passes.load() == long(procs) * iters);
   BOOST_TEST(b->max_inside.load() <= permits);
-  BOOST_TEST(b->max_inside.load() >= 1);
   BOOST_TEST(b->inside.load() == 0);
   BOOST_TEST(b->sem.value() == permits);
   BOOST_TEST_MESSAGE("most processes inside at once: " << b->max_inside.load() << " of " << permits);
@@ -92,10 +108,16 @@ BOOST_AUTO_TEST_CASE(release_in_one_process_wakes_acquirer_in_another) {
   for (int i = 0; i < 3; ++i)
     kids.push_back(fork_child([&] {
       b->started.fetch_add(1);
-      return b->sem.try_acquire_for(30s) ? 0 : 1;
+      b->sem.acquire();  // no timeout: wait_exit_code's watchdog ends a hang
+      return 0;
     }));
   BOOST_REQUIRE(wait_flag(b->started, 3));
-  std::this_thread::sleep_for(20ms);  // let them sleep (not needed for correctness)
+  // Asleep, seen by looking: the case of a release that must wake sleepers.
+  BOOST_REQUIRE(eventually([&] {
+    for (pid_t k : kids)
+      if (!blocked_in_futex(k)) return false;
+    return true;
+  }));
   b->sem.release(3);
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
   BOOST_TEST(b->sem.value() == 0);
@@ -387,4 +409,22 @@ BOOST_AUTO_TEST_CASE(constexpr_constructor_allows_constinit_and_still_checks_at_
   volatile std::ptrdiff_t too_many = 6, negative = -1;
   BOOST_TEST((error_of([&] { procsync::counting_semaphore<5> s{too_many}; }) == procsync::errc::invalid_argument));
   BOOST_TEST((error_of([&] { procsync::counting_semaphore<5> s{negative}; }) == procsync::errc::invalid_argument));
+}
+
+// A lost wake costs one 50 ms re-arm slice: the waiters report how their last
+// futex wait ended (wake_probe.hpp); release(n) must wake n sleepers by a call.
+BOOST_AUTO_TEST_CASE(release_wakes_sleeping_acquirers_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::counting_semaphore<> sem{0};
+  };
+  wake_probe::tally one, three;
+  for (int round = 0; round < 5; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    one += wake_probe::strict_wake_round(1, [&] { a->sem.acquire(); return true; }, [&] { a->sem.release(); });
+    auto b = procsync::make_anonymous<strict_block>();
+    three += wake_probe::strict_wake_round(3, [&] { b->sem.acquire(); return true; }, [&] { b->sem.release(3); });
+    BOOST_TEST(b->sem.value() == 0);
+  }
+  BOOST_TEST(one.strict(), "release() of 1 sleeper: " << one.str());
+  BOOST_TEST(three.strict(), "release(3) of 3 sleepers: " << three.str());
 }

@@ -15,6 +15,7 @@
 #include <procsync/shared_mutex.hpp>
 
 #include "child.hpp"
+#include "wake_probe.hpp"
 #include "errors.hpp"
 
 using namespace procsync_test;
@@ -325,4 +326,108 @@ BOOST_AUTO_TEST_CASE(more_readers_than_slots_queue) {
   for (auto& t : ts) t.join();
   BOOST_TEST(done.load() == threads);
   BOOST_TEST(s->m.reader_count() == 0u);
+}
+
+// A writer's unlock() wakes every sleeping reader, and a released share wakes
+// a reader queued for a free slot, by a wake call (a lost wake costs only one
+// 50 ms re-arm slice; wake_probe.hpp tells the two apart).
+BOOST_AUTO_TEST_CASE(unlock_wakes_sleeping_readers_by_a_wake_call, *boost::unit_test::timeout(300)) {
+  struct strict_block {
+    procsync::shared_mutex rw;
+    std::atomic<int> release{0};
+    std::atomic<int> holding{0};
+  };
+  wake_probe::tally readers, slot;
+  for (int round = 0; round < 4; ++round) {
+    auto a = procsync::make_anonymous<strict_block>();
+    a->rw.lock();
+    readers += wake_probe::strict_wake_round(3, [&] {
+      a->rw.lock_shared();
+      a->rw.unlock_shared();
+      return true;
+    }, [&] { a->rw.unlock(); });
+
+    // Every slot held (one by this thread, the rest by threads of this
+    // process): a 33rd reader queues for a slot until a share is released.
+    auto b = procsync::make_anonymous<strict_block>();
+    b->rw.lock_shared();
+    std::vector<std::thread> holders;
+    for (std::size_t i = 1; i < procsync::shared_mutex::reader_slots; ++i)
+      holders.emplace_back([&] {
+        b->rw.lock_shared();
+        b->holding.fetch_add(1);
+        while (b->release.load() == 0) std::this_thread::sleep_for(1ms);
+        b->rw.unlock_shared();
+      });
+    BOOST_REQUIRE(eventually([&] { return b->holding.load() == int(procsync::shared_mutex::reader_slots) - 1; }));
+    slot += wake_probe::strict_wake_round(1, [&] {
+      b->rw.lock_shared();
+      b->rw.unlock_shared();
+      return true;
+    }, [&] { b->rw.unlock_shared(); });
+    b->release.store(1);
+    for (auto& t : holders) t.join();
+  }
+  BOOST_TEST(readers.strict(), "writer unlock() of 3 sleeping readers: " << readers.str());
+  BOOST_TEST(slot.strict(), "unlock_shared() of a reader queued for a slot: " << slot.str());
+}
+
+// Exclusion seen from both sides, with overlap that matters: every holder
+// stays inside long enough for the others to try, and checks on entry, while
+// inside and on leaving. A writer sees no reader and no other writer; a
+// reader sees no writer.
+BOOST_AUTO_TEST_CASE(exclusion_checked_by_writers_and_by_readers, *boost::unit_test::timeout(300)) {
+  struct block {
+    procsync::shared_mutex rw;
+    std::atomic<int> readers_in{0};
+    std::atomic<int> writers_in{0};
+    std::atomic<int> writer_saw{0};
+    std::atomic<int> reader_saw{0};
+    std::atomic<int> go{0};
+    std::atomic<int> max_readers{0};
+  };
+  auto b = procsync::make_anonymous<block>();
+  constexpr int writers = 2, readers = 4, iters = 3000;
+  std::vector<pid_t> kids;
+  for (int w = 0; w < writers; ++w)
+    kids.push_back(fork_child([&] {
+      b->go.fetch_add(1);
+      while (b->go.load() < writers + readers) std::this_thread::yield();
+      for (int i = 0; i < iters; ++i) {
+        b->rw.lock();
+        if (b->writers_in.fetch_add(1) != 0) b->writer_saw.fetch_add(1);
+        for (int k = 0; k < 20; ++k) {
+          if (b->readers_in.load() != 0) b->writer_saw.fetch_add(1);
+          if (k % 8 == 7) std::this_thread::yield();
+        }
+        b->writers_in.fetch_sub(1);
+        b->rw.unlock();
+      }
+      return 0;
+    }));
+  for (int r = 0; r < readers; ++r)
+    kids.push_back(fork_child([&] {
+      b->go.fetch_add(1);
+      while (b->go.load() < writers + readers) std::this_thread::yield();
+      for (int i = 0; i < iters; ++i) {
+        b->rw.lock_shared();
+        const int now = b->readers_in.fetch_add(1) + 1;
+        int seen = b->max_readers.load();
+        while (now > seen && !b->max_readers.compare_exchange_weak(seen, now)) {
+        }
+        for (int k = 0; k < 20; ++k) {
+          if (b->writers_in.load() != 0) b->reader_saw.fetch_add(1);
+          if (k % 8 == 7) std::this_thread::yield();
+        }
+        b->readers_in.fetch_sub(1);
+        b->rw.unlock_shared();
+      }
+      return 0;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k, 240s) == 0);
+  BOOST_TEST(b->writer_saw.load() == 0, "a writer saw another holder inside");
+  BOOST_TEST(b->reader_saw.load() == 0, "a reader saw a writer inside");
+  BOOST_TEST(b->readers_in.load() == 0);
+  BOOST_TEST(b->writers_in.load() == 0);
+  BOOST_TEST_MESSAGE("most readers inside at once: " << b->max_readers.load());
 }

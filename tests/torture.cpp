@@ -475,6 +475,8 @@ struct options {
   std::uint64_t seed = 0;
   int kill_lo_ms = 10, kill_hi_ms = 150;
   int hang_s = 20;
+  double warmup_s = -1;  // fault-free warm-up; < 0: seconds / 8, at most 5
+  double floor_div = 10;  // the faulted phase must keep >= 1/floor_div of the warm-up's ops/s
 };
 
 options parse(int argc, char** argv) {
@@ -492,13 +494,18 @@ options parse(int argc, char** argv) {
     else if (a == "--seed") o.seed = std::strtoull(v, nullptr, 0);
     else if (a == "--kill-ms") std::sscanf(v, "%d:%d", &o.kill_lo_ms, &o.kill_hi_ms);
     else if (a == "--hang-s") o.hang_s = std::atoi(v);
+    else if (a == "--warmup-s") o.warmup_s = std::atof(v);
+    else if (a == "--floor") o.floor_div = std::atof(v);
     else {
-      std::fprintf(stderr, "usage: torture [--seconds S] [--workers N] [--seed X] [--kill-ms LO:HI] [--hang-s H]\n");
+      std::fprintf(stderr,
+                   "usage: torture [--seconds S] [--workers N] [--seed X] [--kill-ms LO:HI] [--hang-s H] "
+                   "[--warmup-s W] [--floor F]\n");
       std::exit(2);
     }
   }
   o.workers = std::clamp(o.workers, 1, max_workers);
   o.kill_hi_ms = std::max(o.kill_hi_ms, o.kill_lo_ms);
+  if (o.warmup_s < 0) o.warmup_s = std::min(5.0, o.seconds / 8);
   return o;
 }
 
@@ -536,6 +543,22 @@ int main(int argc, char** argv) {
     return true;
   };
   for (int i = 0; i < opt.workers; ++i) spawn();
+
+  // Fault-free warm-up: the throughput every worker reaches with nothing
+  // killed or stopped. The faulted run below must keep a fraction of it
+  // (--floor): a recovery or hand-off that got much slower (a lost wake that
+  // only a 50 ms re-arm slice repairs, a death noticed late) fails the run
+  // instead of passing slowly.
+  double warm_rate = 0;
+  if (opt.warmup_s > 0) {
+    const std::uint64_t p0 = W->progress.load();
+    const auto w0 = clk::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(opt.warmup_s));
+    warm_rate = double(W->progress.load() - p0) / std::chrono::duration<double>(clk::now() - w0).count();
+    std::printf("torture: fault-free warm-up %.1f s: %.0f ops/s\n", opt.warmup_s, warm_rate);
+    std::fflush(stdout);
+  }
+  const std::uint64_t faulted_p0 = W->progress.load();
 
   std::uint64_t kills = 0, stops = 0, targeted = 0;
   std::map<pid_t, clk::time_point> stopped;  // pid -> when to SIGCONT
@@ -631,6 +654,14 @@ int main(int argc, char** argv) {
       ++stops;
     }
   }
+
+  const double faulted_rate =
+      double(W->progress.load() - faulted_p0) / std::chrono::duration<double>(clk::now() - start).count();
+  std::printf("torture: faulted run: %.0f ops/s (%.1f%% of the warm-up; floor %.1f%%)\n", faulted_rate,
+              warm_rate > 0 ? 100 * faulted_rate / warm_rate : 0.0, 100 / opt.floor_div);
+  if (warm_rate > 0 && failures == 0 && faulted_rate * opt.floor_div < warm_rate)
+    fail("throughput %.0f ops/s under faults is below 1/%.0f of the fault-free warm-up's %.0f ops/s", faulted_rate,
+         opt.floor_div, warm_rate);
 
   // Stop: resume the paused, ask everyone to finish, wait with a watchdog.
   for (const auto& s : stopped) ::kill(s.first, SIGCONT);
