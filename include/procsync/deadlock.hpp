@@ -346,10 +346,10 @@ inline std::string my_label() {
 
 // ---- lock-order validation ---------------------------------------------------
 
+// Wall-clock time of a report, for people reading it (never for a wait).
 inline std::int64_t unix_now_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 /// Reacts to a violation according to the registry's policy, after keeping it

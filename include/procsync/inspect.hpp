@@ -71,6 +71,7 @@
 #include "detail/object_header.hpp"
 #include "detail/process_identity.hpp"
 #include "detail/segment_header.hpp"
+#include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "event.hpp"
 #include "mutex.hpp"
@@ -230,7 +231,7 @@ struct report_step_snapshot {
 struct report_snapshot {
   std::uint64_t number = 0;  ///< 1 for the registry's first report, 2 for the next, ...
   std::string type;          ///< "deadlock" or "order_violation"
-  std::int64_t unix_ns = 0;  ///< when (CLOCK_REALTIME, ns since the epoch)
+  std::int64_t unix_ns = 0;  ///< when (wall clock, ns since the epoch)
   std::int32_t pid = 0;      ///< the reporter: the victim, or the violator
   std::uint32_t tid = 0;     ///< its thread
   std::string label;         ///< its label
@@ -380,8 +381,9 @@ class segment_inspector {
     if (const std::uint32_t tid = h.guard.holder_tid(); tid != 0) s.guard_holder = describe_thread(tid);
     std::vector<entry> found;
     bool stable = false;
+    detail::backoff poll;  // a writer of the index has no futex word to tell us it is done
     for (int attempt = 0; attempt < 20 && !stable; ++attempt) {
-      if (attempt != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (attempt != 0) poll.pause();
       stable = list_entries(found);
     }
     if (!stable) {

@@ -120,7 +120,7 @@ struct report_entry {
   std::atomic<std::uint32_t> seq{0};
   std::uint32_t type = 0;             // report_deadlock, report_order_violation; 0: never written
   std::uint64_t number = 0;           // 1 for the registry's first report, 2 for the next, ...
-  std::int64_t unix_ns = 0;           // CLOCK_REALTIME when it was made
+  std::int64_t unix_ns = 0;           // wall-clock time when it was made (for readers)
   std::int32_t pid = 0;               // the reporter (the victim, the violator)
   std::uint32_t tid = 0;
   char label[label_size] = {};

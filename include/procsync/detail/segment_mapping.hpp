@@ -32,6 +32,7 @@
 #include "process_identity.hpp"
 #include "segment_header.hpp"
 #include "segment_messages.hpp"
+#include "waiting_floor.hpp"
 
 namespace procsync::detail {
 
@@ -182,10 +183,8 @@ class segment_mapping {
   /// it with. A clock stepped forward can only make an opener give up early
   /// on a segment whose creator is stalled anyway.
   static bool unchanged_for(const struct stat& st, std::chrono::milliseconds limit) noexcept {
-    timespec now{};
-    if (::clock_gettime(CLOCK_REALTIME, &now) != 0) return false;
     const auto changed = std::chrono::seconds(st.st_ctim.tv_sec) + std::chrono::nanoseconds(st.st_ctim.tv_nsec);
-    const auto current = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+    const auto current = std::chrono::system_clock::now().time_since_epoch();
     return current - changed > limit;
   }
 
@@ -194,11 +193,8 @@ class segment_mapping {
     validate_segment_name(name_);
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = start + init_timeout;
-    auto pause = std::chrono::microseconds(100);
-    const auto wait_a_little = [&] {
-      std::this_thread::sleep_for(pause);
-      if (pause < std::chrono::milliseconds(10)) pause *= 2;
-    };
+    detail::backoff poll;  // the creator has no futex word to wake us with yet
+    const auto wait_a_little = [&] { poll.pause(); };
     // Whether the file was already stale when we first looked: then it can
     // never become a segment and we fail at once instead of at the deadline.
     bool first_look = true;

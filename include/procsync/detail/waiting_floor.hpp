@@ -92,6 +92,23 @@ inline sleep_end sleep_bounded(std::atomic<std::uint32_t>& word, std::uint32_t e
   return last ? sleep_end::deadline_over : sleep_end::slice_over;
 }
 
+/// Polling for a state that no futex word can announce — a segment file that
+/// another process is still creating, an allocator index another process is
+/// rewriting — sleeps here too, with a short, growing pause (policy 1's bound:
+/// never longer than 10 ms between looks).
+class backoff {
+ public:
+  /// Sleeps for the current pause (first 100 µs), then doubles it, up to 10 ms.
+  void pause() noexcept {
+    const timespec ts{0, pause_ns_};
+    ::nanosleep(&ts, nullptr);  // an early return (a signal) only means an earlier look
+    if (pause_ns_ < 10'000'000) pause_ns_ *= 2;
+  }
+
+ private:
+  long pause_ns_ = 100'000;
+};
+
 /// A futex word together with the number of threads sleeping (or about to
 /// sleep) on it. 8 bytes, pointer-free, valid at any mapping address.
 struct wait_word {
