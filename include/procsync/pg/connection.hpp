@@ -5,7 +5,15 @@
 #pragma once
 
 #include <fcntl.h>
+// libpq's header: on the include path given by `pkg-config --cflags libpq`, or
+// (Debian, Fedora) under postgresql/ in the system include directory.
+#if __has_include(<libpq-fe.h>)
 #include <libpq-fe.h>
+#elif __has_include(<postgresql/libpq-fe.h>)
+#include <postgresql/libpq-fe.h>
+#else
+#error "procsync::pg needs libpq's header libpq-fe.h (Debian: apt-get install libpq-dev)"
+#endif
 #include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
