@@ -87,7 +87,7 @@ check_meson_consumer "$work/meson-consumer" subproject
 if command -v git >/dev/null && head=$(git -C "$src" rev-parse HEAD 2>/dev/null); then
   step "Meson wrap-git consumer (packaging/procsync.wrap at $head)"
   mkdir -p "$work/meson-wrap/subprojects"
-  cp "$here/meson/meson.build" "$here/main.cpp" "$work/meson-wrap/"
+  cp "$here/meson/meson.build" "$here/main.cpp" "$here/pg_main.cpp" "$work/meson-wrap/"
   sed -e "s|^url = .*|url = file://$src|" -e "s|^revision = .*|revision = $head|" -e '/^depth = /d' \
     "$src/packaging/procsync.wrap" >"$work/meson-wrap/subprojects/procsync.wrap"
   check_meson_consumer "$work/meson-wrap" wrap-git
