@@ -34,8 +34,8 @@ std::string mapping_perms(const std::string& segment) {
   std::ifstream maps("/proc/self/maps");
   std::string line, perms;
   while (std::getline(maps, line))
-    if (line.size() > segment.size() && line.compare(line.size() - segment.size() - 9, std::string::npos,
-                                                     "/dev/shm/" + segment) == 0) {
+    if (line.size() >= segment.size() + 9 && line.compare(line.size() - segment.size() - 9, std::string::npos,
+                                                          "/dev/shm/" + segment) == 0) {
       const auto sp = line.find(' ');
       perms += line.substr(sp + 1, 4) + ",";
     }
