@@ -946,6 +946,13 @@ struct barrier_scenario : scenario_base {
   //    internal lock, which guards the arrival. That lock is the barrier's
   //    first member (barrier.hpp), so its futex word is the barrier's first 4
   //    bytes; should that change, these points become ~1 s samples.
+  //  - it died at an arbitrary instruction inside wait() ("other" points):
+  //    with three parties and both survivors alive, a timeout can only mean
+  //    the third never arrived (had it arrived, the last arrival's liveness
+  //    check or a neighbour's would break the barrier as "a party died"), so
+  //    such a point stepping towards its arrival is a late party, not a
+  //    failure. The promise itself is asserted where the target has certainly
+  //    arrived: at the entry of, and woken from, its wait on the phase word.
   // A target that had arrived must be reported as dead ("a party died") by
   // the others' liveness checks; a timeout there is a ~1 s recovery sample.
   static bool by_design(state& s, int target, int target_phase, point_kind kind, std::uintptr_t uaddr) {
@@ -958,6 +965,7 @@ struct barrier_scenario : scenario_base {
     }
     if (!timed_out) return false;
     if (others_completed > s.completed[target]) return true;
+    if (kind == point_kind::other && target_phase == acquiring) return true;
     const bool on_lock = kind != point_kind::other && uaddr == reinterpret_cast<std::uintptr_t>(&s.b);
     return target_phase == idle || on_lock;
   }
