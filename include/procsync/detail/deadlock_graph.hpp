@@ -5,8 +5,8 @@
 //
 // Crash consistency (a process may be SIGKILLed at any instruction):
 //  - Writers (class and edge inserts) are serialized by a robust
-//    procsync::mutex. Every insert writes a slot nobody can reach yet and
-//    publishes it with one release store, so a writer that dies leaves either
+//    internal_mutex (procsync::mutex's bytes and contract). Every insert
+//    writes a slot nobody can reach yet and publishes it with one release store, so a writer that dies leaves either
 //    nothing visible or a complete entry; owner_died needs no repair.
 //  - An edge slot is reserved (edge_count bumped) *before* it is written, so a
 //    slot that was linked can never be handed out again; a death after the
@@ -23,7 +23,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "../mutex.hpp"
+#include "internal_mutex.hpp"
 #include "process_identity.hpp"
 
 namespace procsync::detail::deadlock {
@@ -139,7 +139,7 @@ struct graph {
   std::atomic<std::uint32_t> edge_count{0};
   std::atomic<std::uint32_t> warned{0};  // bit 0: classes full, 1: edges full, 2: wait table full
   std::uint32_t reserved = 0;
-  procsync::mutex writer;                // serializes class and edge inserts
+  internal_mutex writer;                 // serializes class and edge inserts
   class_entry classes[class_slots];
   edge_entry edges[max_edges];
   std::atomic<std::uint32_t> edge_set[edge_set_slots];  // (from << 13 | to) + 1
