@@ -53,14 +53,12 @@
 #include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
-#include <climits>
 #include <condition_variable>  // std::cv_status
 #include <cstdint>
 #include <mutex>
 
 #include "detail/clock.hpp"
-#include "detail/futex.hpp"
-#include "detail/waiting_floor.hpp"
+#include "detail/notifier.hpp"
 #include "error.hpp"
 #include "mutex.hpp"
 
@@ -76,33 +74,15 @@ class condition_variable {
   condition_variable& operator=(const condition_variable&) = delete;
 
   /// Threads registered as waiting now: a racy snapshot for inspectors.
-  [[nodiscard]] std::uint32_t sleepers() const noexcept { return sequence_.sleepers.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return notifier_.sleepers(); }
 
   /// Releases one of the waiters registered now, if any. No system call when
   /// nobody waits. Async-signal-safe.
-  void notify_one() noexcept {
-    // seq_cst: ordered after the notifier's earlier writes (its unlock), so a
-    // waiter that registered before unlocking is seen (Dekker with announced_wait).
-    const std::uint32_t waiting = sequence_.sleepers.load(std::memory_order_seq_cst);
-    if (waiting == 0) return;
-    // One signal per notify, but never more than there are waiters to take them.
-    std::uint32_t s = signals_.load(std::memory_order_relaxed);
-    // Relaxed: published to the waiter by the seq_cst bump of the sequence below.
-    while (s < waiting && !signals_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) {
-    }
-    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wake(&sequence_.value, 1);
-  }
+  void notify_one() noexcept { notifier_.notify_one(); }
 
   /// Releases every waiter registered now. No system call when nobody waits.
   /// Async-signal-safe.
-  void notify_all() noexcept {
-    if (sequence_.sleepers.load(std::memory_order_seq_cst) == 0) return;  // seq_cst: as in notify_one()
-    // Relaxed: published by the seq_cst bump below.
-    broadcasts_.fetch_add(1, std::memory_order_relaxed);
-    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wake_all(&sequence_.value);
-  }
+  void notify_all() noexcept { notifier_.notify_all(); }
 
   /// Releases `lock`'s mutex, sleeps until notified (or spuriously), then
   /// reacquires it. See the header comment for owner death and errors.
@@ -182,26 +162,7 @@ class condition_variable {
                           "procsync::condition_variable: wait requires a unique_lock that owns a procsync::mutex "
                           "held by the calling thread");
     mutex& m = *lock.mutex();
-    bool notified = false;
-    {
-      // Registered before the unlock, so a notifier that takes the mutex after
-      // us (or observes our unlock) sees us and does not skip its wake call.
-      detail::announced_wait registration(sequence_);
-      // Relaxed: read under the mutex, after registering; any notify that can
-      // count us bumps the sequence after this read.
-      const std::uint32_t start = sequence_.value.load(std::memory_order_relaxed);
-      const std::uint32_t start_broadcasts = broadcasts_.load(std::memory_order_relaxed);
-      m.unlock();
-      notified = registration.until(
-          deadline,
-          [&](std::uint32_t now) {
-            if (now == start) return false;  // nothing since we registered
-            // Relaxed: both were published by the seq_cst bump that we saw.
-            if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
-            return take_signal();
-          },
-          [recheck_each_slice] { return recheck_each_slice; });
-    }
+    const bool notified = notifier_.wait([&m] { m.unlock(); }, deadline, nullptr, recheck_each_slice);
     lock_status status;
     try {
       status = m.lock_robust();
@@ -212,17 +173,7 @@ class condition_variable {
     return {!notified, status};
   }
 
-  bool take_signal() noexcept {
-    std::uint32_t s = signals_.load(std::memory_order_relaxed);
-    // Relaxed: the signal carries no data; the mutex orders the protected state.
-    while (s != 0)
-      if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) return true;
-    return false;
-  }
-
-  detail::wait_word sequence_{};                 // futex word: bumped by every notify; sleepers: registered waiters
-  std::atomic<std::uint32_t> signals_{0};       // notify_one()s not yet consumed by a waiter
-  std::atomic<std::uint32_t> broadcasts_{0};    // notify_all()s so far
+  detail::notifier notifier_;  // who waits and what notifications they have
 };
 
 static_assert(sizeof(condition_variable) == 16);

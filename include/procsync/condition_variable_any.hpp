@@ -50,7 +50,6 @@
 #include "detail/config.hpp"  // first: one clear error below C++20
 #include <atomic>
 #include <chrono>
-#include <climits>
 #include <condition_variable>  // std::cv_status
 #include <cstdint>
 #include <ctime>
@@ -59,8 +58,7 @@
 #include <utility>
 
 #include "detail/clock.hpp"
-#include "detail/futex.hpp"
-#include "detail/waiting_floor.hpp"
+#include "detail/notifier.hpp"
 #include "error.hpp"
 
 namespace procsync {
@@ -134,31 +132,16 @@ class condition_variable_any {
   condition_variable_any(const condition_variable_any&) = delete;
   condition_variable_any& operator=(const condition_variable_any&) = delete;
 
+  /// Threads registered as waiting now: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return notifier_.sleepers(); }
+
   /// Releases one of the waiters registered now, if any (at most one per
   /// call). No system call when nobody waits. Async-signal-safe.
-  void notify_one() noexcept {
-    // seq_cst: ordered after the notifier's earlier writes (its unlock), so a
-    // waiter that registered before unlocking is seen (Dekker with announced_wait).
-    const std::uint32_t waiting = sequence_.sleepers.load(std::memory_order_seq_cst);
-    if (waiting == 0) return;
-    // One signal per notify, never more than there are registered waiters.
-    std::uint32_t s = signals_.load(std::memory_order_relaxed);
-    // Relaxed: published to the waiter by the seq_cst bump of the sequence below.
-    while (s < waiting && !signals_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) {
-    }
-    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wake(&sequence_.value, 1);
-  }
+  void notify_one() noexcept { notifier_.notify_one(); }
 
   /// Releases every waiter registered now. No system call when nobody waits.
   /// Async-signal-safe.
-  void notify_all() noexcept {
-    if (sequence_.sleepers.load(std::memory_order_seq_cst) == 0) return;  // seq_cst: as in notify_one()
-    // Relaxed: published by the seq_cst bump below.
-    broadcasts_.fetch_add(1, std::memory_order_relaxed);
-    sequence_.value.fetch_add(1, std::memory_order_seq_cst);
-    detail::futex_wake_all(&sequence_.value);
-  }
+  void notify_all() noexcept { notifier_.notify_all(); }
 
   /// Unlocks `lock`, sleeps until notified (or spuriously), then relocks it
   /// with lock.lock(). Requires the caller to hold `lock` (see the header for
@@ -221,7 +204,7 @@ class condition_variable_any {
   /// from a thread of the waiter's own process.
   template <class Lock, class Predicate>
   bool wait(Lock& lock, std::stop_token stoken, Predicate pred) {
-    std::stop_callback on_stop(stoken, [this]() noexcept { detail::ring(sequence_, INT_MAX); });
+    std::stop_callback on_stop(stoken, [this]() noexcept { notifier_.wake_to_look(); });
     while (!stoken.stop_requested()) {
       if (pred()) return true;
       (void)wait_impl(lock, nullptr, &stoken, true);
@@ -235,7 +218,7 @@ class condition_variable_any {
   bool wait_until(Lock& lock, std::stop_token stoken, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate pred) {
     const detail::steady::time_point steady_deadline = detail::to_steady(deadline);
-    std::stop_callback on_stop(stoken, [this]() noexcept { detail::ring(sequence_, INT_MAX); });
+    std::stop_callback on_stop(stoken, [this]() noexcept { notifier_.wake_to_look(); });
     while (!stoken.stop_requested()) {
       if (pred()) return true;
       if (detail::steady::now() >= steady_deadline) return false;
@@ -268,43 +251,13 @@ class condition_variable_any {
   bool wait_impl(Lock& lock, const timespec* deadline, const std::stop_token* stoken,
                  bool recheck_each_slice = false) {
     detail::check_waitable(lock);
-    bool notified = false;
-    {
-      // Registered before the unlock, so a notifier that takes the lock after
-      // us (or observes our unlock) sees us and does not skip its wake call.
-      detail::announced_wait registration(sequence_);
-      // Relaxed: read under the caller's lock, after registering; any notify
-      // that can count us bumps the sequence after this read.
-      const std::uint32_t start = sequence_.value.load(std::memory_order_relaxed);
-      const std::uint32_t start_broadcasts = broadcasts_.load(std::memory_order_relaxed);
-      lock.unlock();
-      // Nothing below throws: the lock is relocked on every way out.
-      notified = registration.until(
-          deadline,
-          [&](std::uint32_t now) noexcept {
-            if (stoken != nullptr && stoken->stop_requested()) return true;
-            if (now == start) return false;  // nothing since we registered
-            // Relaxed: both were published by the seq_cst bump that we saw.
-            if (broadcasts_.load(std::memory_order_relaxed) != start_broadcasts) return true;
-            return take_signal();
-          },
-          [recheck_each_slice]() noexcept { return recheck_each_slice; });
-    }
+    // Nothing between the unlock and the relock throws: the lock is relocked on every way out.
+    const bool notified = notifier_.wait([&lock] { lock.unlock(); }, deadline, stoken, recheck_each_slice);
     lock.lock();
     return notified;
   }
 
-  bool take_signal() noexcept {
-    std::uint32_t s = signals_.load(std::memory_order_relaxed);
-    // Relaxed: the signal carries no data; the caller's lock orders the protected state.
-    while (s != 0)
-      if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) return true;
-    return false;
-  }
-
-  detail::wait_word sequence_{};               // futex word: bumped by every notify; sleepers: registered waiters
-  std::atomic<std::uint32_t> signals_{0};     // notify_one()s not yet consumed by a waiter
-  std::atomic<std::uint32_t> broadcasts_{0};  // notify_all()s so far
+  detail::notifier notifier_;  // who waits and what notifications they have
 };
 
 static_assert(sizeof(condition_variable_any) == 16);
