@@ -224,7 +224,7 @@ void throughput(benchmark::State& state) {
     shared<run_area> area;
     std::vector<pid_t> pids;
     for (int p = 0; p < pairs; ++p)
-      pids.push_back(fork_worker([&, p] {
+      pids.push_back(fork_child([&, p] {
         area->gate.arrive_and_wait();
         item<B> v{};
         for (std::uint64_t i = 0; i < total / pairs; ++i) {
@@ -241,7 +241,7 @@ void throughput(benchmark::State& state) {
         return 0;
       }));
     for (int c = 0; c < pairs; ++c)
-      pids.push_back(fork_worker([&] {
+      pids.push_back(fork_child([&] {
         area->gate.arrive_and_wait();
         std::uint64_t got = 0;
         while (ch.receive().value != stop_value) ++got;
@@ -276,7 +276,7 @@ void latency(benchmark::State& state) {
   for (auto _ : state) {
     Channel<B> ping, pong;
     shared<run_area> area;
-    const pid_t echo = fork_worker([&] {
+    const pid_t echo = fork_child([&] {
       area->gate.arrive_and_wait();
       for (;;) {
         const item<B> v = ping.receive();
