@@ -1,0 +1,216 @@
+// Kills one operation at every instruction, one run per instruction.
+//
+// The kill-point harness (killpoint.cpp) kills at every futex call and at a
+// few sampled instructions after one. A commit protocol can still be wrong at
+// an instruction no sample lands on: a journal committed one store too early
+// loses a permit only when the process dies between two plain stores. Here a
+// single process runs one operation between two markers (tests/support/
+// killpoint.hpp); run n single-steps n instructions past the first marker and
+// SIGKILLs it there, then the parent checks the structure's invariant. n goes
+// 1, 2, 3, ... until the operation completes before the kill, so every
+// instruction of the operation (and of everything it calls) is a kill point.
+// Each target first does the operation once untraced, so the sweep covers the
+// steady state, not the process's first-use set-up (thread identity, robust
+// list registration), which the other tests kill often enough.
+#define BOOST_TEST_MODULE every_instruction
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include <procsync/anonymous.hpp>
+#include <procsync/mutex.hpp>
+#include <procsync/shared_value.hpp>
+#include <procsync/undo_semaphore.hpp>
+
+#include "killpoint.hpp"
+
+namespace {
+
+using namespace killpoint;
+namespace utf = boost::unit_test;
+
+// Stops a sweep that never completes (an operation that loops forever under
+// the tracer would otherwise make it run for ever).
+constexpr int max_steps = 60'000;
+
+struct sweep_result {
+  int runs = 0;          // kills tried (one per instruction)
+  bool completed = false;  // the last run finished the operation before its kill
+  std::string failure;   // the first broken invariant, with the instruction number
+};
+
+/// For n = 1, 2, ...: makes fresh state (`make()`), forks a target that runs
+/// `prepare(state)`, a marker, `operation(state)`, then sets `finished`;
+/// SIGKILLs it n instructions after the marker; then `check(state, n)`
+/// returns "" or what is broken. Stops at the first run whose target finished
+/// the operation before the kill.
+template <class Make, class Prepare, class Operation, class Check>
+sweep_result sweep(Make make, Prepare prepare, Operation operation, Check check) {
+  sweep_result r;
+  for (int n = 1; n <= max_steps; ++n) {
+    auto st = make();
+    auto& s = *st;
+    sigchld_blocker blocked;
+    const pid_t pid = procsync_test::fork_child([&s, &prepare, &operation] {
+      sigchld_blocker::unblock_in_child();
+      prepare(s);
+      if (!become_target()) return 3;
+      mark(s.ctl);
+      operation(s);
+      s.finished.store(1);
+      mark(s.ctl);
+      return 0;
+    });
+    tracer t({pid}, 0, point{point_kind::other, 0, n}, &s.ctl.marker);
+    t.set_fault(fault::kill);
+    if (!t.attach()) {
+      r.failure = "the target could not be traced";
+      return r;
+    }
+    if (!t.run_until([&] { return t.all_exited(); }, now_ns() + 10'000'000'000)) {
+      r.failure = "the target neither finished nor died within 10 s at instruction " + std::to_string(n);
+      return r;
+    }
+    ++r.runs;
+    if (const std::string broken = check(s, n); !broken.empty()) {
+      r.failure = "killed at instruction " + std::to_string(n) + " after the marker: " + broken;
+      return r;
+    }
+    if (s.finished.load() != 0) {
+      r.completed = true;
+      return r;
+    }
+  }
+  return r;
+}
+
+void require_sweep(const sweep_result& r, const char* what) {
+  BOOST_TEST_MESSAGE(what << ": " << r.runs << " instructions killed");
+  BOOST_TEST(r.failure.empty(), what << ": " << r.failure);
+  BOOST_TEST(r.completed, what << ": the operation never completed within " << max_steps << " instructions");
+  BOOST_TEST(r.runs > 10, what << ": only " << r.runs << " instructions: the sweep saw no real work");
+}
+
+// --- undo semaphore: a dead holder's permits come back, exactly -------------------
+
+struct undo_state {
+  control ctl;
+  std::atomic<int> finished{0};
+  procsync::undo_semaphore<8, 4> sem{procsync::undo, 3};
+};
+
+std::string permits_restored(undo_state& s, int) {
+  (void)s.sem.reclaim_dead_holders();
+  if (s.sem.value() != 3)
+    return "value " + std::to_string(s.sem.value()) + " after reclaiming the dead holder, expected all 3 permits";
+  for (std::size_t i = 0; i < 4; ++i)
+    if (s.sem.undo_holder(i).second != 0) return "undo slot " + std::to_string(i) + " still records permits";
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(undo_semaphore_acquire_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<undo_state>(); },
+            [](undo_state& s) {
+              s.sem.acquire();
+              s.sem.release();
+            },
+            [](undo_state& s) { s.sem.acquire(); }, permits_restored),
+      "undo_semaphore::acquire");
+}
+
+BOOST_AUTO_TEST_CASE(undo_semaphore_release_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<undo_state>(); },
+            [](undo_state& s) {
+              s.sem.acquire();
+              s.sem.release();
+              s.sem.acquire();
+              s.sem.acquire();
+            },
+            [](undo_state& s) { s.sem.release(); }, permits_restored),
+      "undo_semaphore::release");
+}
+
+// --- mutex: a holder killed anywhere in lock() or unlock() never wedges it ----------
+
+struct mutex_state {
+  control ctl;
+  std::atomic<int> finished{0};
+  procsync::mutex m;
+};
+
+// The next locker gets the mutex at once: free, or owner_died (then repairable).
+std::string next_locker_gets_it(mutex_state& s, int) {
+  const procsync::lock_status got = s.m.try_lock_robust();
+  if (!procsync::holds(got)) return "the mutex is held by nobody alive, yet try_lock fails";
+  if (got == procsync::lock_status::owner_died) s.m.consistent();
+  s.m.unlock();
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(mutex_lock_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<mutex_state>(); },
+            [](mutex_state& s) {
+              s.m.lock();
+              s.m.unlock();
+            },
+            [](mutex_state& s) { s.m.lock(); }, next_locker_gets_it),
+      "mutex::lock");
+}
+
+BOOST_AUTO_TEST_CASE(mutex_unlock_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<mutex_state>(); },
+            [](mutex_state& s) {
+              s.m.lock();
+              s.m.unlock();
+              s.m.lock();
+            },
+            [](mutex_state& s) { s.m.unlock(); }, next_locker_gets_it),
+      "mutex::unlock");
+}
+
+// --- shared_value: a writer killed anywhere leaves the old or the new value ---------
+
+struct pair_value {
+  std::int64_t a;
+  std::int64_t b;  // always -a: a torn value shows
+  static constexpr const char* kind_name = "test::pair_value";
+};
+
+struct value_state {
+  control ctl;
+  std::atomic<int> finished{0};
+  procsync::shared_value<pair_value> v{pair_value{1, -1}};
+};
+
+std::string old_or_new(value_state& s, int) {
+  const pair_value now = s.v.load();
+  if (now.b != -now.a) return "torn value {" + std::to_string(now.a) + ", " + std::to_string(now.b) + "}";
+  if (now.a != 1 && now.a != 2) return "neither the old nor the new value: a = " + std::to_string(now.a);
+  // A later writer is not blocked by the dead one.
+  s.v.store(pair_value{3, -3});
+  if (s.v.load().a != 3) return "a later store did not take";
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(shared_value_store_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<value_state>(); },
+            [](value_state& s) { s.v.store(pair_value{1, -1}); },
+            [](value_state& s) { s.v.store(pair_value{2, -2}); }, old_or_new),
+      "shared_value<struct>::store");
+}
+
+}  // namespace
