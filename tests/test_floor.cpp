@@ -472,4 +472,38 @@ BOOST_AUTO_TEST_CASE(a_change_without_a_wake_call_is_seen_within_a_slice) {
   sleeper.join();
 }
 
+// An exited child that its parent has not reaped yet shows 'Z' with one
+// thread: it is dead, and its undo permits come back (unlike a zombie leader
+// whose other threads still run, above).
+BOOST_AUTO_TEST_CASE(an_unreaped_exited_child_is_dead) {
+  auto b = procsync::make_anonymous<undo_block>();
+  const pid_t kid = fork_child([&] {
+    b->sem.acquire();
+    b->state = 1;
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] {
+    detail::proc_stat st;
+    return b->state.load() == 1 && detail::read_proc_stat(kid, st) && st.state == 'Z';
+  }));
+  BOOST_TEST(!detail::process_alive(detail::identity_of(kid)));
+  BOOST_TEST(b->sem.reclaim_dead_holders() == 1);
+  BOOST_TEST(b->sem.try_acquire());
+  b->sem.release();
+  BOOST_TEST(wait_exit_code(kid) == 0);
+}
+
+// A pid names the process recorded only with the same start time: a recycled
+// pid (a later start) is another process, and the recorded one is dead.
+BOOST_AUTO_TEST_CASE(a_recycled_pid_is_not_the_process_recorded) {
+  detail::process_identity me = detail::current_process_identity();
+  BOOST_TEST(detail::process_alive(me));
+  detail::process_identity earlier = me;
+  earlier.start_time -= 1000;  // "started 10 s before this process": a different one with our pid
+  BOOST_TEST(!detail::process_alive(earlier));
+  detail::process_identity later = me;
+  later.start_time += 1000;
+  BOOST_TEST(!detail::process_alive(later));
+}
+
 }  // namespace
