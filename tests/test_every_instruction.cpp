@@ -185,7 +185,6 @@ BOOST_AUTO_TEST_CASE(mutex_unlock_killed_at_every_instruction, *utf::timeout(300
 struct pair_value {
   std::int64_t a;
   std::int64_t b;  // always -a: a torn value shows
-  static constexpr const char* kind_name = "test::pair_value";
 };
 
 struct value_state {
