@@ -8,20 +8,27 @@
 // the points it covered and the survivors' recovery times, and the whole run
 // writes a summary table (markdown and JSON) whose path it prints.
 #define BOOST_TEST_MODULE killpoint
+// The queue headers call a hook at every step of every operation when this is
+// defined; the queue scenarios turn each step into a marker (see mark_queue_step).
+#define PROCSYNC_QUEUE_TEST_HOOK 1
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "killpoint.hpp"
@@ -29,7 +36,9 @@
 #include <procsync/condition_variable.hpp>
 #include <procsync/deadlock.hpp>
 #include <procsync/event.hpp>
+#include <procsync/message_queue.hpp>
 #include <procsync/mutex.hpp>
+#include <procsync/queue.hpp>
 #include <procsync/recursive_mutex.hpp>
 #include <procsync/segment.hpp>
 #include <procsync/semaphore.hpp>
@@ -1077,6 +1086,405 @@ struct shared_value_scenario : scenario_base {
   }
 };
 
+// --- queues: what the three queue scenarios share --------------------------------
+// Two producers (participants 0 and 1) push as fast as they can into a queue
+// of 2 slots; two consumers (2 and 3), asleep on empty when the first items
+// come, then take 1 ms per item. So the consumers sleep on empty at the start
+// and the end, the producers sleep on full in between, and every wake-up is a
+// real futex call. The consumers stop when the queue is closed and drained.
+// Each producer closes it once every producer has finished or died: a dead
+// producer never says it is done, so with this its death ends in a recovery
+// sample (and a full accounting) instead of a documented stall; close() is
+// idempotent, so two closers are fine.
+
+/// The target's control block and slot-claim count, for the hook below
+/// (process-local: set in the target only, so the others pay no marker calls).
+control* queue_step_marks = nullptr;
+std::atomic<int>* queue_step_claims = nullptr;
+
+/// The queue headers' test hook (PROCSYNC_QUEUE_TEST_HOOK) as a marker: the
+/// steps of a queue operation become exact kill points. The instructions
+/// between the steps are where a death matters and where no futex call happens
+/// by itself: a slot held WRITING or INTO, an item copied but not yet taken or
+/// taken but not yet returned, the message queue's lock held mid-change.
+/// Not "published"/"queued": the doorbell's futex WAKE follows at once when
+/// someone sleeps (a kill point of its own), and nothing is owed when nobody
+/// does, so a marker there would only cost runs.
+void mark_queue_step(procsync::detail::queue_step step) {
+  using procsync::detail::queue_step;
+  if (queue_step_marks == nullptr) return;
+  if (step == queue_step::push_claimed || step == queue_step::send_reserved) queue_step_claims->fetch_add(1);
+  if (step == queue_step::push_published || step == queue_step::send_queued) return;
+  mark(*queue_step_marks);
+}
+
+void mark_queue_steps_if_target(control& c, std::atomic<int>& claims, int i) {
+  if (i != c.target) return;
+  queue_step_marks = &c;
+  queue_step_claims = &claims;
+  procsync::detail::queue_test_hook.store(&mark_queue_step);
+}
+
+/// The producers, the consumers and who received what.
+struct queue_crew {
+  static constexpr int producers = 2;  // participants 0 and 1; the consumers follow
+  static constexpr int consumers = 2;
+  static constexpr int parts = producers + consumers;
+  static constexpr int per_producer = 3;
+  static constexpr int items = producers * per_producer;  // item id: producer * per_producer + k
+
+  std::atomic<std::int32_t> pid[producers] = {};  // 0 until the producer enlisted
+  std::atomic<std::uint64_t> start_time[producers] = {};
+  std::atomic<int> finished[producers] = {};  // pushed everything
+  std::atomic<long> pushed[producers] = {};   // pushes that returned
+  std::atomic<int> taker[items] = {};         // consumer + 1 that received the item; 0: nobody
+  std::atomic<int> target_claims{0};          // slots the target claimed (push) or reserved (send)
+  long consumed[max_parts] = {};
+
+  void enlist(int i) {
+    const procsync::detail::process_identity me = procsync::detail::current_process_identity();
+    start_time[i] = me.start_time;
+    pid[i] = me.pid;  // last: a pid says that its start time is there
+  }
+
+  bool gone(int p) const {
+    if (finished[p] != 0) return true;
+    const std::int32_t who = pid[p];
+    if (who == 0) return false;
+    return procsync::detail::state_of({who, 0, start_time[p].load()}) == procsync::detail::process_state::dead;
+  }
+
+  /// A producer's run: its items as fast as it can, then close() once no
+  /// producer can push any more.
+  template <class Push, class Close>
+  int produce(control& ctl, int i, Push&& push, Close&& close) {
+    enlist(i);
+    (void)poll_until([&] { return ctl.phase[producers] == acquiring && ctl.phase[producers + 1] == acquiring; },
+                     20'000);
+    sleep_us(1000);  // the consumers sleep on empty
+    for (int k = 0; k < per_producer; ++k) {
+      // With producer-0 traced, producer-1's last item goes in behind producer-0's
+      // last claim: a producer killed holding its slot then has a published item
+      // behind it when the queue is closed, which the consumers must still get.
+      if (i == 1 && ctl.target == 0 && k == per_producer - 1)
+        (void)poll_until([&] { return target_claims >= per_producer || gone(0); }, 20'000);
+      ctl.phase[i] = acquiring;
+      push(i * per_producer + k);
+      pushed[i].fetch_add(1);
+      ctl.phase[i] = idle;
+    }
+    ctl.phase[i] = releasing;
+    finished[i] = 1;
+    for (int p = 0; p < producers; ++p)
+      while (!gone(p)) sleep_us(100);  // nanosleep: no futex call of its own
+    close();
+    ctl.phase[i] = idle;
+    return 0;
+  }
+
+  /// A consumer's bookkeeping for item `id`: "" or why it cannot have been received.
+  std::string receive(int i, int id, int (&last)[producers]) {
+    const int p = id / per_producer;
+    if (id <= last[p])
+      return "item " + std::to_string(id) + " after item " + std::to_string(last[p]) +
+             " of the same producer (FIFO per producer broken)";
+    last[p] = id;
+    int none = 0;
+    if (!taker[id].compare_exchange_strong(none, i + 1))
+      return "item " + std::to_string(id) + " received twice (first by participant " + std::to_string(none - 1) + ")";
+    ++consumed[i];
+    return "";
+  }
+
+  /// Once everybody is gone: every finished push received exactly once; a
+  /// killed producer's push under way (phase `acquiring`) at most once; with
+  /// `may_lose_one`, one finished push may be missing (taken by the killed
+  /// consumer's call, documented); each survivor received what it counted.
+  std::string check(int target, bool died, int target_phase, bool may_lose_one, const char* const* roles) const {
+    std::ostringstream out;
+    for (int p = 0; p < producers; ++p)
+      if (!(p == target && died) && pushed[p] != per_producer)
+        out << roles[p] << " pushed " << pushed[p] << " of " << per_producer << "; ";
+    int missing = 0;
+    std::string missing_ids;
+    long by[max_parts] = {};
+    for (int id = 0; id < items; ++id) {
+      const int p = id / per_producer, k = id % per_producer;
+      const bool finished_push = k < pushed[p];
+      const bool under_way = p == target && died && target_phase == acquiring && k == pushed[p];
+      const int t = taker[id];
+      if (t != 0) ++by[t - 1];
+      if (t != 0 && !finished_push && !under_way) out << "item " << id << " received but never pushed; ";
+      if (t == 0 && finished_push) {
+        ++missing;
+        missing_ids += " " + std::to_string(id);
+      }
+    }
+    if (missing > (may_lose_one ? 1 : 0)) out << missing << " pushed item(s) never received:" << missing_ids << "; ";
+    for (int c = producers; c < parts; ++c)
+      if (!(c == target && died) && by[c] != consumed[c])
+        out << roles[c] << " received " << by[c] << " but counted " << consumed[c] << "; ";
+    return out.str();
+  }
+};
+
+/// 32 bytes: an id and three words derived from it, so a copy that mixes two
+/// items (torn) does not pass for either.
+struct qitem {
+  std::uint64_t id;
+  std::uint64_t check[3];
+};
+
+constexpr std::uint64_t qitem_word(std::uint64_t id, std::uint64_t k) {
+  return (id + 1) * 0x9e3779b97f4a7c15ull ^ (k + 1) * 0xd1b54a32d192ed03ull;
+}
+
+qitem make_qitem(int id) {
+  const auto n = static_cast<std::uint64_t>(id);
+  return {n, {qitem_word(n, 0), qitem_word(n, 1), qitem_word(n, 2)}};
+}
+
+bool intact(const qitem& x) {
+  if (x.id >= static_cast<std::uint64_t>(queue_crew::items)) return false;
+  for (std::uint64_t k = 0; k < 3; ++k)
+    if (x.check[k] != qitem_word(x.id, k)) return false;
+  return true;
+}
+
+bool is_queue_closed(const procsync::error& e) { return e.code() == procsync::errc::queue_closed; }
+
+// --- queue<T, 2>: two producers, two consumers (pop, or pop_into) -----------------
+// With pop(), a killed consumer may lose the one item its call took (between
+// its take and its return; documented). With pop_into() into a per-consumer
+// handoff in shared memory, nothing may be lost: the harness resolves the dead
+// consumer's destination afterwards, as a successor would.
+
+template <bool Into>
+struct queue_scenario : scenario_base {
+  static constexpr const char* name = Into ? "queue_pop_into" : "queue";
+  static constexpr int parts = queue_crew::parts;
+  static constexpr const char* roles[parts] = {"producer-0", "producer-1", "consumer-0", "consumer-1"};
+  static std::vector<int> targets() { return {2, 0}; }
+
+  struct state {
+    control ctl;
+    procsync::queue<qitem, 2> q;
+    procsync::handoff<qitem> dst[parts];  // pop_into's destinations (consumers' entries)
+    queue_crew crew;
+    std::atomic<int> resolved{-1};
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    mark_queue_steps_if_target(s.ctl, s.crew.target_claims, i);
+    if (i < queue_crew::producers)
+      return s.crew.produce(
+          s.ctl, i, [&](int id) { s.q.push(make_qitem(id)); }, [&] { s.q.close(); });
+    sleep_after_first_waiter(s, i, queue_crew::producers);
+    int last[queue_crew::producers];
+    std::fill(std::begin(last), std::end(last), -1);
+    for (;;) {
+      s.ctl.phase[i] = acquiring;
+      qitem got{};
+      try {
+        if constexpr (Into) {
+          s.q.pop_into(s.dst[i]);
+          got = s.dst[i].value();
+        } else {
+          got = s.q.pop();
+        }
+      } catch (const procsync::error& e) {
+        s.ctl.phase[i] = idle;
+        return is_queue_closed(e) ? 0 : complain(s.ctl, i, std::string("unexpected error: ") + e.what());
+      }
+      if (!intact(got)) return complain(s.ctl, i, "torn item (id " + std::to_string(got.id) + ")");
+      const std::string bad = s.crew.receive(i, static_cast<int>(got.id), last);
+      if (!bad.empty()) return complain(s.ctl, i, bad);
+      // A death before this clear() leaves a recorded item in the destination
+      // too: check() tells that from a duplicate by the taker.
+      if constexpr (Into) s.dst[i].clear();
+      s.ctl.phase[i] = idle;
+      sleep_us(1000);  // slower than the producers: they fill the ring and sleep on full
+    }
+  }
+
+  // A frozen producer owes the consumers its items and its close(); a frozen
+  // consumer holds nothing the others need (pop_into: one INTO slot, which the
+  // others skip after one slice).
+  static bool may_block(state&, int target, pid_t, point_kind) { return target < queue_crew::producers; }
+
+  static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
+    std::string r;
+    const bool consumer_died = died && target >= queue_crew::producers;
+    if constexpr (Into) {
+      // The dead consumer's hand-off, finished as a successor would: the item
+      // is then in exactly one of the queue (taken by a survivor) and dst.
+      if (consumer_died) {
+        const int rc = probe([&] {
+          s.resolved = s.q.resolve(s.dst[target]) ? 1 : 0;
+          return 0;
+        });
+        if (rc != 0) {
+          r += "resolve() of the dead consumer's destination failed (" + std::to_string(rc) + "); ";
+        } else if (s.resolved == 1) {
+          const qitem got = s.dst[target].value();
+          int none = 0;
+          if (!intact(got))
+            r += "torn item in the dead consumer's destination; ";
+          else if (!s.crew.taker[got.id].compare_exchange_strong(none, target + 1) && none != target + 1)
+            r += "item " + std::to_string(got.id) + " is in the dead consumer's destination and was received by " +
+                 roles[none - 1] + " too; ";
+        }
+      }
+      for (int c = queue_crew::producers; c < parts; ++c)
+        if (!(c == target && died) && s.dst[c].state() != procsync::handoff<qitem>::status::empty)
+          r += std::string(roles[c]) + " left its destination not empty; ";
+    }
+    // pop(): the item the killed consumer's call took may be gone with it,
+    // only if it died inside pop() (or before recording what it returned).
+    const bool may_lose_one = !Into && consumer_died && target_phase == acquiring;
+    r += s.crew.check(target, died, target_phase, may_lose_one, roles);
+    // Closed and drained, no slot left held (a dead producer's WRITING slot is
+    // voided by recover() at the latest).
+    const int rc = probe([&] {
+      (void)s.q.recover();
+      try {
+        if (s.q.try_pop()) return 2;
+      } catch (const procsync::error& e) {
+        if (!is_queue_closed(e)) return 3;
+        return s.q.size() == 0 ? 0 : 4;
+      }
+      return 5;
+    });
+    if (rc == 2) r += "an item was left in the closed queue after the consumers drained it; ";
+    if (rc == 4) r += "the closed, drained queue still counts " + std::to_string(s.q.size()) + " item(s); ";
+    if (rc == 5) r += "the queue was never closed; ";
+    if (rc != 0 && rc != 2 && rc != 4 && rc != 5)
+      r += "a fresh consumer afterwards failed (" + std::to_string(rc) + "); ";
+    return r;
+  }
+};
+
+// --- message_queue<48, 2>: two senders, two receivers, priorities -------------------
+// Message `id` has a length, a priority and bytes derived from id (its first 4
+// bytes are the id), so a torn or mixed-up message shows. Within one sender and
+// one priority, each receiver must see increasing ids (FIFO within a priority).
+
+struct message_queue_scenario : scenario_base {
+  static constexpr const char* name = "message_queue";
+  static constexpr int parts = queue_crew::parts;
+  static constexpr std::size_t max_bytes = 48;
+  static constexpr unsigned priorities = 3;
+  static constexpr const char* roles[parts] = {"sender-0", "sender-1", "receiver-0", "receiver-1"};
+  static std::vector<int> targets() { return {2, 0}; }
+
+  using mq_type = procsync::message_queue<max_bytes, 2>;
+  // may_block reads the index lock through the queue's first member (the
+  // robust mutex, message_queue.hpp); a standard-layout class starts with its
+  // first member. Should the lock move, stops inside it show as hangs.
+  static_assert(std::is_standard_layout_v<mq_type>);
+
+  struct state {
+    control ctl;
+    mq_type mq;
+    queue_crew crew;
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static std::size_t length(int id) { return 4 + static_cast<std::size_t>(id) * 11 % (max_bytes - 3); }  // 4..48
+  static unsigned priority(int id) { return static_cast<unsigned>(id) % priorities; }
+  static std::byte byte_at(int id, std::size_t j) {
+    return static_cast<std::byte>((static_cast<std::size_t>(id) * 37 + j * 7 + 1) & 0xff);
+  }
+
+  static std::array<std::byte, max_bytes> message(int id) {
+    std::array<std::byte, max_bytes> m{};
+    const auto n = static_cast<std::uint32_t>(id);
+    std::memcpy(m.data(), &n, 4);
+    for (std::size_t j = 4; j < length(id); ++j) m[j] = byte_at(id, j);
+    return m;
+  }
+
+  /// The id of an intact message, or -1.
+  static int intact_id(const std::array<std::byte, max_bytes>& m, std::size_t size, unsigned prio) {
+    if (size < 4) return -1;
+    std::uint32_t n = 0;
+    std::memcpy(&n, m.data(), 4);
+    if (n >= static_cast<std::uint32_t>(queue_crew::items)) return -1;
+    const int id = static_cast<int>(n);
+    if (size != length(id) || prio != priority(id)) return -1;
+    for (std::size_t j = 4; j < size; ++j)
+      if (m[j] != byte_at(id, j)) return -1;
+    return id;
+  }
+
+  static int body(state& s, int i) {
+    mark_queue_steps_if_target(s.ctl, s.crew.target_claims, i);
+    if (i < queue_crew::producers)
+      return s.crew.produce(
+          s.ctl, i,
+          [&](int id) {
+            const auto m = message(id);
+            s.mq.send(std::span<const std::byte>(m.data(), length(id)), priority(id));
+          },
+          [&] { s.mq.close(); });
+    sleep_after_first_waiter(s, i, queue_crew::producers);
+    int last[priorities][queue_crew::producers];
+    for (auto& per_priority : last) std::fill(std::begin(per_priority), std::end(per_priority), -1);
+    for (;;) {
+      s.ctl.phase[i] = acquiring;
+      std::array<std::byte, max_bytes> buf{};
+      mq_type::received got{};
+      try {
+        got = s.mq.receive(buf);
+      } catch (const procsync::error& e) {
+        s.ctl.phase[i] = idle;
+        return is_queue_closed(e) ? 0 : complain(s.ctl, i, std::string("unexpected error: ") + e.what());
+      }
+      const int id = intact_id(buf, got.size, got.priority);
+      if (id < 0)
+        return complain(
+            s.ctl, i, "torn message: " + std::to_string(got.size) + " bytes, priority " + std::to_string(got.priority));
+      const std::string bad = s.crew.receive(i, id, last[got.priority]);
+      if (!bad.empty()) return complain(s.ctl, i, bad);
+      s.ctl.phase[i] = idle;
+      sleep_us(1000);
+    }
+  }
+
+  // A frozen sender owes the receivers its messages and its close(); a frozen
+  // receiver blocks the others only while it holds the index lock (documented).
+  static bool may_block(state& s, int target, pid_t pid, point_kind) {
+    const auto& lock = reinterpret_cast<const procsync::mutex&>(s.mq);
+    return target < queue_crew::producers || lock.holder_tid() == static_cast<std::uint32_t>(pid);
+  }
+
+  static std::string check(state& s, int target, bool died, point_kind, int target_phase) {
+    // A receiver killed after its commit and before recording the message
+    // loses it (documented: at most one per killed receiver).
+    const bool may_lose_one = died && target >= queue_crew::producers && target_phase == acquiring;
+    std::string r = s.crew.check(target, died, target_phase, may_lose_one, roles);
+    // Closed and drained, and the index lock usable (repaired after a dead holder).
+    const int rc = probe([&] {
+      (void)s.mq.recover();
+      std::array<std::byte, max_bytes> buf{};
+      try {
+        if (s.mq.try_receive(buf)) return 2;
+      } catch (const procsync::error& e) {
+        if (!is_queue_closed(e)) return 3;
+        return s.mq.size() == 0 ? 0 : 4;
+      }
+      return 5;
+    });
+    if (rc == 2) r += "a message was left in the closed queue after the receivers drained it; ";
+    if (rc == 4) r += "the closed, drained queue still counts " + std::to_string(s.mq.size()) + " message(s); ";
+    if (rc == 5) r += "the queue was never closed; ";
+    if (rc != 0 && rc != 2 && rc != 4 && rc != 5)
+      r += "a fresh receiver afterwards failed (" + std::to_string(rc) + "); ";
+    return r;
+  }
+};
+
 // ---------------------------------------------------------------------------
 // One run
 // ---------------------------------------------------------------------------
@@ -1430,3 +1838,6 @@ KILLPOINT_CASES(event_auto, event_auto_scenario)
 KILLPOINT_CASES(barrier, barrier_scenario)
 KILLPOINT_CASES(shared_value, shared_value_scenario)
 KILLPOINT_CASES(checked_mutex, mutex_scenario<checked_mutex_kind>)
+KILLPOINT_CASES(queue, queue_scenario<false>)
+KILLPOINT_CASES(queue_pop_into, queue_scenario<true>)
+KILLPOINT_CASES(message_queue, message_queue_scenario)

@@ -110,6 +110,47 @@ BOOST_AUTO_TEST_CASE(a_producer_killed_with_the_ring_full_is_recovered_by_blocke
   BOOST_TEST(!q->try_pop().has_value());
 }
 
+// Consumers stop at the first unpublished position, so a dead producer's slot
+// hides what was published behind it. On a closed queue no blocked caller
+// comes back after a slice for those items: every kind of pop must still get
+// them before it says "closed and drained" (found by tests/killpoint.cpp).
+BOOST_AUTO_TEST_CASE(a_closed_queue_still_yields_the_items_behind_a_dead_producers_slot) {
+  enum class how { pop, try_pop, pop_into, try_pop_into };
+  for (how h : {how::pop, how::try_pop, how::pop_into, how::try_pop_into}) {
+    struct block {
+      q4 q;
+      procsync::handoff<std::uint64_t> dst;
+    };
+    auto b = procsync::make_anonymous<block>();
+    const pid_t producer = fork_child([&] {
+      arm(step::push_copied, SIGKILL, 1);
+      b->q.push(1);
+      return 1;
+    });
+    BOOST_TEST(wait_exit_code(producer) == -SIGKILL);
+    b->q.push(2);
+    b->q.close();
+    std::uint64_t got = 0;
+    const procsync::errc e = error_of([&] {
+      switch (h) {
+        case how::pop: got = b->q.pop(); break;
+        case how::try_pop: got = b->q.try_pop().value_or(0); break;
+        case how::pop_into:
+          b->q.pop_into(b->dst);
+          got = b->dst.take();
+          break;
+        case how::try_pop_into:
+          if (b->q.try_pop_into(b->dst)) got = b->dst.take();
+          break;
+      }
+    });
+    BOOST_TEST((e == procsync::errc{}), "pop kind " << static_cast<int>(h) << " threw");
+    BOOST_TEST(got == 2u, "pop kind " << static_cast<int>(h));
+    BOOST_TEST((error_of([&] { (void)b->q.try_pop(); }) == procsync::errc::queue_closed));
+    BOOST_TEST(b->q.size() == 0u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_consumer_killed_before_its_take_leaves_the_item_after_it_took_it) {
   for (step at : {step::pop_copied, step::pop_taken}) {
     auto q = procsync::make_anonymous<q4>();

@@ -44,7 +44,10 @@
 //    Consumers hold nothing, so a stopped consumer blocks no one.
 //  - Who looks: blocked and timed calls (after each slice without progress)
 //    and recover(). try_push()/try_pop() never block and never read /proc: a
-//    caller that only polls should call recover() now and then.
+//    caller that only polls should call recover() now and then. Exception: a
+//    pop of any kind that finds a *closed* queue empty looks at once before it
+//    reports it drained, since nobody would come back for items published
+//    behind a dead or stopped producer's slot.
 //
 // pop_into(handoff<T>& dst), with dst in shared memory: the crash-exact
 // hand-off. dst carries a state {empty, receiving, full}. pop_into() records
@@ -64,8 +67,8 @@
 // goes through the waiting floor.
 //
 // close(): every later push throws errc::queue_closed; pops return what is
-// still queued, then throw errc::queue_closed at once (a timed pop does not
-// wait out its timeout).
+// still queued (also behind a dead or stopped producer's slot), then throw
+// errc::queue_closed at once (a timed pop does not wait out its timeout).
 //
 // Limits: Capacity <= 2^30. A thread stopped for more than 2^31 operations of
 // the others between two of its own reads may waste one attempt (never an
@@ -283,9 +286,7 @@ class queue {
   /// pop_into() if an item is there now; returns whether one was moved.
   [[nodiscard]] bool try_pop_into(handoff<T>& destination) {
     require_empty(destination);
-    if (into_once(destination)) return true;
-    (void)closed_drained("try_pop_into");
-    return false;
+    return into_once(destination) || into_closed_drained(destination, "try_pop_into");
   }
 
   /// pop_into(), waiting at most `timeout`; returns whether an item was moved.
@@ -589,9 +590,30 @@ class queue {
   std::optional<T> closed_drained(const char* op) {
     if (closed_.load(std::memory_order_seq_cst) == 0) return std::nullopt;
     if (std::optional<T> item = pop_once()) return item;
+    if (recovered_behind_held_slot())
+      if (std::optional<T> item = pop_once()) return item;
     detail::throw_error(errc::queue_closed,
                         std::string("procsync::queue::") + op + ": the queue is closed and has no item left");
   }
+
+  /// closed_drained() for pop_into: the last looks move the item into `dst`
+  /// too (a plain pop here would take an item and drop it). False if open.
+  bool into_closed_drained(handoff<T>& dst, const char* op) {
+    if (closed_.load(std::memory_order_seq_cst) == 0) return false;
+    if (into_once(dst)) return true;
+    if (recovered_behind_held_slot() && into_once(dst)) return true;
+    detail::throw_error(errc::queue_closed,
+                        std::string("procsync::queue::") + op + ": the queue is closed and has no item left");
+  }
+
+  /// A consumer stops at the first position not yet published, so a slot that
+  /// a dead or stopped producer holds WRITING hides every item published
+  /// behind it. On an open queue a blocked caller deals with that slot after
+  /// one re-arm slice; on a closed one a pop that finds nothing would throw
+  /// errc::queue_closed at once and leave those items queued for nobody. So a
+  /// closed, empty-looking queue runs recover() (/proc reads only for slots
+  /// held by others) before it says "drained"; returns whether it changed a slot.
+  bool recovered_behind_held_slot() noexcept { return recover() != 0; }
 
   static void require_empty(const handoff<T>& dst) {
     if (dst.state() != handoff<T>::status::empty)
@@ -628,13 +650,7 @@ class queue {
   bool pop_into_until(handoff<T>& dst, const timespec* deadline) {
     require_empty(dst);
     return detail::wait_until_rung(
-        items_, deadline,
-        [&](std::uint32_t) {
-          if (into_once(dst)) return true;
-          if (closed_.load(std::memory_order_seq_cst) == 0) return false;
-          if (into_once(dst)) return true;
-          detail::throw_error(errc::queue_closed, "procsync::queue::pop_into: the queue is closed and has no item left");
-        },
+        items_, deadline, [&](std::uint32_t) { return into_once(dst) || into_closed_drained(dst, "pop_into"); },
         [this] { (void)recover(); });
   }
 
