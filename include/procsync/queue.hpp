@@ -404,8 +404,11 @@ class queue {
   }
 
   // Items of a cache line or more get a line of their own per slot: the next
-  // slot's word then never shares a line with bytes being copied.
-  static constexpr std::size_t slot_align = sizeof(T) + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>);
+  // slot's word then never shares a line with bytes being copied. Never less
+  // than the item's own alignment: an alignas() weaker than the type's is
+  // ill-formed (clang refuses it; g++ ignored it, so the layout is unchanged).
+  static constexpr std::size_t slot_align_min = sizeof(T) + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>);
+  static constexpr std::size_t slot_align = alignof(T) > slot_align_min ? alignof(T) : slot_align_min;
   struct alignas(slot_align) slot {
     std::atomic<std::uint64_t> word{0};
     alignas(T) unsigned char bytes[sizeof(T)];
