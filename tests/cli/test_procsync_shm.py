@@ -163,7 +163,7 @@ try:
             break
         k, v = line.split("=")
         facts[k] = int(v)
-    check("scene ready", len(facts) == 9, repr(facts))
+    check("scene ready", len(facts) == 13, repr(facts))
     code, out, err = run("locks", scene_name)
     expect("locks SEGMENT", (code, out, err), 0, out_has=("NAME", "KIND", "STATE", "HOLDER", "WAITERS"), err_empty=True)
     row = lambda name: (line_of(out, name) or "").split()
