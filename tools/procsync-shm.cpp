@@ -66,13 +66,18 @@ constexpr const char* help_text =
     "                     state, holder, waiters and details. State: free, held, shared\n"
     "                     (readers only), inconsistent (its holder died), poisoned (not\n"
     "                     recoverable); available or exhausted (semaphore); set or clear\n"
-    "                     (event); idle, waiting or broken (barrier); initializing; - (not\n"
-    "                     a lock). Holder: pid:tid (process name). Waiters: a count, or\n"
-    "                     \"1+\" where the lock word only says someone may sleep. Details:\n"
-    "                     a semaphore's value/max and, in undo mode, who holds how many\n"
-    "                     permits; an event's mode; a barrier's parties waiting; a\n"
-    "                     shared_mutex's readers; a checked_mutex's lock class; a deadlock\n"
-    "                     registry's classes, orders, blocked threads and reports.\n"
+    "                     (event); idle, waiting or broken (barrier); empty, nonempty, full\n"
+    "                     or closed (queue, message_queue); initializing; - (not a lock).\n"
+    "                     Holder: pid:tid (process name); a message_queue's: of its index\n"
+    "                     lock. Waiters: a count, or \"1+\" where the lock word only says\n"
+    "                     someone may sleep. Details: a semaphore's value/max and, in undo\n"
+    "                     mode, who holds how many permits; an event's mode; a barrier's\n"
+    "                     parties waiting; a shared_mutex's readers; a checked_mutex's lock\n"
+    "                     class; a deadlock registry's classes, orders, blocked threads and\n"
+    "                     reports; a queue's fill level (items/capacity; a message_queue's\n"
+    "                     longest message), whether it is closed, consumers and producers\n"
+    "                     asleep, and each slot a push, send or pop_into under way holds\n"
+    "                     (writing, reserved, handing_off) with its thread.\n"
     "                     Read-only: the segment is mapped read-only, no lock is taken,\n"
     "                     nothing blocks; a segment being created shows as initializing.\n"
     "  deadlock SEGMENT   the segment's deadlock registry: lock classes (with ranks), the\n"
@@ -93,7 +98,7 @@ constexpr const char* help_text =
     "  -n, --dry-run      rm: print what would be removed, remove nothing\n"
     "  -f, --force        rm NAME: remove even if the segment is in use\n"
     "      --dead         rm: remove the dead segments (see above)\n"
-    "      --json         locks, deadlock: print JSON (schemas procsync-locks/1 and\n"
+    "      --json         locks, deadlock: print JSON (schemas procsync-locks/2 and\n"
     "                     procsync-deadlock/1, documented in docs/inspect.md)\n"
     "      --dot          deadlock: print a Graphviz digraph (render it with dot -Tsvg)\n"
     "      --registry OBJECT\n"
@@ -269,6 +274,22 @@ std::string details_text(const procsync::object_snapshot& o) {
   if (o.orders) add(std::to_string(*o.orders) + " orders");
   if (o.blocked) add(std::to_string(*o.blocked) + " blocked");
   if (o.reports) add(std::to_string(*o.reports) + " reports");
+  if (o.short_kind == "queue" || o.short_kind == "message_queue") {
+    const char* what = o.short_kind == "queue" ? " items" : " messages";
+    add((o.items ? std::to_string(*o.items) : std::string("?")) + "/" +
+        (o.capacity ? std::to_string(*o.capacity) : std::string("?")) + what +
+        (o.max_message_bytes ? " of up to " + std::to_string(*o.max_message_bytes) + " bytes" : std::string()));
+    if (o.closed.value_or(false)) add("closed");
+    const auto sleeping = [&](const std::optional<std::uint32_t>& n, const char* one, const char* many) {
+      if (n.value_or(0) != 0) add(std::to_string(*n) + (*n == 1 ? one : many) + " waiting");
+    };
+    const bool q = o.short_kind == "queue";
+    sleeping(o.consumers_waiting, q ? " consumer" : " receiver", q ? " consumers" : " receivers");
+    sleeping(o.producers_waiting, q ? " producer" : " sender", q ? " producers" : " senders");
+    for (const auto& h : o.held_slots)
+      add("slot " + std::to_string(h.slot) + " " + h.phase + " by " + thread_text(h.thread) +
+          (h.skipped ? " (skipped)" : ""));
+  }
   if (o.short_kind == "data" || o.short_kind == "shared_value" || o.short_kind == "shared_array")
     add(std::to_string(o.bytes) + " bytes");
   if (!o.note.empty()) add(o.note);
@@ -341,7 +362,7 @@ long long unix_ms() {
 }
 
 std::string locks_json(const procsync::segment_snapshot& s, const std::string& only) {
-  std::string o = "{\"schema\":\"procsync-locks/1\",\"time_unix_ms\":" + std::to_string(unix_ms()) +
+  std::string o = "{\"schema\":\"procsync-locks/2\",\"time_unix_ms\":" + std::to_string(unix_ms()) +
                   ",\"segment\":{\"name\":" + js(s.name) + ",\"bytes\":" + std::to_string(s.bytes) +
                   ",\"ready\":" + jb(s.ready) + ",\"creator_pid\":" + std::to_string(s.creator_pid) +
                   ",\"creator_alive\":" + jb(s.creator_alive) + ",\"corrupt\":" + jb(s.corrupt) +
@@ -364,10 +385,20 @@ std::string locks_json(const procsync::segment_snapshot& s, const std::string& o
       o += std::string(i ? "," : "") + "{\"pid\":" + std::to_string(h.pid) + ",\"name\":" + js(h.name) +
            ",\"alive\":" + jb(h.alive) + ",\"permits\":" + std::to_string(h.permits) + "}";
     }
-    o += "],\"flag\":" + (x.flag ? std::string(jb(*x.flag)) : std::string("null")) + ",\"mode\":" +
-         jstr_or_null(x.mode) + ",\"parties\":" + jn(x.parties) + ",\"arrived\":" + jn(x.arrived) +
+    o += "],\"flag\":" + (x.flag ? std::string(jb(*x.flag)) : std::string("null")) +
+         ",\"mode\":" + jstr_or_null(x.mode) + ",\"parties\":" + jn(x.parties) + ",\"arrived\":" + jn(x.arrived) +
          ",\"classes\":" + jn(x.classes) + ",\"orders\":" + jn(x.orders) + ",\"blocked\":" + jn(x.blocked) +
-         ",\"reports\":" + jn(x.reports) + ",\"note\":" + jstr_or_null(x.note) + "}";
+         ",\"reports\":" + jn(x.reports) + ",\"items\":" + jn(x.items) + ",\"capacity\":" + jn(x.capacity) +
+         ",\"max_message_bytes\":" + jn(x.max_message_bytes) +
+         ",\"closed\":" + (x.closed ? std::string(jb(*x.closed)) : std::string("null")) +
+         ",\"consumers_waiting\":" + jn(x.consumers_waiting) + ",\"producers_waiting\":" + jn(x.producers_waiting) +
+         ",\"held_slots\":[";
+    for (std::size_t i = 0; i < x.held_slots.size(); ++i) {
+      const auto& h = x.held_slots[i];
+      o += std::string(i ? "," : "") + "{\"slot\":" + std::to_string(h.slot) + ",\"phase\":" + js(h.phase) +
+           ",\"thread\":" + jthread(h.thread) + ",\"skipped\":" + jb(h.skipped) + "}";
+    }
+    o += "],\"note\":" + jstr_or_null(x.note) + "}";
   }
   return o + "]}\n";
 }

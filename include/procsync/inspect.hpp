@@ -4,7 +4,9 @@
 // named segment read-only and takes snapshots of every object in it (kind,
 // name, holder, waiters, and per kind what matters: a semaphore's value and
 // undo holders, an event's flag, a barrier's parties, a shared_mutex's
-// readers), and of a deadlock_registry in it (classes, recorded orders and who
+// readers, a queue's fill level, whether it is closed, who sleeps on either
+// side and which slots a push or hand-off under way holds), and of a
+// deadlock_registry in it (classes, recorded orders and who
 // first took each, the wait-for graph now, its cycles, and the newest
 // deadlock and order-violation reports). procsync-shm's `locks` and
 // `deadlock` commands are a thin layer over it; to_dot() draws a registry.
@@ -34,10 +36,18 @@
 // Kinds understood: procsync::mutex, recursive_mutex, checked_mutex,
 // shared_mutex, counting_semaphore (undo_slots 1..64, 128, 256, 512, 1024 for
 // undo holders), event, barrier, condition_variable, deadlock_registry,
-// shared_value / shared_array (state "-"). Other kinds (the user's data) are
-// listed with their kind and size only.
-// TODO(queues): once queue.hpp / message_queue.hpp exist, add their kinds to
-// read_object() with the fill level (size / capacity) from a const accessor.
+// queue<T, N>, message_queue<M, N>, shared_value / shared_array (state "-").
+// Other kinds (the user's data) are listed with their kind and size only.
+//
+// Queues are read without their T: the recorded kind spells N and the
+// element's size and alignment (element_kind), and detail::queue_layout /
+// detail::message_queue_layout turn those into offsets (the queues'
+// constructors static_assert them). Everything read from a queue is checked
+// before it is shown: the recorded size must be the one the kind implies (else
+// the slots are not read), counts outside [0, capacity] are clamped or
+// dropped with a note, and owners are resolved through /proc like any TID. A
+// message_queue journals each change to its index: it is shown as of its last
+// committed change.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -48,6 +58,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -70,11 +81,14 @@
 #include "deadlock.hpp"
 #include "detail/object_header.hpp"
 #include "detail/process_identity.hpp"
+#include "detail/queue_common.hpp"
 #include "detail/segment_header.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
 #include "event.hpp"
+#include "message_queue.hpp"
 #include "mutex.hpp"
+#include "queue.hpp"
 #include "recursive_mutex.hpp"
 #include "segment.hpp"
 #include "semaphore.hpp"
@@ -100,6 +114,20 @@ struct permit_holder {
   std::uint32_t permits = 0;   ///< permits it took and has not given back
 };
 
+/// A queue slot that a thread holds now: a push (queue) or send
+/// (message_queue) copying its item in, or a pop_into() hand-off being
+/// finished. The others pass it or wait for it; see queue.hpp.
+struct slot_holder {
+  std::uint32_t slot = 0;  ///< the slot's index, in [0, capacity)
+  std::string phase;       ///< "writing" (queue: a push copies in), "handing_off" (queue: pop_into()),
+                           ///< "reserved" (message_queue: a send copies in)
+  thread_info thread;      ///< the owner (tid 0: not recorded; pid 0 and alive false: it is gone,
+                           ///< or its TID now names a thread started at another time)
+  bool skipped = false;    ///< queue: the others pass this slot (its owner was found stopped, or died in pop_into())
+
+  friend bool operator==(const slot_holder&, const slot_holder&) = default;
+};
+
 /// The state of one object, as one word for the tool and for JSON.
 enum class object_state {
   none,          ///< "-": not a lock (data, condition_variable, registry)
@@ -117,6 +145,10 @@ enum class object_state {
   idle,          ///< a barrier with nobody waiting
   initializing,  ///< the object is still being constructed
   unknown,       ///< a procsync kind whose layout version or size this inspector does not know
+  empty,         ///< an open queue with no item queued
+  nonempty,      ///< an open queue with items queued and room for more
+  full,          ///< an open queue at its capacity (pushes and sends wait)
+  closed,        ///< a closed queue (pushes and sends fail; what is queued can still be taken)
 };
 
 /// The word for `s` used by procsync-shm and its JSON ("free", "held", ...; "-" for none).
@@ -137,6 +169,10 @@ inline const char* to_string(object_state s) noexcept {
     case object_state::idle: return "idle";
     case object_state::initializing: return "initializing";
     case object_state::unknown: return "unknown";
+    case object_state::empty: return "empty";
+    case object_state::nonempty: return "nonempty";
+    case object_state::full: return "full";
+    case object_state::closed: return "closed";
   }
   return "unknown";
 }
@@ -147,17 +183,20 @@ struct object_snapshot {
   std::string name;              ///< the object's name in the segment
   std::string kind;              ///< its recorded kind ("procsync::mutex", "procsync::counting_semaphore<3>", ...)
   std::string short_kind;        ///< "mutex", "recursive_mutex", "checked_mutex", "shared_mutex", "semaphore",
-                                 ///< "event", "barrier", "condition_variable", "deadlock_registry",
-                                 ///< "shared_value", "shared_array", or "data" (any other kind)
+                                 ///< "event", "barrier", "condition_variable", "deadlock_registry", "queue",
+                                 ///< "message_queue", "shared_value", "shared_array", or "data" (any other kind)
   std::uint32_t layout_version = 0;  ///< recorded layout version
   std::uint64_t bytes = 0;           ///< sizeof the object
   object_state state = object_state::none;  ///< see object_state
-  std::optional<thread_info> holder;  ///< locks: the holding thread (shared_mutex: the writer)
+  /// locks: the holding thread (shared_mutex: the writer; message_queue: of its
+  /// index lock, held for a few hundred ns per call unless stopped there)
+  std::optional<thread_info> holder;
   std::vector<thread_info> readers;   ///< shared_mutex: threads holding a share
-  /// Threads waiting: an exact count for semaphore, event, barrier and
-  /// condition_variable (threads asleep or about to sleep); for the mutex kinds
-  /// the lock word only says "someone may sleep" (waiters_exact == false,
-  /// waiters 0 or 1). std::nullopt where it does not apply.
+  /// Threads waiting: an exact count for semaphore, event, barrier,
+  /// condition_variable and the queues (threads asleep or about to sleep; for a
+  /// queue consumers_waiting + producers_waiting); for the mutex kinds the lock
+  /// word only says "someone may sleep" (waiters_exact == false, waiters 0 or
+  /// 1). std::nullopt where it does not apply or could not be read.
   std::optional<std::uint32_t> waiters;
   bool waiters_exact = false;          ///< see waiters
   std::string lock_class;              ///< checked_mutex: its class name (when a registry in the segment names it)
@@ -174,7 +213,21 @@ struct object_snapshot {
   std::optional<std::uint32_t> orders;   ///< deadlock_registry: lock orders recorded
   std::optional<std::uint32_t> blocked;  ///< deadlock_registry: threads in its wait-for table
   std::optional<std::uint64_t> reports;  ///< deadlock_registry: reports made so far
+  /// queue: items queued now, the fill level, as queue::size() counts it (pushes
+  /// under way included), in [0, capacity]; message_queue: messages queued as
+  /// of its last committed change. std::nullopt when the words read make no
+  /// sense (see note).
+  std::optional<std::uint64_t> items;
+  std::optional<std::uint64_t> capacity;           ///< queues: N (std::nullopt if the recorded kind is cut short)
+  std::optional<std::uint64_t> max_message_bytes;  ///< message_queue: the longest message
+  std::optional<bool> closed;                      ///< queues: close() was called
+  std::optional<std::uint32_t> consumers_waiting;  ///< queues: threads asleep in pop/receive (the queue is empty)
+  std::optional<std::uint32_t> producers_waiting;  ///< queues: threads asleep in push/send (the queue is full)
+  std::vector<slot_holder> held_slots;             ///< queues: slots held now, by index (at most max_held_slots listed)
   std::string note;                      ///< why something could not be read, else ""
+
+  /// held_slots lists at most this many (a note counts the others).
+  static constexpr std::size_t max_held_slots = 64;
 };
 
 /// A whole segment at one moment.
@@ -272,6 +325,72 @@ inline std::string comm_of(std::int32_t pid) {
   std::string c = read_small_file("/proc/" + std::to_string(pid) + "/comm");
   while (!c.empty() && (c.back() == '\n' || c.back() == '\0')) c.pop_back();
   return c;
+}
+
+/// A decimal number that is the whole of `s` and at most `limit`.
+inline std::optional<std::uint64_t> whole_number(std::string_view s, std::uint64_t limit) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (n > limit) return std::nullopt;
+  return n;
+}
+
+/// "name<a,...,z>" -> its arguments' text "a,...,z"; "" unless `kind` is
+/// exactly that (a kind cut short has no closing '>').
+inline std::string_view template_arguments(std::string_view kind, std::string_view name) {
+  if (kind.size() < name.size() + 2 || kind.substr(0, name.size()) != name || kind[name.size()] != '<' ||
+      kind.back() != '>')
+    return {};
+  return kind.substr(name.size() + 1, kind.size() - name.size() - 2);
+}
+
+/// Size and alignment of a queue's element, as its kind spells them.
+struct element_shape {
+  std::size_t size = 0;
+  std::size_t align = 0;
+};
+
+template <class... U>
+std::optional<element_shape> arithmetic_shape(std::string_view kind) {
+  std::optional<element_shape> found;
+  // The names come from the function that spelled the kind, on this ABI.
+  ((found || detail::arithmetic_kind<U>() != kind ? void() : void(found = element_shape{sizeof(U), alignof(U)})), ...);
+  return found;
+}
+
+/// The element's size and alignment from its kind (detail::element_kind):
+/// every kind but an arithmetic one ends in "{size=S,align=A...}" (the last
+/// such suffix is the element's own: inner ones belong to its parts); an
+/// arithmetic kind ("int64", "float64", ...) fixes both. std::nullopt for
+/// anything else.
+inline std::optional<element_shape> shape_of_element(std::string_view kind) {
+  if (!kind.empty() && kind.back() == '}') {
+    const std::size_t at = kind.rfind("{size=");
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view rest = kind.substr(at + 6, kind.size() - at - 7);  // "S,align=A..." without the '}'
+    const std::size_t comma = rest.find(",align=");
+    if (comma == std::string_view::npos) return std::nullopt;
+    const auto size = whole_number(rest.substr(0, comma), std::uint64_t{1} << 40);
+    rest.remove_prefix(comma + 7);
+    const auto align = whole_number(rest.substr(0, rest.find(',')), 1u << 16);
+    if (!size || !align || *size == 0 || *align == 0 || (*align & (*align - 1)) != 0) return std::nullopt;
+    return element_shape{static_cast<std::size_t>(*size), static_cast<std::size_t>(*align)};
+  }
+  return arithmetic_shape<bool, char, signed char, unsigned char, wchar_t, char8_t, char16_t, char32_t, short,
+                          unsigned short, int, unsigned, long, unsigned long, long long, unsigned long long, float,
+                          double, long double>(kind);
+}
+
+/// One load of a word of the segment. The mapping is read-only: atomic_ref's
+/// load only reads (as the queues' own racy reads do), whether the word is a
+/// std::atomic or a plain word its owner writes with atomic_ref.
+template <class W>
+W load_word(const char* at, std::memory_order order = std::memory_order_relaxed) noexcept {
+  return std::atomic_ref<W>(*const_cast<W*>(reinterpret_cast<const W*>(at))).load(order);
 }
 
 }  // namespace detail::inspect
@@ -561,6 +680,207 @@ class segment_inspector {
     return ((slots == I + 1 ? (read_semaphore<I + 1>(e, o), true) : false) || ...);
   }
 
+  /// Who owns a queue slot: its owner token's TID through /proc, unless that
+  /// TID now names a thread started at another time (then: gone).
+  static thread_info describe_owner(detail::owner_token token) {
+    thread_info t;
+    t.tid = token >> detail::owner_tag_bits;
+    if (t.tid == 0 || detail::owner_state(token) == detail::process_state::dead) return t;
+    return describe_thread(t.tid);
+  }
+
+  static void add_note(object_snapshot& o, const std::string& text) {
+    if (!o.note.empty()) o.note += "; ";
+    o.note += text;
+  }
+
+  /// A sleeper count, if it can be one (a corrupt word is dropped with a note).
+  static std::optional<std::uint32_t> sleeper_count(const char* wait_word, const char* side, object_snapshot& o) {
+    const auto n = detail::inspect::load_word<std::uint32_t>(wait_word + offsetof(detail::wait_word, sleepers));
+    // No more threads than TIDs can exist (PID_MAX_LIMIT, 2^22).
+    if (n <= (1u << 22)) return n;
+    add_note(o, std::string(side) + " sleeper count unreadable (" + std::to_string(n) + ")");
+    return std::nullopt;
+  }
+
+  /// What every queue shows: the state word from fill level and closed flag, the waiters total.
+  static void finish_queue(object_snapshot& o) {
+    if (o.closed.value_or(false))
+      o.state = object_state::closed;
+    else if (!o.items)
+      o.state = object_state::unknown;
+    else if (*o.items == 0)
+      o.state = object_state::empty;
+    else if (o.capacity && *o.items >= *o.capacity)
+      o.state = object_state::full;
+    else
+      o.state = object_state::nonempty;
+    if (o.consumers_waiting && o.producers_waiting) {
+      o.waiters = *o.consumers_waiting + *o.producers_waiting;
+      o.waiters_exact = true;
+    }
+  }
+
+  /// queue<T, N>, known by its kind "procsync::queue<ELEMENT,N>" only.
+  static void read_queue(const entry& e, object_snapshot& o) {
+    using L = detail::queue_layout;
+    namespace di = detail::inspect;
+    o.short_kind = "queue";
+    const auto value = reinterpret_cast<std::uintptr_t>(e.value);
+    if (e.header.layout_version != L::layout_version || e.header.value_size < L::slots_offset(1, 1) ||
+        e.header.value_align < 64 || value % 64 != 0) {
+      o.state = object_state::unknown;
+      o.note = "layout version " + std::to_string(e.header.layout_version) + " (" +
+               std::to_string(e.header.value_size) + " bytes, aligned " + std::to_string(e.header.value_align) +
+               ") not known to this inspector (version " + std::to_string(L::layout_version) + ")";
+      return;
+    }
+    // The control words sit at the same offsets for every T and N.
+    const std::string_view args = di::template_arguments(e.header.kind_prefix(), "procsync::queue");
+    const std::size_t comma = args.rfind(',');
+    std::optional<std::uint64_t> capacity;
+    std::optional<di::element_shape> shape;
+    if (comma != std::string_view::npos && e.header.kind_length <= detail::object_kind_capacity) {
+      capacity = di::whole_number(args.substr(comma + 1), std::uint64_t{1} << 30);
+      if (capacity == 0u) capacity.reset();
+      shape = di::shape_of_element(args.substr(0, comma));
+    }
+    o.capacity = capacity;
+    // The slots are read only where the recorded size is exactly the one the kind implies.
+    bool slots_known = false;
+    if (!capacity) {
+      add_note(o, "capacity not readable from the kind (cut short in the header?): slots not read");
+    } else if (!shape) {
+      add_note(o, "element size not readable from the kind: slots not read");
+    } else if (*capacity > e.header.value_size / L::slot_stride(shape->size, shape->align) ||
+               L::object_size(shape->size, shape->align, *capacity) != e.header.value_size ||
+               L::object_align(shape->size, shape->align) != e.header.value_align) {
+      add_note(o, "recorded size " + std::to_string(e.header.value_size) + " is not a " + e.header.kind_for_message() +
+                      "'s: slots not read");
+    } else {
+      slots_known = true;
+    }
+    const char* q = e.value;
+    // deq first: both only grow, so in a sound queue the later enq is not below it.
+    const auto deq = di::load_word<std::uint64_t>(q + L::deq_offset, std::memory_order_acquire);
+    const auto enq = di::load_word<std::uint64_t>(q + L::enq_offset, std::memory_order_acquire);
+    if (enq < deq) {
+      add_note(o, "position counters out of order (enq " + std::to_string(enq) + " < deq " + std::to_string(deq) +
+                      "): fill level unknown");
+    } else if (capacity) {
+      o.items = L::fill(enq, deq, static_cast<std::size_t>(*capacity));
+    } else if (enq - deq <= e.header.value_size / 16) {  // a slot takes 16 bytes at least
+      o.items = enq - deq;
+    } else {
+      add_note(o, "fill level unknown: enq - deq = " + std::to_string(enq - deq) + " is more than fits");
+    }
+    o.closed = di::load_word<std::uint32_t>(q + L::closed_offset, std::memory_order_acquire) != 0;
+    o.consumers_waiting = sleeper_count(q + L::items_offset, "consumer", o);
+    o.producers_waiting = sleeper_count(q + L::space_offset, "producer", o);
+    if (slots_known) {
+      const std::size_t stride = L::slot_stride(shape->size, shape->align);
+      const char* slots = q + L::slots_offset(shape->size, shape->align);
+      std::size_t held = 0;
+      for (std::size_t i = 0; i < *capacity; ++i) {
+        const auto w = di::load_word<std::uint64_t>(slots + i * stride, std::memory_order_acquire);
+        const std::uint64_t phase = L::phase_of(w);
+        if (phase != L::writing_phase && phase != L::into_phase) continue;  // EMPTY and FULL have no owner
+        if (++held > object_snapshot::max_held_slots) continue;
+        o.held_slots.push_back(slot_holder{static_cast<std::uint32_t>(i),
+                                           phase == L::writing_phase ? "writing" : "handing_off",
+                                           describe_owner(L::owner_of(w)), (w & L::skip_bit) != 0});
+      }
+      if (held > object_snapshot::max_held_slots)
+        add_note(o, std::to_string(held - object_snapshot::max_held_slots) + " more held slots not listed");
+    }
+    finish_queue(o);
+  }
+
+  /// message_queue<M, N>, known by its kind "procsync::message_queue<M,N>" only.
+  static void read_message_queue(const entry& e, object_snapshot& o) {
+    using L = detail::message_queue_layout;
+    namespace di = detail::inspect;
+    o.short_kind = "message_queue";
+    const std::string_view args = di::template_arguments(e.header.kind_prefix(), "procsync::message_queue");
+    const std::size_t comma = args.find(',');
+    std::optional<std::uint64_t> max_bytes, capacity;
+    if (comma != std::string_view::npos) {
+      max_bytes = di::whole_number(args.substr(0, comma), 0xffffffffu);
+      capacity = di::whole_number(args.substr(comma + 1), std::uint64_t{1} << 24);
+    }
+    if (!max_bytes || !capacity || *capacity == 0 || e.header.layout_version != L::layout_version ||
+        e.header.value_size != L::object_size(*max_bytes, *capacity) || e.header.value_align != L::object_align ||
+        reinterpret_cast<std::uintptr_t>(e.value) % L::object_align != 0) {
+      o.state = object_state::unknown;
+      o.note = "layout version " + std::to_string(e.header.layout_version) + " (" +
+               std::to_string(e.header.value_size) + " bytes) not known to this inspector for this kind (version " +
+               std::to_string(L::layout_version) + ")";
+      return;
+    }
+    const auto n = static_cast<std::size_t>(*capacity);
+    o.capacity = capacity;
+    o.max_message_bytes = max_bytes;
+    const char* q = e.value;
+    // The index lock: who holds it now (a few hundred ns per call, unless stopped there).
+    const std::uint32_t word = std::launder(reinterpret_cast<const mutex*>(q + L::lock_offset))->lock_word();
+    if (word != detail::word_not_recoverable && (word & detail::word_tid_mask) != 0)
+      o.holder = describe_thread(word & detail::word_tid_mask);
+    const bool holder_died = word != detail::word_not_recoverable && (word & detail::word_owner_died) != 0;
+    // Every change to the index is journaled (each word's old value saved
+    // before it is written; the commit empties the journal). The index is
+    // shown as of the last commit: a dead holder's half-made change is rolled
+    // back by the next holder, a live one's is not made until it commits.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> before;  // offset, value at the last commit
+    const auto journaled = di::load_word<std::uint32_t>(q + L::journal_count_offset);
+    if (journaled > L::journal_capacity(n)) {
+      add_note(o, "journal unreadable (" + std::to_string(journaled) + " entries): counts as they stand");
+    } else {
+      for (std::uint32_t i = 0; i < journaled; ++i) {
+        const char* j = q + L::journal_offset + i * L::journal_entry_bytes;
+        const auto offset = di::load_word<std::uint32_t>(j);
+        const auto width = di::load_word<std::uint32_t>(j + 4);
+        const auto old = di::load_word<std::uint64_t>(j + 8);
+        // The first entry for a word holds its committed value; the inspector reads only 32-bit ones.
+        if (width != 4 || std::any_of(before.begin(), before.end(), [&](const auto& b) { return b.first == offset; }))
+          continue;
+        before.emplace_back(offset, static_cast<std::uint32_t>(old));
+      }
+      if (journaled != 0)
+        add_note(o, holder_died ? "the index lock's holder died mid-change: shown as of the last commit, which its "
+                                  "next holder restores"
+                                : "a change is under way: shown as of the last commit");
+    }
+    if (holder_died && journaled == 0) add_note(o, "the index lock's holder died (between changes: nothing to undo)");
+    const auto committed = [&](std::size_t offset) {
+      for (const auto& [at, value] : before)
+        if (at == offset) return value;
+      return di::load_word<std::uint32_t>(q + offset);
+    };
+    // One word each: each is whole, two may be from different moments.
+    const std::uint32_t queued = committed(L::queued_offset);
+    if (queued <= n)
+      o.items = queued;
+    else
+      add_note(o, "message count unreadable (" + std::to_string(queued) + ")");
+    o.closed = di::load_word<std::uint32_t>(q + L::closed_offset(n), std::memory_order_acquire) != 0;
+    o.consumers_waiting = sleeper_count(q + L::items_offset(n), "receiver", o);
+    o.producers_waiting = sleeper_count(q + L::space_offset(n), "sender", o);
+    std::size_t held = 0, unreadable = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      const std::size_t meta = L::meta_offset(n) + s * L::meta_bytes;
+      const std::uint32_t state = committed(meta + L::meta_state_offset);
+      if (state > L::queued_state) ++unreadable;
+      if (state != L::reserved_state) continue;
+      if (++held > object_snapshot::max_held_slots) continue;
+      o.held_slots.push_back(slot_holder{static_cast<std::uint32_t>(s), "reserved",
+                                         describe_owner(committed(meta + L::meta_owner_offset)), false});
+    }
+    if (held > object_snapshot::max_held_slots)
+      add_note(o, std::to_string(held - object_snapshot::max_held_slots) + " more held slots not listed");
+    if (unreadable != 0) add_note(o, std::to_string(unreadable) + " slot states unreadable");
+    finish_queue(o);
+  }
+
   static object_snapshot read_object(const entry& e) {
     object_snapshot o;
     o.name = e.name;
@@ -572,6 +892,8 @@ class segment_inspector {
     const auto starts = [&](std::string_view p) { return k.substr(0, p.size()) == p; };
     if (starts("procsync::shared_value<")) o.short_kind = "shared_value";
     if (starts("procsync::shared_array<")) o.short_kind = "shared_array";
+    if (starts("procsync::queue<")) o.short_kind = "queue";
+    if (starts("procsync::message_queue<")) o.short_kind = "message_queue";
     if (e.header.magic != detail::object_magic) {
       o.state = object_state::unknown;
       o.note = "no valid object header";
@@ -647,6 +969,10 @@ class segment_inspector {
         o.waiters = cv->sleepers();
         o.waiters_exact = true;
       }
+    } else if (starts("procsync::queue<")) {
+      read_queue(e, o);
+    } else if (starts("procsync::message_queue<")) {
+      read_message_queue(e, o);
     } else if (e.header.same_kind(deadlock_registry::kind_name)) {
       o.short_kind = "deadlock_registry";
       if (const auto* r = as<deadlock_registry>(e, o)) {

@@ -69,6 +69,67 @@
 
 namespace procsync {
 
+namespace detail {
+
+/// Where the words of a message_queue<MaxMessageBytes, N> sit, as functions
+/// of N (and, for its size, MaxMessageBytes) alone: an observer that knows the
+/// queue only by the kind recorded in its segment
+/// ("procsync::message_queue<256,64>") reads it through these
+/// (procsync/inspect.hpp). message_queue's constructor static_asserts every
+/// one of them against the class, so a change that moves a word breaks the
+/// build rather than the observer.
+struct message_queue_layout {
+  static constexpr std::uint32_t layout_version = 1;  ///< message_queue<M, N>::layout_version
+
+  static constexpr std::size_t lock_offset = 0;            ///< procsync::mutex guarding the index
+  static constexpr std::size_t journal_count_offset = 40;  ///< uint32: entries of a change under way (0: none)
+  static constexpr std::size_t queued_offset = 44;         ///< uint32: messages queued (the heap's size)
+  static constexpr std::size_t free_count_offset = 48;     ///< uint32: free slots
+  static constexpr std::size_t journal_offset = 64;        ///< the journal, then heap, free list, slot metadata
+  static constexpr std::size_t journal_entry_bytes = 16;
+  /// A slot's metadata: state and owner (uint32 each) first, then size,
+  /// priority (uint32) and arrival order (uint64).
+  static constexpr std::size_t meta_bytes = 24;
+  static constexpr std::size_t meta_state_offset = 0, meta_owner_offset = 4;
+  /// A slot's states: free, reserved by a sender copying its message in
+  /// (owner: its owner_token), queued.
+  static constexpr std::uint32_t free_state = 0, reserved_state = 1, queued_state = 2;
+  static constexpr std::size_t object_align = 64;  ///< alignof the queue
+
+  static constexpr std::size_t round_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) / a * a; }
+  /// Journal entries one operation can need: a few words, plus two per heap level.
+  static constexpr std::size_t journal_capacity(std::size_t capacity) noexcept {
+    return 16 + 2 * static_cast<std::size_t>(std::bit_width(capacity));
+  }
+  static constexpr std::size_t heap_offset(std::size_t capacity) noexcept {
+    return journal_offset + journal_entry_bytes * journal_capacity(capacity);
+  }
+  static constexpr std::size_t free_offset(std::size_t capacity) noexcept {
+    return heap_offset(capacity) + 4 * capacity;
+  }
+  /// Slot s's metadata is meta_bytes * s further.
+  static constexpr std::size_t meta_offset(std::size_t capacity) noexcept {
+    return round_up(free_offset(capacity) + 4 * capacity, 8);
+  }
+  /// wait_word: receivers sleep on it.
+  static constexpr std::size_t items_offset(std::size_t capacity) noexcept {
+    return round_up(meta_offset(capacity) + meta_bytes * capacity, 64);
+  }
+  /// wait_word: senders sleep on it.
+  static constexpr std::size_t space_offset(std::size_t capacity) noexcept { return items_offset(capacity) + 8; }
+  /// std::atomic<std::uint32_t>: nonzero once closed.
+  static constexpr std::size_t closed_offset(std::size_t capacity) noexcept { return items_offset(capacity) + 16; }
+  static constexpr std::size_t data_offset(std::size_t capacity) noexcept {
+    return round_up(closed_offset(capacity) + 4, 64);
+  }
+  /// sizeof the queue.
+  static constexpr std::size_t object_size(std::size_t max_message_bytes, std::size_t capacity) noexcept {
+    return round_up(data_offset(capacity) + capacity * (max_message_bytes == 0 ? 1 : max_message_bytes), 64);
+  }
+};
+
+}  // namespace detail
+
 template <std::size_t MaxMessageBytes, std::size_t Capacity>
 class message_queue {
   static_assert(Capacity >= 1 && Capacity <= (std::size_t{1} << 24),
@@ -89,10 +150,37 @@ class message_queue {
   static std::string kind_name() {
     return detail::template_kind("procsync::message_queue", std::to_string(MaxMessageBytes), std::to_string(Capacity));
   }
-  static constexpr std::uint32_t layout_version = 1;
+  static constexpr std::uint32_t layout_version = detail::message_queue_layout::layout_version;
 
   /// An empty, open queue.
   message_queue() noexcept {
+    // The layout an observer reads knowing only the two parameters
+    // (detail::message_queue_layout), pinned here because only a complete
+    // class can be measured, and every queue in a segment was made here.
+    using L = detail::message_queue_layout;
+    static_assert(std::is_standard_layout_v<message_queue> && std::is_standard_layout_v<slot_meta>,
+                  "procsync::message_queue: offsetof below needs a standard-layout class");
+    static_assert(offsetof(message_queue, lock_) == L::lock_offset &&
+                      offsetof(message_queue, journal_count_) == L::journal_count_offset &&
+                      offsetof(message_queue, queued_) == L::queued_offset &&
+                      offsetof(message_queue, free_count_) == L::free_count_offset &&
+                      offsetof(message_queue, journal_) == L::journal_offset,
+                  "procsync::message_queue: an index word moved: update detail::message_queue_layout");
+    static_assert(sizeof(journal_entry) == L::journal_entry_bytes && sizeof(slot_meta) == L::meta_bytes &&
+                      offsetof(slot_meta, state) == L::meta_state_offset &&
+                      offsetof(slot_meta, owner) == L::meta_owner_offset && sizeof(detail::wait_word) == 8 &&
+                      offsetof(detail::wait_word, sleepers) == 4,
+                  "procsync::message_queue: a record's shape changed: update detail::message_queue_layout");
+    static_assert(offsetof(message_queue, heap_) == L::heap_offset(Capacity) &&
+                      offsetof(message_queue, free_) == L::free_offset(Capacity) &&
+                      offsetof(message_queue, meta_) == L::meta_offset(Capacity) &&
+                      offsetof(message_queue, items_) == L::items_offset(Capacity) &&
+                      offsetof(message_queue, space_) == L::space_offset(Capacity) &&
+                      offsetof(message_queue, closed_) == L::closed_offset(Capacity) &&
+                      offsetof(message_queue, data_) == L::data_offset(Capacity) &&
+                      sizeof(message_queue) == L::object_size(MaxMessageBytes, Capacity) &&
+                      alignof(message_queue) == L::object_align,
+                  "procsync::message_queue: the arrays moved: update detail::message_queue_layout");
     for (std::size_t i = 0; i < Capacity; ++i) free_[i] = static_cast<std::uint32_t>(Capacity - 1 - i);
     free_count_ = static_cast<std::uint32_t>(Capacity);
   }
@@ -208,10 +296,11 @@ class message_queue {
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire) != 0; }
 
  private:
-  static constexpr std::uint32_t free_state = 0, reserved_state = 1, queued_state = 2;
+  static constexpr std::uint32_t free_state = detail::message_queue_layout::free_state;
+  static constexpr std::uint32_t reserved_state = detail::message_queue_layout::reserved_state;
+  static constexpr std::uint32_t queued_state = detail::message_queue_layout::queued_state;
   static constexpr std::size_t stride = MaxMessageBytes == 0 ? 1 : MaxMessageBytes;
-  // Journal entries one operation can need: a few words, plus two per heap level.
-  static constexpr std::size_t journal_capacity = 16 + 2 * std::bit_width(Capacity);
+  static constexpr std::size_t journal_capacity = detail::message_queue_layout::journal_capacity(Capacity);
 
   struct slot_meta {
     std::uint32_t state = free_state;

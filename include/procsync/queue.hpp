@@ -96,6 +96,72 @@
 
 namespace procsync {
 
+namespace detail {
+
+/// Where the words of a queue<T, N> sit, as functions of sizeof(T),
+/// alignof(T) and N alone. An observer that knows a queue only by the kind
+/// recorded in its segment ("procsync::queue<int64,8>"; an element's kind
+/// spells its size and alignment, see element_kind) reads it through these
+/// (procsync/inspect.hpp) without T. queue's constructor static_asserts every
+/// one of them against the class, so a change that moves a word breaks the
+/// build rather than the observer.
+struct queue_layout {
+  static constexpr std::uint32_t layout_version = 1;  ///< queue<T, N>::layout_version
+
+  // The control words: at these offsets for every T and N.
+  static constexpr std::size_t enq_offset = 0;       ///< std::atomic<std::uint64_t>: next position to produce
+  static constexpr std::size_t deq_offset = 64;      ///< std::atomic<std::uint64_t>: next position to consume
+  static constexpr std::size_t items_offset = 128;   ///< wait_word: consumers sleep on it
+  static constexpr std::size_t space_offset = 136;   ///< wait_word: producers sleep on it
+  static constexpr std::size_t closed_offset = 144;  ///< std::atomic<std::uint32_t>: nonzero once closed
+  static constexpr std::size_t control_end = 148;    ///< the slots follow, aligned
+
+  // A slot starts with its word (std::atomic<std::uint64_t>): the position it
+  // serves (32 bits) | phase << 32 | skip_bit | owner << owner_shift.
+  static constexpr std::uint64_t empty_phase = 0, writing_phase = 1, full_phase = 2, into_phase = 3;
+  static constexpr std::uint64_t skip_bit = std::uint64_t{1} << 34;
+  static constexpr unsigned owner_shift = 35;
+  static constexpr std::uint32_t seq_of(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
+  static constexpr std::uint64_t phase_of(std::uint64_t w) noexcept { return (w >> 32) & 3; }
+  static constexpr owner_token owner_of(std::uint64_t w) noexcept { return static_cast<owner_token>(w >> owner_shift); }
+
+  static constexpr std::size_t round_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) / a * a; }
+  static constexpr std::size_t larger(std::size_t a, std::size_t b) noexcept { return a > b ? a : b; }
+  /// A slot's alignment: items of a cache line or more get a line of their
+  /// own per slot, so the next slot's word never shares a line with bytes
+  /// being copied; never less than the item's own (an alignas() weaker than
+  /// the type's is ill-formed, and clang refuses it).
+  static constexpr std::size_t slot_align(std::size_t size, std::size_t align) noexcept {
+    return larger(size + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>), align);
+  }
+  /// sizeof a slot: the word, then the item at its alignment.
+  static constexpr std::size_t slot_stride(std::size_t size, std::size_t align) noexcept {
+    return round_up(round_up(8, align) + size, slot_align(size, align));
+  }
+  /// alignof the queue.
+  static constexpr std::size_t object_align(std::size_t size, std::size_t align) noexcept {
+    return larger(64, slot_align(size, align));
+  }
+  /// Where slot 0 starts; slot i is slot_stride() bytes further per i.
+  static constexpr std::size_t slots_offset(std::size_t size, std::size_t align) noexcept {
+    return round_up(control_end, object_align(size, align));
+  }
+  /// sizeof the queue.
+  static constexpr std::size_t object_size(std::size_t size, std::size_t align, std::size_t capacity) noexcept {
+    return round_up(slots_offset(size, align) + capacity * slot_stride(size, align), object_align(size, align));
+  }
+
+  /// Items queued, from the position counters (`deq` read before `enq`: both
+  /// only grow, so a later enq is never below an earlier deq in a sound
+  /// queue): enq - deq, in [0, capacity].
+  static constexpr std::size_t fill(std::uint64_t enq, std::uint64_t deq, std::size_t capacity) noexcept {
+    if (enq <= deq) return 0;
+    return enq - deq > capacity ? capacity : static_cast<std::size_t>(enq - deq);
+  }
+};
+
+}  // namespace detail
+
 template <class T, std::size_t Capacity>
 class queue;
 
@@ -200,10 +266,31 @@ class queue {
   static std::string kind_name() {
     return detail::template_kind("procsync::queue", detail::element_kind<T>(), std::to_string(Capacity));
   }
-  static constexpr std::uint32_t layout_version = 1;
+  static constexpr std::uint32_t layout_version = detail::queue_layout::layout_version;
 
   /// An empty, open queue.
   queue() noexcept {
+    // The layout an observer reads without T (detail::queue_layout), pinned
+    // here because only a complete class can be measured, and every queue in
+    // a segment was made by this constructor.
+    using L = detail::queue_layout;
+    static_assert(std::is_standard_layout_v<queue> && std::is_standard_layout_v<slot>,
+                  "procsync::queue: offsetof below needs a standard-layout class");
+    static_assert(offsetof(queue, enq_) == L::enq_offset && offsetof(queue, deq_) == L::deq_offset &&
+                      offsetof(queue, items_) == L::items_offset && offsetof(queue, space_) == L::space_offset &&
+                      offsetof(queue, closed_) == L::closed_offset &&
+                      offsetof(queue, closed_) + sizeof(closed_) == L::control_end,
+                  "procsync::queue: a control word moved: update detail::queue_layout (and its layout_version)");
+    static_assert(sizeof(detail::wait_word) == 8 && offsetof(detail::wait_word, sleepers) == 4 &&
+                      sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4,
+                  "procsync::queue: the control words' sizes are part of its layout");
+    static_assert(offsetof(slot, word) == 0 && sizeof(slot) == L::slot_stride(sizeof(T), alignof(T)) &&
+                      alignof(slot) == L::slot_align(sizeof(T), alignof(T)),
+                  "procsync::queue: the slot's shape moved: update detail::queue_layout");
+    static_assert(offsetof(queue, slots_) == L::slots_offset(sizeof(T), alignof(T)) &&
+                      sizeof(queue) == L::object_size(sizeof(T), alignof(T), Capacity) &&
+                      alignof(queue) == L::object_align(sizeof(T), alignof(T)),
+                  "procsync::queue: the slots moved: update detail::queue_layout");
     for (std::size_t i = 0; i < Capacity; ++i) slots_[i].word.store(make(static_cast<std::uint32_t>(i), empty_phase, 0),
                                                                       std::memory_order_relaxed);
   }
@@ -217,9 +304,7 @@ class queue {
   /// skipped for a stopped thread), in [0, capacity()].
   [[nodiscard]] std::size_t size() const noexcept {
     const std::uint64_t d = deq_.load(std::memory_order_acquire);
-    const std::uint64_t e = enq_.load(std::memory_order_acquire);
-    if (e <= d) return 0;
-    return e - d > Capacity ? Capacity : static_cast<std::size_t>(e - d);
+    return detail::queue_layout::fill(enq_.load(std::memory_order_acquire), d, Capacity);
   }
 
   /// Appends `item`, blocking while the queue is full.
@@ -386,27 +471,27 @@ class queue {
 
  private:
   // --- the slot word ---------------------------------------------------------
-  static constexpr std::uint64_t empty_phase = 0, writing_phase = 1, full_phase = 2, into_phase = 3;
-  static constexpr std::uint64_t skip_bit = std::uint64_t{1} << 34;
-  static constexpr unsigned owner_shift = 35;
+  // (one definition, in detail::queue_layout, which observers read too)
+  static constexpr std::uint64_t empty_phase = detail::queue_layout::empty_phase;
+  static constexpr std::uint64_t writing_phase = detail::queue_layout::writing_phase;
+  static constexpr std::uint64_t full_phase = detail::queue_layout::full_phase;
+  static constexpr std::uint64_t into_phase = detail::queue_layout::into_phase;
+  static constexpr std::uint64_t skip_bit = detail::queue_layout::skip_bit;
+  static constexpr unsigned owner_shift = detail::queue_layout::owner_shift;
   static constexpr auto cap32 = static_cast<std::uint32_t>(Capacity);
 
   static constexpr std::uint64_t make(std::uint32_t seq, std::uint64_t phase, detail::owner_token owner) noexcept {
     return std::uint64_t{seq} | phase << 32 | std::uint64_t{owner} << owner_shift;
   }
-  static constexpr std::uint32_t seq_of(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
-  static constexpr std::uint64_t phase_of(std::uint64_t w) noexcept { return (w >> 32) & 3; }
-  static constexpr detail::owner_token owner_of(std::uint64_t w) noexcept {
-    return static_cast<detail::owner_token>(w >> owner_shift);
-  }
+  static constexpr std::uint32_t seq_of(std::uint64_t w) noexcept { return detail::queue_layout::seq_of(w); }
+  static constexpr std::uint64_t phase_of(std::uint64_t w) noexcept { return detail::queue_layout::phase_of(w); }
+  static constexpr detail::owner_token owner_of(std::uint64_t w) noexcept { return detail::queue_layout::owner_of(w); }
   /// The word with its position moved to `seq` (skip bumps).
   static constexpr std::uint64_t with_seq(std::uint64_t w, std::uint32_t seq) noexcept {
     return (w & ~std::uint64_t{0xffffffffu}) | seq;
   }
 
-  // Items of a cache line or more get a line of their own per slot: the next
-  // slot's word then never shares a line with bytes being copied.
-  static constexpr std::size_t slot_align = sizeof(T) + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>);
+  static constexpr std::size_t slot_align = detail::queue_layout::slot_align(sizeof(T), alignof(T));
   struct alignas(slot_align) slot {
     std::atomic<std::uint64_t> word{0};
     alignas(T) unsigned char bytes[sizeof(T)];

@@ -5,8 +5,9 @@ Unix tool: what goes to stdout and stderr, and the exit status, for --help,
 segment the caller may not read (run as `nobody` through setpriv when the
 suite runs as root; skipped with a message otherwise), and `locks` /
 `deadlock` (text, JSON, --dot, --watch) against a segment whose locks real
-processes hold, wait for, die holding and deadlock on. Exits 0 if every check
-passed, 1 otherwise, listing each failure."""
+processes hold, wait for, die holding and deadlock on, and whose queues they
+fill, sleep on, stop inside and close. Exits 0 if every check passed, 1
+otherwise, listing each failure."""
 import os
 import pwd
 import grp
@@ -163,7 +164,7 @@ try:
             break
         k, v = line.split("=")
         facts[k] = int(v)
-    check("scene ready", len(facts) == 9, repr(facts))
+    check("scene ready", len(facts) == 13, repr(facts))
     code, out, err = run("locks", scene_name)
     expect("locks SEGMENT", (code, out, err), 0, out_has=("NAME", "KIND", "STATE", "HOLDER", "WAITERS"), err_empty=True)
     row = lambda name: (line_of(out, name) or "").split()
@@ -180,6 +181,22 @@ try:
     check("locks: barrier 1/3 waiting", "1/3 parties waiting" in (line_of(out, "gate") or ""), line_of(out, "gate"))
     check("locks: shared_mutex reader", f"{facts['reader']}:{facts['reader']} (ps-reader)" in (line_of(out, "table") or ""),
           line_of(out, "table"))
+    # Queues: jobs (5 of 8 pushed by ps-producer), inbox (empty, ps-consumer
+    # asleep in pop), stuck (ps-pusher stopped in its third push, holding slot 2),
+    # mail (3 of 16 messages sent by ps-sender, stopped in its fourth send).
+    jobs = line_of(out, "jobs") or ""
+    check("locks: queue fill level", row("jobs")[1:5] == ["queue", "nonempty", "-", "0"] and
+          jobs.split("  ")[-1].strip() == "5/8 items", jobs)
+    inbox = line_of(out, "inbox") or ""
+    check("locks: empty queue, its consumer asleep", row("inbox")[1:5] == ["queue", "empty", "-", "1"] and
+          "0/4 items, 1 consumer waiting" in inbox, inbox)
+    stuck = line_of(out, "stuck") or ""
+    check("locks: a push under way holds its slot",
+          f"3/4 items, slot 2 writing by {facts['pusher']}:{facts['pusher']} (ps-pusher)" in stuck, stuck)
+    mail = line_of(out, "mail") or ""
+    check("locks: message_queue fill level and a reserved slot",
+          row("mail")[1:5] == ["message_queue", "nonempty", "-", "0"] and "3/16 messages of up to 64 bytes" in mail and
+          f"reserved by {facts['sender']}:{facts['sender']} (ps-sender)" in mail, mail)
     code, out1, err = run("locks", scene_name, "held")
     check("locks SEGMENT OBJECT: one row", code == 0 and line_of(out1, "held") and not line_of(out1, "free"), out1)
     expect("locks SEGMENT missing-object", run("locks", scene_name, "nothing"), 1, err_has=("no object 'nothing'",))
@@ -189,7 +206,7 @@ try:
     check("locks --json: exit 0, nothing on stderr", code == 0 and err == "", err)
     doc = json.loads(out)
     objs = {o["name"]: o for o in doc["objects"]}
-    check("json: schema", doc["schema"] == "procsync-locks/1")
+    check("json: schema", doc["schema"] == "procsync-locks/2")
     check("json: segment", doc["segment"]["name"] == scene_name and doc["segment"]["ready"] and
           doc["segment"]["creator_pid"] == scene.pid)
     held = objs["held"]
@@ -204,13 +221,46 @@ try:
     check("json: barrier", objs["gate"]["parties"] == 3 and objs["gate"]["arrived"] == 1 and objs["gate"]["waiters"] == 1)
     check("json: every object has every field",
           all(set(o) == set(held) for o in doc["objects"]), repr(sorted(held)))
+    pick = lambda o, *keys: {k: o[k] for k in keys}
+    qkeys = ("type", "state", "items", "capacity", "max_message_bytes", "closed", "consumers_waiting",
+             "producers_waiting", "waiters", "waiters_exact", "held_slots")
+    check("json: queue", pick(objs["jobs"], "kind", *qkeys) == {
+        "kind": "procsync::queue<int64,8>", "type": "queue", "state": "nonempty", "items": 5, "capacity": 8,
+        "max_message_bytes": None, "closed": False, "consumers_waiting": 0, "producers_waiting": 0, "waiters": 0,
+        "waiters_exact": True, "held_slots": []}, repr(objs["jobs"]))
+    check("json: empty queue, a consumer asleep", pick(objs["inbox"], *qkeys) == {
+        "type": "queue", "state": "empty", "items": 0, "capacity": 4, "max_message_bytes": None, "closed": False,
+        "consumers_waiting": 1, "producers_waiting": 0, "waiters": 1, "waiters_exact": True, "held_slots": []},
+        repr(objs["inbox"]))
+    pusher = {"tid": facts["pusher"], "pid": facts["pusher"], "name": "ps-pusher", "alive": True}
+    check("json: a push under way holds its slot", objs["stuck"]["items"] == 3 and objs["stuck"]["held_slots"] ==
+          [{"slot": 2, "phase": "writing", "thread": pusher, "skipped": False}], repr(objs["stuck"]))
+    sender = {"tid": facts["sender"], "pid": facts["sender"], "name": "ps-sender", "alive": True}
+    m = objs["mail"]
+    check("json: message_queue", pick(m, "type", "items", "capacity", "max_message_bytes", "closed", "waiters") == {
+        "type": "message_queue", "items": 3, "capacity": 16, "max_message_bytes": 64, "closed": False, "waiters": 0}
+        and [(h["phase"], h["thread"]) for h in m["held_slots"]] == [("reserved", sender)], repr(m))
+    check("json: a lock has no queue fields", pick(held, "items", "capacity", "closed", "held_slots") ==
+          {"items": None, "capacity": None, "closed": None, "held_slots": []}, repr(held))
+
+    # Closed by another process: the consumer wakes with queue_closed and is gone.
+    scene.stdin.write("close\n")
+    scene.stdin.flush()
+    check("scene closed the inbox", scene.stdout.readline().strip() == "closed")
+    code, out, err = run("locks", scene_name, "inbox")
+    inbox = line_of(out, "inbox") or ""
+    check("locks: closed queue, nobody waits", code == 0 and inbox.split()[1:5] == ["queue", "closed", "-", "0"] and
+          "0/4 items, closed" in inbox, inbox)
+    doc = json.loads(run("locks", "--json", scene_name, "inbox")[1])
+    check("json: closed queue", [pick(o, "state", "closed", "consumers_waiting", "waiters") for o in doc["objects"]] ==
+          [{"state": "closed", "closed": True, "consumers_waiting": 0, "waiters": 0}], repr(doc["objects"]))
 
     code, out, err = run("locks", "--watch", "--interval", "100", "--count", "3", scene_name)
     expect("locks --watch --count 3", (code, out, err), 0, err_empty=True)
     check("watch: 3 frames, each after a clear-screen", out.count("\x1b[H\x1b[2J") == 3 and out.count("NAME ") == 3)
     code, out, err = run("locks", "--watch", "--json", "-i", "50", "-c", "2", scene_name)
     check("watch --json: 2 documents, one per line",
-          code == 0 and [json.loads(l)["schema"] for l in out.splitlines()] == ["procsync-locks/1"] * 2, out[:200])
+          code == 0 and [json.loads(l)["schema"] for l in out.splitlines()] == ["procsync-locks/2"] * 2, out[:200])
     # End of input on a pipe stops an unbounded watch.
     p = subprocess.run([tool, "locks", "--watch", "-i", "50", scene_name], input="", capture_output=True, text=True,
                        timeout=30)

@@ -60,4 +60,9 @@ int main() {
   print<procsync::shared_array<std::array<float, 3>, 2>>();
   print<procsync::counting_semaphore<4>>();
   print<procsync::mutex>();
+  // procsync/inspect.hpp reads a queue's N and element size from these.
+  print<procsync::queue<long, 8>>();
+  print<procsync::queue<point, 4>>();
+  print<procsync::queue<std::array<float, 3>, 2>>();
+  print<procsync::message_queue<256, 64>>();
 }

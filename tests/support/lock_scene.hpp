@@ -17,10 +17,23 @@
 //             the would-be victim) holds right and waits for left, and is
 //             SIGSTOPped; "ps-dl-low" holds left and waits for right. The
 //             cycle stays in the wait-for graph until resume_deadlock().
+//   jobs      queue<int64, 8>: "ps-producer" pushed 5 items and exited
+//   inbox     queue<int64, 4>, empty: "ps-consumer" sleeps in pop() until
+//             close_inbox() closes it (then the consumer gets queue_closed)
+//   stuck     queue<scene_item, 4> (24-byte items): "ps-pusher" pushed 2, then
+//             stopped (SIGSTOP) inside its third push, holding slot 2 (writing)
+//   mail      message_queue<64, 16>: "ps-sender" sent 3 messages, then stopped
+//             inside its fourth send, holding the slot it reserved
 //
 // Every child dies with the test process (PR_SET_PDEATHSIG); the destructor
-// kills and reaps them and removes the segment.
+// kills and reaps them and removes the segment. The including file defines
+// PROCSYNC_QUEUE_TEST_HOOK before it includes anything (the scene stops its
+// pusher and sender inside their calls through the queues' test hook).
 #pragma once
+
+#ifndef PROCSYNC_QUEUE_TEST_HOOK
+#error "lock_scene.hpp: #define PROCSYNC_QUEUE_TEST_HOOK 1 before the first #include"
+#endif
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -30,14 +43,20 @@
 #include <procsync/condition_variable.hpp>
 #include <procsync/deadlock.hpp>
 #include <procsync/event.hpp>
+#include <procsync/message_queue.hpp>
 #include <procsync/mutex.hpp>
+#include <procsync/queue.hpp>
 #include <procsync/segment.hpp>
 #include <procsync/semaphore.hpp>
 #include <procsync/shared_mutex.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -46,6 +65,28 @@
 #include "child.hpp"
 
 namespace procsync_test {
+
+/// Whether process `pid` is stopped (state T in /proc/<pid>/stat).
+inline bool stopped_now(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  const std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto p = all.rfind(')');  // the name may hold anything: the state follows its last ')'
+  return p != std::string::npos && p + 2 < all.size() && all[p + 2] == 'T';
+}
+
+/// A queue hook for a child: stops it (SIGSTOP) inside its next push or send,
+/// once that call holds its slot.
+inline void stop_holding_a_slot(procsync::detail::queue_step s) {
+  if (s == procsync::detail::queue_step::push_claimed || s == procsync::detail::queue_step::send_reserved)
+    ::raise(SIGSTOP);
+}
+
+/// The items of the scene's "stuck" queue (a class: its kind spells its size).
+struct scene_item {
+  static constexpr const char* kind_name = "test::scene_item";
+  std::int64_t id = 0;
+  char tag[16] = {};
+};
 
 /// Shared flags the scene's children and the parent hand each other.
 struct scene_control {
@@ -61,6 +102,7 @@ class lock_scene {
   std::string name;
   pid_t holder = 0, waiter = 0, victim = 0, poisoner = 0, permits = 0, party = 0, reader = 0;
   pid_t transfer = 0, audit = 0, dl_high = 0, dl_low = 0;
+  pid_t producer = 0, consumer = 0, pusher = 0, sender = 0;
 
   explicit lock_scene(const std::string& segment_name) : name(segment_name) {
     namespace ps = procsync;
@@ -80,6 +122,10 @@ class lock_scene {
     auto& left = s.construct<ps::mutex>("left");
     auto& right = s.construct<ps::mutex>("right");
     auto& ctl = s.construct<scene_control>("control");
+    auto& jobs = s.construct<ps::queue<std::int64_t, 8>>("jobs");
+    inbox_ = &s.construct<ps::queue<std::int64_t, 4>>("inbox");
+    auto& stuck = s.construct<ps::queue<scene_item, 4>>("stuck");
+    auto& mail = s.construct<ps::message_queue<64, 16>>("mail");
     ctl_ = &ctl;
 
     holder = keep(fork_child([&] {
@@ -209,6 +255,54 @@ class lock_scene {
            return false;
          }),
          "low published its wait");
+
+    producer = fork_child([&] {
+      named("ps-producer");
+      for (std::int64_t i = 1; i <= 5; ++i) jobs.push(i);
+      return 0;
+    });
+    need(wait_exit_code(producer) == 0, "producer pushed 5 items");
+    consumer = keep(fork_child([&] {
+      named("ps-consumer");
+      try {
+        (void)inbox_->pop();
+      } catch (const ps::error& e) {
+        return e.code() == ps::errc::queue_closed ? 0 : 2;
+      }
+      return 1;  // an item nobody pushed
+    }));
+    need(eventually([&] { return blocked_in_futex(consumer); }), "consumer sleeps in pop()");
+    pusher = keep(fork_child([&] {
+      named("ps-pusher");
+      stuck.push(scene_item{1, "one"});
+      stuck.push(scene_item{2, "two"});
+      ps::detail::queue_test_hook.store(&stop_holding_a_slot);
+      stuck.push(scene_item{3, "three"});  // stopped inside, holding slot 2
+      return idle();
+    }));
+    need(eventually([&] { return stopped_now(pusher); }), "pusher stopped inside its push");
+    sender = keep(fork_child([&] {
+      named("ps-sender");
+      const std::string texts[] = {"first", "second message", "third"};
+      for (const std::string& t : texts) mail.send(std::as_bytes(std::span(t.data(), t.size())), 1);
+      ps::detail::queue_test_hook.store(&stop_holding_a_slot);
+      mail.send(std::as_bytes(std::span(texts[0].data(), texts[0].size())));  // stopped inside, slot reserved
+      return idle();
+    }));
+    need(eventually([&] { return stopped_now(sender); }), "sender stopped inside its send");
+  }
+
+  /// Closes "inbox" from a child process ("ps-closer"); returns once the
+  /// consumer sleeping in it woke with errc::queue_closed and exited.
+  void close_inbox() {
+    const pid_t closer = fork_child([&] {
+      named("ps-closer");
+      inbox_->close();
+      return 0;
+    });
+    need(wait_exit_code(closer) == 0, "closer closed the inbox");
+    need(wait_exit_code(consumer) == 0, "consumer woke with queue_closed");
+    forget(consumer);
   }
 
   /// Lets the stopped high child go on: it finds the cycle, is the victim
@@ -263,6 +357,7 @@ class lock_scene {
 
   std::optional<procsync::named_segment> seg_;
   scene_control* ctl_ = nullptr;
+  procsync::queue<std::int64_t, 4>* inbox_ = nullptr;
   std::vector<pid_t> children_;
 };
 
