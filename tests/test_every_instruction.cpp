@@ -17,12 +17,19 @@
 
 #include <sys/wait.h>
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
 #include <string>
 
 #include <procsync/anonymous.hpp>
+#include <procsync/message_queue.hpp>
 #include <procsync/mutex.hpp>
+#include <procsync/queue.hpp>
 #include <procsync/shared_value.hpp>
 #include <procsync/undo_semaphore.hpp>
 
@@ -210,6 +217,99 @@ BOOST_AUTO_TEST_CASE(shared_value_store_killed_at_every_instruction, *utf::timeo
             [](value_state& s) { s.v.store(pair_value{1, -1}); },
             [](value_state& s) { s.v.store(pair_value{2, -2}); }, old_or_new),
       "shared_value<struct>::store");
+}
+
+// --- queues: an item is entirely in the queue or not at all, no slot is lost -------
+
+struct queue_state {
+  control ctl;
+  std::atomic<int> finished{0};
+  procsync::queue<std::uint64_t, 4> q;
+};
+
+// After recovery the queue holds nothing or the one item, and all 4 slots
+// still take an item each.
+std::string one_item_or_none(queue_state& s, int) {
+  (void)s.q.recover();
+  if (const std::optional<std::uint64_t> got = s.q.try_pop(); got && *got != 42)
+    return "popped " + std::to_string(*got) + ", expected 42 or nothing";
+  if (s.q.try_pop()) return "a second item appeared";
+  for (std::uint64_t i = 0; i < 4; ++i)
+    if (!s.q.try_push(i)) return "slot " + std::to_string(i) + " of 4 is lost: a push fails on a drained queue";
+  for (std::uint64_t i = 0; i < 4; ++i)
+    if (s.q.try_pop() != i) return "the refill did not come back in order";
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(queue_push_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<queue_state>(); },
+            [](queue_state& s) {
+              s.q.push(1);
+              (void)s.q.pop();
+            },
+            [](queue_state& s) { s.q.push(42); }, one_item_or_none),
+      "queue::push");
+}
+
+BOOST_AUTO_TEST_CASE(queue_pop_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  // A consumer killed inside pop() may take the item with it (documented: at
+  // most one per killed consumer); nothing else may change.
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<queue_state>(); },
+            [](queue_state& s) {
+              s.q.push(1);
+              (void)s.q.pop();
+              s.q.push(42);
+            },
+            [](queue_state& s) { (void)s.q.pop(); }, one_item_or_none),
+      "queue::pop");
+}
+
+struct message_state {
+  control ctl;
+  std::atomic<int> finished{0};
+  procsync::message_queue<16, 4> mq;
+};
+
+std::span<const std::byte> hello() {
+  static constexpr std::array<char, 5> text{'h', 'e', 'l', 'l', 'o'};
+  return std::as_bytes(std::span(text));
+}
+
+// After the next lock holder's repair: nothing or exactly "hello" at priority
+// 7, and all 4 slots take a message each.
+std::string one_message_or_none(message_state& s, int) {
+  (void)s.mq.recover();
+  std::array<std::byte, 16> buf{};
+  if (const auto got = s.mq.try_receive(buf)) {
+    if (got->size != 5 || got->priority != 7 || std::memcmp(buf.data(), "hello", 5) != 0)
+      return "received a message of " + std::to_string(got->size) + " bytes at priority " +
+             std::to_string(got->priority) + ", expected \"hello\" at 7 or nothing";
+  }
+  if (s.mq.try_receive(buf)) return "a second message appeared";
+  for (unsigned i = 0; i < 4; ++i)
+    if (!s.mq.try_send(hello(), i)) return "slot " + std::to_string(i) + " of 4 is lost: a send fails on a drained queue";
+  for (unsigned i = 4; i-- > 0;) {
+    const auto got = s.mq.try_receive(buf);
+    if (!got || got->priority != i) return "the refill did not come back by priority";
+  }
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(message_queue_send_killed_at_every_instruction, *utf::timeout(300)) {
+  if (!supported) return;
+  require_sweep(
+      sweep([] { return procsync::make_anonymous<message_state>(); },
+            [](message_state& s) {
+              std::array<std::byte, 16> buf{};
+              s.mq.send(hello(), 1);
+              (void)s.mq.receive(buf);
+            },
+            [](message_state& s) { s.mq.send(hello(), 7); }, one_message_or_none),
+      "message_queue::send");
 }
 
 }  // namespace
