@@ -251,3 +251,20 @@ BOOST_AUTO_TEST_CASE(set_wakes_sleepers_by_a_wake_call_not_a_re_arm_slice, *boos
   BOOST_TEST(manual.strict(), "manual set() of 3 sleepers: " << manual.str());
   BOOST_TEST(automatic.strict(), "automatic set() of 1 sleeper: " << automatic.str());
 }
+
+// A manual event set and cleared again while a waiter sleeps still releases
+// that waiter (Python's Event: a wait() in progress returns once set() runs),
+// not only a waiter that wakes while the flag is still up.
+BOOST_AUTO_TEST_CASE(a_set_then_clear_during_a_manual_wait_releases_the_waiter, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<block>();
+  const pid_t kid = fork_child([&] {
+    b->started = 1;
+    b->ev.wait();  // no timeout: only the set() can end it
+    return 0;
+  });
+  BOOST_REQUIRE(wait_flag(b->started, 1));
+  BOOST_REQUIRE(eventually([&] { return blocked_in_futex(kid); }));
+  b->ev.set();
+  b->ev.clear();
+  BOOST_TEST(wait_exit_code(kid, 20s) == 0, "the waiter is still asleep 20 s after set() and clear()");
+}

@@ -698,3 +698,18 @@ BOOST_AUTO_TEST_CASE(a_sigterm_handler_of_the_program_is_left_alone) {
   BOOST_REQUIRE(join_or_kill(p));
   BOOST_TEST(p.exitcode().value() == 42);
 }
+
+// terminate() and kill() on a child that has exited but is not reaped yet do
+// nothing (the pidfd says ESRCH); join() then reports its own exit code.
+BOOST_AUTO_TEST_CASE(signalling_an_exited_unreaped_child_does_nothing, *boost::unit_test::timeout(120)) {
+  procsync::process p{[] { return 7; }};
+  p.start();
+  BOOST_REQUIRE(eventually([&] {
+    procsync::detail::proc_stat st;
+    return procsync::detail::read_proc_stat(p.pid(), st) && st.state == 'Z';
+  }));
+  BOOST_CHECK_NO_THROW(p.terminate());
+  BOOST_CHECK_NO_THROW(p.kill());
+  BOOST_REQUIRE(join_or_kill(p));
+  BOOST_TEST(p.exitcode().value() == 7);
+}
