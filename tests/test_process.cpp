@@ -713,3 +713,24 @@ BOOST_AUTO_TEST_CASE(signalling_an_exited_unreaped_child_does_nothing, *boost::u
   BOOST_REQUIRE(join_or_kill(p));
   BOOST_TEST(p.exitcode().value() == 7);
 }
+
+// A child reaped behind procsync's back (a waitpid elsewhere, which the header
+// forbids) is gone for good: terminate() and kill() do nothing (the pidfd
+// says ESRCH), and join() reports the lost status as ECHILD, saying why.
+BOOST_AUTO_TEST_CASE(a_child_reaped_elsewhere_is_reported_not_signalled, *boost::unit_test::timeout(120)) {
+  procsync::process p{[] { return 7; }};
+  p.start();
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(p.pid(), &status, 0) == p.pid());  // the forbidden reap
+  BOOST_CHECK_NO_THROW(p.terminate());
+  BOOST_CHECK_NO_THROW(p.kill());
+  std::string what;
+  try {
+    p.join();
+    BOOST_FAIL("join() returned for a child whose status is lost");
+  } catch (const std::system_error& e) {
+    BOOST_TEST(e.code().value() == ECHILD);
+    what = e.what();
+  }
+  BOOST_TEST(what.find("reaped elsewhere") != std::string::npos, what);
+}
