@@ -757,8 +757,16 @@ struct undo_semaphore_scenario : scenario_base {
     return 0;
   }
 
-  static bool may_block(state& s, int target, pid_t, point_kind kind) {
+  // A frozen holder keeps its permit (a stopped process is not dead). Inside
+  // acquire() the target may already hold it: frozen at the wake that releases
+  // the semaphore's internal lock, after taking the permit, it is still
+  // "acquiring" to its phase, so the undo table, not the phase, says.
+  static bool may_block(state& s, int target, pid_t pid, point_kind kind) {
     const int ph = s.ctl.phase[target];
+    for (std::size_t i = 0; i < 8; ++i) {
+      const auto [who, held] = s.sem.undo_holder(i);
+      if (who.pid == pid && held != 0) return true;
+    }
     return ph == holding || ph == releasing || (kind == point_kind::other && ph != idle);
   }
 
