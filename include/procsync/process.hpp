@@ -17,52 +17,17 @@
 //     std::string url_;
 //   };
 //
-// How it works and why:
-//  - start() is fork(), not posix_spawn or clone3: the child must run the
-//    target in a copy of the caller's memory (shared mappings, like
-//    make_anonymous<T>(), stay shared), and glibc's fork handlers keep malloc,
-//    stdio and the robust-futex list usable in the child.
-//  - Right after fork the parent opens a pidfd (pidfd_open, Linux >= 5.3). The
-//    child cannot be reaped before that (only we wait for it), so the pidfd
-//    names exactly this child. terminate()/kill() signal through it
-//    (pidfd_send_signal), so a recycled pid is never signalled; join(timeout)
-//    and sentinel() poll it, so waiting with a timeout never busy-polls.
-//  - The child ends with _exit after flushing stdio and std::cout/cerr/clog:
-//    the parent's atexit handlers and static destructors never run twice, and
-//    buffered output is neither lost nor duplicated (start() flushes before
-//    fork; a SIGTERMed child flushes too: detail/child_output.hpp says how,
-//    and what no library can flush). A child that calls std::exit(n) ends the same way with code n
-//    (an on_exit hook registered in the child runs first and _exits); so does
-//    one whose run() throws (exit code 1).
-//  - Reaping happens in join(), is_alive(), exitcode(), active_children() and
-//    the destructor, so a child never stays a zombie once it is looked at or
-//    its handle is gone.
-//
-// When the main program exits normally (return from main, std::exit), an
-// atexit handler installed by the first start() does what Python's does:
-// SIGTERM every daemon child still running, then join every child still
-// running (daemon or not) — so a leaked or static process object still never
-// leaves a zombie or an orphan it did not mean to. A child process does the
-// same for its own children before it _exits.
-//
-// Moving: a process object is movable, so std::vector<procsync::process> works
-// (emplace_back, reallocation, erase) while children run: the child, its
-// pidfd and its status move to the new object, and the moved-from object is
-// like a new process with no target and an empty name (not started; its
-// destructor does nothing). Moving onto a process whose child was started and not yet
-// reaped first does what its destructor does (SIGTERM a daemon; join). Move a
-// subclass only as its own type: moving it into a procsync::process keeps
-// the child but drops the subclass's run() and members (slicing).
-//
-// Thread safety: a process object is used from one thread at a time (as in
-// Python); distinct objects may be started and joined from different threads.
-// A parent that has other threads when it forks gets a child with only the
-// forking thread, exactly like Python's "fork" start method: the child should
-// not touch locks those threads might have held.
-//
-// Requirement: nothing else in the process reaps our children. With SIGCHLD
-// set to SIG_IGN, or a waitpid(-1, ...) elsewhere, the exit status is lost and
-// join()/exitcode() throw an errno error (ECHILD) saying so.
+// Rules a caller must know (how it works and why: docs/process.md):
+//  - The child is a fork: a copy of the caller's memory (shared mappings stay
+//    shared) with only the thread that called start(); it should not touch
+//    locks that the parent's other threads might have held.
+//  - A process object is used from one thread at a time.
+//  - When the program exits normally, running daemon children are SIGTERMed,
+//    then every running child is joined, as in Python: exit may wait.
+//  - Nothing else may reap our children (SIGCHLD set to SIG_IGN, a
+//    waitpid(-1) elsewhere): their status is lost and join()/exitcode()
+//    throw an errno error (ECHILD) saying so.
+//  - Output a child still buffers is lost if it is SIGKILLed or crashes.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
