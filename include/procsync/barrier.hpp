@@ -1,63 +1,34 @@
 // procsync/barrier.hpp — a reusable barrier shared between processes: the
-// whole of C++20's std::barrier, plus Python's multiprocessing.Barrier.
+// whole of C++20's std::barrier (arrive() -> token, wait(token),
+// arrive_and_wait(), arrive_and_drop(), max(), a completion function) plus
+// Python's multiprocessing.Barrier (wait() -> index, abort(), reset(),
+// broken(), timeouts). procsync::barrier is basic_barrier<no_completion>.
 //
-// procsync::basic_barrier<CompletionFunction> (procsync::barrier is
-// basic_barrier<no_completion>) lets `expected` parties (processes or threads)
-// meet, phase after phase:
-//  - std::barrier: arrive(n) returns an arrival_token, wait(token) blocks until
-//    that phase completes; arrive_and_wait(); arrive_and_drop() arrives and
-//    lowers the expected count of every later phase by one; max(). When the
-//    last party of a phase arrives, the completion function runs once, in the
-//    last arriver's process, before any party of the phase is unblocked.
-//  - Python: wait() arrives and blocks, returning this party's index in the
-//    phase (its arrival order, distinct in 0..parties()-1), abort(), reset(),
-//    broken(), parties(), n_waiting(), timeouts (a default one at construction).
+// The completion function is a class object stored *inside* the barrier, so
+// every process sees its state (completion()). It must be trivially copyable
+// and hold no pointers (processes map code and data at different addresses:
+// a function pointer is refused at compile time). The last arriver of a phase
+// runs it once, before any party of the phase is unblocked, under the
+// barrier's internal lock: it must not call the barrier (errc::would_deadlock).
 //
-// The completion function is a class type stored *inside* the barrier, so
-// its state lives in the shared object and every process sees it (through
-// completion()); it is called as an lvalue, `completion_()`, by whichever
-// process arrives last. It must be trivially copyable; it must not hold
-// pointers or references (unrelated processes map code and data at different
-// addresses), which is why a function pointer is refused at compile time.
-// It runs under the barrier's internal robust lock: it must not call the
-// barrier's own members (errc::would_deadlock).
+// The barrier breaks (errc::barrier_broken, Python's BrokenBarrierError) for
+// every waiting party and every later wait() or arrive(), until reset(), when
+// abort() is called; a wait times out (its own timeout or the default);
+// reset() is called while parties wait (the barrier is usable again at once);
+// the completion function throws (the last arriver gets that exception) or its
+// process dies inside it; a party dies while it waits: seen within about 50 ms
+// for the first watched_parties (64) waiting in a phase, beyond them only
+// through timeouts. A party that dies before it arrives cannot be told from a
+// late one (use a timeout, or abort() from whoever sees the death). A party
+// that arrived with arrive() and is not waiting, or dropped, may exit freely;
+// one that dies after its phase completed has completed it.
 //
-// Broken state (Python's BrokenBarrierError is procsync::error with
-// errc::barrier_broken). The barrier breaks when
-//  - abort() is called,
-//  - a wait times out (its own timeout, or the default given at construction),
-//  - reset() is called while parties wait (they get the error; the barrier is
-//    then usable again at once),
-//  - the completion function throws (the last arriver gets that exception,
-//    the other parties of the phase errc::barrier_broken), or its process
-//    dies inside it (SIGKILL included: the internal robust lock reports it;
-//    the waiting parties see it within one re-arm slice, 50 ms),
-//  - a party dies while it waits (in wait(), arrive_and_wait() or
-//    wait(token); SIGKILL included). Waiting parties are *watched*: the first
-//    watched_parties (64) to wait in a phase record their identity; each
-//    checks one watched neighbour after every re-arm slice of the waiting floor
-//    (liveness_poll_interval = 50 ms, so within ~50 ms plus one /proc read),
-//    and the last arriver checks all watched parties before it completes a
-//    phase. A party that waits beyond the first 64 of its phase is not
-//    watched: its death is seen only through timeouts. A party killed inside
-//    one of the barrier's calls is detected at once (the internal robust lock).
-// Every party waiting when it breaks, and every later wait() or arrive(),
-// throws errc::barrier_broken until reset().
-// A party that dies *before* arriving cannot be told from a late one (use a
-// timeout, or abort() from whoever sees the death). A party that arrived with
-// arrive() and is not waiting, or that dropped with arrive_and_drop(), may
-// exit (or die) freely: its arrival counts. A party that dies after its
-// phase completed has completed it (no break).
-//
-// Cost: 1112 bytes plus the completion function (a robust lock, a futex word,
-// counters, and the identities of up to 64 watched waiting parties). Parties
-// up to max() = 2^31 - 1. The last arrival makes a futex wake only when some
-// party sleeps. Watched parties wake every 50 ms to check their neighbour.
-//
-// Requirements: place it in memory shared by its users (any mapping address);
-// no destruction needed. Processes must share one PID namespace.
-// Limit: a waiter that stays descheduled while 64 further phases end cannot
-// tell whether its own phase completed or broke (not a practical concern).
+// Cost: 1112 bytes plus the completion function; parties up to 2^31 - 1. The
+// last arrival makes a futex wake only when some party sleeps; watched
+// parties wake every 50 ms to check a neighbour. Place it in memory shared by
+// its users (any mapping address); no destruction needed; one PID namespace.
+// How phases, their history and the watching work, and their limits:
+// docs/barrier.md.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
