@@ -1,63 +1,34 @@
 // procsync/barrier.hpp — a reusable barrier shared between processes: the
-// whole of C++20's std::barrier, plus Python's multiprocessing.Barrier.
+// whole of C++20's std::barrier (arrive() -> token, wait(token),
+// arrive_and_wait(), arrive_and_drop(), max(), a completion function) plus
+// Python's multiprocessing.Barrier (wait() -> index, abort(), reset(),
+// broken(), timeouts). procsync::barrier is basic_barrier<no_completion>.
 //
-// procsync::basic_barrier<CompletionFunction> (procsync::barrier is
-// basic_barrier<no_completion>) lets `expected` parties (processes or threads)
-// meet, phase after phase:
-//  - std::barrier: arrive(n) returns an arrival_token, wait(token) blocks until
-//    that phase completes; arrive_and_wait(); arrive_and_drop() arrives and
-//    lowers the expected count of every later phase by one; max(). When the
-//    last party of a phase arrives, the completion function runs once, in the
-//    last arriver's process, before any party of the phase is unblocked.
-//  - Python: wait() arrives and blocks, returning this party's index in the
-//    phase (its arrival order, distinct in 0..parties()-1), abort(), reset(),
-//    broken(), parties(), n_waiting(), timeouts (a default one at construction).
+// The completion function is a class object stored *inside* the barrier, so
+// every process sees its state (completion()). It must be trivially copyable
+// and hold no pointers (processes map code and data at different addresses:
+// a function pointer is refused at compile time). The last arriver of a phase
+// runs it once, before any party of the phase is unblocked, under the
+// barrier's internal lock: it must not call the barrier (errc::would_deadlock).
 //
-// The completion function is a class type stored *inside* the barrier, so
-// its state lives in the shared object and every process sees it (through
-// completion()); it is called as an lvalue, `completion_()`, by whichever
-// process arrives last. It must be trivially copyable; it must not hold
-// pointers or references (unrelated processes map code and data at different
-// addresses), which is why a function pointer is refused at compile time.
-// It runs under the barrier's internal robust lock: it must not call the
-// barrier's own members (errc::would_deadlock).
+// The barrier breaks (errc::barrier_broken, Python's BrokenBarrierError) for
+// every waiting party and every later wait() or arrive(), until reset(), when
+// abort() is called; a wait times out (its own timeout or the default);
+// reset() is called while parties wait (the barrier is usable again at once);
+// the completion function throws (the last arriver gets that exception) or its
+// process dies inside it; a party dies while it waits: seen within about 50 ms
+// for the first watched_parties (64) waiting in a phase, beyond them only
+// through timeouts. A party that dies before it arrives cannot be told from a
+// late one (use a timeout, or abort() from whoever sees the death). A party
+// that arrived with arrive() and is not waiting, or dropped, may exit freely;
+// one that dies after its phase completed has completed it.
 //
-// Broken state (Python's BrokenBarrierError is procsync::error with
-// errc::barrier_broken). The barrier breaks when
-//  - abort() is called,
-//  - a wait times out (its own timeout, or the default given at construction),
-//  - reset() is called while parties wait (they get the error; the barrier is
-//    then usable again at once),
-//  - the completion function throws (the last arriver gets that exception,
-//    the other parties of the phase errc::barrier_broken), or its process
-//    dies inside it (SIGKILL included: the internal robust lock reports it;
-//    the waiting parties see it within one re-arm slice, 50 ms),
-//  - a party dies while it waits (in wait(), arrive_and_wait() or
-//    wait(token); SIGKILL included). Waiting parties are *watched*: the first
-//    watched_parties (64) to wait in a phase record their identity; each
-//    checks one watched neighbour after every re-arm slice of the waiting floor
-//    (liveness_poll_interval = 50 ms, so within ~50 ms plus one /proc read),
-//    and the last arriver checks all watched parties before it completes a
-//    phase. A party that waits beyond the first 64 of its phase is not
-//    watched: its death is seen only through timeouts. A party killed inside
-//    one of the barrier's calls is detected at once (the internal robust lock).
-// Every party waiting when it breaks, and every later wait() or arrive(),
-// throws errc::barrier_broken until reset().
-// A party that dies *before* arriving cannot be told from a late one (use a
-// timeout, or abort() from whoever sees the death). A party that arrived with
-// arrive() and is not waiting, or that dropped with arrive_and_drop(), may
-// exit (or die) freely: its arrival counts. A party that dies after its
-// phase completed has completed it (no break).
-//
-// Cost: 1112 bytes plus the completion function (a robust lock, a futex word,
-// counters, and the identities of up to 64 watched waiting parties). Parties
-// up to max() = 2^31 - 1. The last arrival makes a futex wake only when some
-// party sleeps. Watched parties wake every 50 ms to check their neighbour.
-//
-// Requirements: place it in memory shared by its users (any mapping address);
-// no destruction needed. Processes must share one PID namespace.
-// Limit: a waiter that stays descheduled while 64 further phases end cannot
-// tell whether its own phase completed or broke (not a practical concern).
+// Cost: 1112 bytes plus the completion function; parties up to 2^31 - 1. The
+// last arrival makes a futex wake only when some party sleeps; watched
+// parties wake every 50 ms to check a neighbour. Place it in memory shared by
+// its users (any mapping address); no destruction needed; one PID namespace.
+// How phases, their history and the watching work, and their limits:
+// docs/barrier.md.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -72,6 +43,7 @@
 #include <type_traits>
 
 #include "detail/barrier_parts.hpp"
+#include "detail/barrier_phases.hpp"
 #include "detail/clock.hpp"
 #include "detail/futex.hpp"
 #include "detail/object_header.hpp"
@@ -118,7 +90,7 @@ class basic_barrier {
   static constexpr std::size_t max_parties = static_cast<std::size_t>(max());
 
   /// How many waiting parties per phase are watched for death (see the header).
-  static constexpr std::size_t watched_parties = 64;
+  static constexpr std::size_t watched_parties = detail::barrier_phases::watched_parties;
 
   /// How often a watched waiting party checks that its neighbour is alive.
   static constexpr std::chrono::milliseconds liveness_poll_interval{detail::rearm_slice_ns / 1'000'000};
@@ -140,7 +112,7 @@ class basic_barrier {
   /// std::barrier's. Throws errc::invalid_argument unless
   /// 1 <= expected <= max().
   constexpr explicit basic_barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction())
-      : expected_(checked_parties(expected)), completion_(f) {}
+      : phases_(checked_parties(expected)), completion_(f) {}
 
   /// A barrier whose wait()s without a timeout argument (wait(),
   /// arrive_and_wait(), wait(token)) time out after `default_timeout`,
@@ -148,28 +120,26 @@ class basic_barrier {
   template <class Rep, class Period>
   basic_barrier(std::ptrdiff_t expected, const std::chrono::duration<Rep, Period>& default_timeout,
                 CompletionFunction f = CompletionFunction())
-      : expected_(checked_parties(expected)), completion_(f) {
-    // Saturating: hours::max() means "no timeout", not an overflow into the past.
-    default_timeout_ns_ = detail::saturating_nanoseconds(default_timeout).count();
-  }
+      // Saturating: hours::max() means "no timeout", not an overflow into the past.
+      : phases_(checked_parties(expected), detail::saturating_nanoseconds(default_timeout).count()), completion_(f) {}
 
   basic_barrier(const basic_barrier&) = delete;
   basic_barrier& operator=(const basic_barrier&) = delete;
 
   /// The number of parties the current phase expects (lowered by
   /// arrive_and_drop() when a phase completes).
-  [[nodiscard]] std::size_t parties() const noexcept { return expected_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t parties() const noexcept { return phases_.expected(); }
 
   /// Parties that arrived in the current phase (a snapshot; 0 while broken).
   [[nodiscard]] std::size_t n_waiting() const noexcept {
     if (broken()) return 0;
-    return arrived_.load(std::memory_order_relaxed);
+    return phases_.arrived();
   }
 
   /// Whether the barrier is broken (until reset()).
-  [[nodiscard]] bool broken() const noexcept { return (phase_.value.load(std::memory_order_acquire) & broken_bit) != 0; }
+  [[nodiscard]] bool broken() const noexcept { return phases_.broken(); }
   /// Threads asleep (or about to sleep) on it, waiting for the cycle to complete: a racy snapshot for inspectors.
-  [[nodiscard]] std::uint32_t sleepers() const noexcept { return phase_.sleepers.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint32_t sleepers() const noexcept { return phases_.sleepers(); }
 
   /// The completion function stored in the barrier (its state is shared by
   /// all processes). Read it after a phase completed (everything the
@@ -183,8 +153,8 @@ class basic_barrier {
   /// Throws errc::barrier_broken if the barrier is or becomes broken (a timeout
   /// breaks it); the completion function's exception if it threw here.
   std::size_t wait() {
-    if (default_timeout_ns_ < 0) return arrive_then_wait(nullptr);
-    const auto deadline = detail::deadline_after(std::chrono::nanoseconds(default_timeout_ns_));
+    if (phases_.default_timeout_ns() < 0) return arrive_then_wait(nullptr);
+    const auto deadline = detail::deadline_after(std::chrono::nanoseconds(phases_.default_timeout_ns()));
     return arrive_then_wait(&deadline);
   }
 
@@ -216,17 +186,17 @@ class basic_barrier {
     std::int32_t slot = -1;
     {
       guard g(*this);
-      const std::uint32_t now = phase_.value.load(std::memory_order_relaxed);
+      const std::uint32_t now = phases_.word(std::memory_order_relaxed);
       if (now != p) {
-        (void)outcome(p, now);  // ended: completed (return) or broke (throw)
+        (void)phases_.outcome(p, now);  // ended: completed (return) or broke (throw)
         return;
       }
-      slot = watch_locked();
+      slot = phases_.watch_caller();
     }
-    if (default_timeout_ns_ < 0) {
+    if (phases_.default_timeout_ns() < 0) {
       (void)wait_phase(p, 0, slot, nullptr);
     } else {
-      const auto deadline = detail::deadline_after(std::chrono::nanoseconds(default_timeout_ns_));
+      const auto deadline = detail::deadline_after(std::chrono::nanoseconds(phases_.default_timeout_ns()));
       (void)wait_phase(p, 0, slot, &deadline);
     }
   }
@@ -241,7 +211,7 @@ class basic_barrier {
   void abort() {
     {
       guard g(*this);
-      break_locked(break_reason::aborted);
+      phases_.break_locked(break_reason::aborted);
     }
     wake_all();
   }
@@ -252,20 +222,13 @@ class basic_barrier {
   void reset() {
     {
       guard g(*this);
-      const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
-      if (p & broken_bit) {
-        start_phase_locked((p & ~broken_bit) + generation_step);
-      } else if (arrived_.load(std::memory_order_relaxed) != 0) {
-        reason_.store(static_cast<std::uint32_t>(break_reason::reset), std::memory_order_relaxed);
-        end_phase_locked(p, true);
-      }
+      phases_.reset_locked();
     }
     wake_all();
   }
 
  private:
-  static constexpr std::uint32_t broken_bit = 1;
-  static constexpr std::uint32_t generation_step = 2;
+  static constexpr std::uint32_t broken_bit = detail::barrier_phases::broken_bit;
   using break_reason = detail::barrier_break;
 
   static constexpr std::uint32_t checked_parties(std::ptrdiff_t parties) {
@@ -280,7 +243,8 @@ class basic_barrier {
   /// barrier is broken (a party died), and the waiters are woken once the lock
   /// is released.
   struct guard {
-    explicit guard(basic_barrier& b) : self(b), held(b.lock_, [&b] { b.break_locked(break_reason::party_died); }) {}
+    explicit guard(basic_barrier& b)
+        : self(b), held(b.lock_, [&b] { b.phases_.break_locked(break_reason::party_died); }) {}
     ~guard() {
       held.release();
       if (held.repaired()) self.wake_all();
@@ -291,63 +255,9 @@ class basic_barrier {
     detail::robust_guard<procsync::mutex> held;
   };
 
-  static std::uint64_t history_bit(std::uint32_t phase) noexcept { return std::uint64_t{1} << ((phase >> 1) & 63); }
+  void wake_all() noexcept { phases_.wake_all(); }
 
-  /// Starts phase `next` (lock held): drops take effect, nobody has arrived.
-  void start_phase_locked(std::uint32_t next) noexcept {
-    expected_.store(expected_.load(std::memory_order_relaxed) - drops_, std::memory_order_relaxed);
-    drops_ = 0;
-    watched_.count = 0;
-    arrived_.store(0, std::memory_order_relaxed);
-    // seq_cst: release for the waiters, and the floor's Dekker pair (wake_all).
-    phase_.value.store(next, std::memory_order_seq_cst);
-  }
-
-  /// Ends phase `p` (lock held): completed, or broken for its waiters with
-  /// the barrier usable again (reset).
-  void end_phase_locked(std::uint32_t p, bool broke) noexcept {
-    // Relaxed: published by the seq_cst phase store, which waiters read with
-    // acquire before they look at the history.
-    if (broke)
-      history_.fetch_or(history_bit(p), std::memory_order_relaxed);
-    else
-      history_.fetch_and(~history_bit(p), std::memory_order_relaxed);
-    start_phase_locked((p & ~broken_bit) + generation_step);
-  }
-
-  /// Breaks the current phase (lock held); no effect if already broken.
-  void break_locked(break_reason reason) noexcept {
-    const std::uint32_t p = phase_.value.load(std::memory_order_relaxed);
-    if (p & broken_bit) return;
-    reason_.store(static_cast<std::uint32_t>(reason), std::memory_order_relaxed);
-    history_.fetch_or(history_bit(p), std::memory_order_relaxed);  // published by the store below
-    arrived_.store(0, std::memory_order_relaxed);
-    watched_.count = 0;
-    phase_.value.store(p | broken_bit, std::memory_order_seq_cst);  // seq_cst: as in start_phase_locked
-  }
-
-  void wake_all() noexcept {
-    // Every phase change is a seq_cst store: the floor's Dekker pair.
-    detail::wake_all(phase_);
-  }
-
-  [[noreturn, gnu::cold]] void throw_broken(const char* when) const {
-    detail::throw_barrier_broken(when, static_cast<break_reason>(reason_.load(std::memory_order_relaxed)));
-  }
-
-  /// The outcome for a waiter of phase `p` now that the word reads `now`.
-  /// Returns true if its phase completed; throws if it broke.
-  bool outcome(std::uint32_t p, std::uint32_t now) const {
-    if (now == p) return false;
-    if ((now >> 1) == (p >> 1)) throw_broken("while waiting");  // same phase, broken bit set
-    // Our phase ended; the history says how (published by the acquire load of `now`).
-    if (history_.load(std::memory_order_relaxed) & history_bit(p)) throw_broken("while waiting");
-    return true;
-  }
-
-  /// Records the caller as a watched waiting party if a slot is left (lock
-  /// held); returns the slot, or -1 (not watched).
-  std::int32_t watch_locked() noexcept { return watched_.watch_caller(); }
+  [[noreturn, gnu::cold]] void throw_broken(const char* when) const { phases_.throw_broken(when); }
 
   struct arrival {
     std::uint32_t phase;  // the phase arrived in
@@ -364,36 +274,35 @@ class basic_barrier {
     arrival a{0, 0, -1, false};
     {
       guard g(*this);
-      a.phase = phase_.value.load(std::memory_order_relaxed);
+      a.phase = phases_.word(std::memory_order_relaxed);
       if (a.phase & broken_bit) throw_broken(what);
-      const std::uint32_t expected = expected_.load(std::memory_order_relaxed);
-      a.index = arrived_.load(std::memory_order_relaxed);
-      const std::uint32_t remaining = expected - a.index;
+      a.index = phases_.arrived();
+      const std::uint32_t remaining = phases_.expected() - a.index;
       if (update < 1 || update > static_cast<std::ptrdiff_t>(remaining))
         detail::throw_error(errc::invalid_argument, std::string("procsync::barrier::") + what +
                                                         ": expected 1 <= update <= " + std::to_string(remaining) +
                                                         " (arrivals the phase still expects), got " +
                                                         std::to_string(update));
       const auto n = static_cast<std::uint32_t>(update);
-      if (drop) ++drops_;
+      if (drop) phases_.add_drop();
       if (n == remaining) {
         if (!waiters_alive_locked()) {
-          break_locked(break_reason::party_died);
+          phases_.break_locked(break_reason::party_died);
           dead_party = true;
         } else {
           try {
             completion_();
-            end_phase_locked(a.phase, false);
+            phases_.end_phase_locked(a.phase, false);
             a.completed = true;
           } catch (...) {
             completion_error = std::current_exception();
-            break_locked(break_reason::completion_threw);
+            phases_.break_locked(break_reason::completion_threw);
           }
         }
-        if (drop && !a.completed) --drops_;  // the call failed: it dropped nothing
+        if (drop && !a.completed) phases_.cancel_drop();  // the call failed: it dropped nothing
       } else {
-        arrived_.store(a.index + n, std::memory_order_relaxed);
-        if (watch) a.slot = watch_locked();
+        phases_.set_arrived(a.index + n);
+        if (watch) a.slot = phases_.watch_caller();
       }
     }
     if (dead_party || completion_error) {
@@ -418,16 +327,14 @@ class basic_barrier {
     timespec storage{};
     const timespec* until = deadline ? detail::futex_deadline(*deadline, storage) : nullptr;
     // Between slices, each watched party checks one neighbour's liveness.
-    const bool ended = detail::wait_until_done(
-        phase_, until, [&](std::uint32_t now) { return now != p && outcome(p, now); },
-        [&] { check_neighbour(p, slot); });
+    const bool ended = phases_.wait_for_end(p, until, [&] { check_neighbour(p, slot); });
     if (ended) return index;
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p) break_locked(break_reason::timeout);
+      if (phases_.word(std::memory_order_relaxed) == p) phases_.break_locked(break_reason::timeout);
     }
     wake_all();
-    if (outcome(p, phase_.value.load(std::memory_order_acquire))) return index;  // completed just in time
+    if (phases_.outcome(p, phases_.word(std::memory_order_acquire))) return index;  // completed just in time
     throw_broken("timed out");
   }
 
@@ -436,7 +343,7 @@ class basic_barrier {
   /// killed while waiting must break the barrier, not be counted as arrived,
   /// however quickly the others come (the neighbours' polling alone has a
   /// window of one interval). One /proc read per watched party, once per phase.
-  bool waiters_alive_locked() const noexcept { return watched_.all_alive(); }
+  bool waiters_alive_locked() const noexcept { return phases_.watched().all_alive(); }
 
   /// Breaks the barrier if the watched party before us (the last watched,
   /// for the first) died while waiting in phase `p`. Taking the lock also
@@ -447,30 +354,25 @@ class basic_barrier {
     std::uint32_t neighbour = 0;
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) != p) return;
-      if (watched_.count < 2) return;
-      neighbour = watched_.neighbour_of(slot);
-      who = watched_.parties[neighbour];
+      if (phases_.word(std::memory_order_relaxed) != p) return;
+      const auto& watched = phases_.watched();
+      if (watched.count < 2) return;
+      neighbour = watched.neighbour_of(slot);
+      who = watched.parties[neighbour];
     }
     if (detail::process_alive(who)) return;  // /proc read outside the lock
     {
       guard g(*this);
-      if (phase_.value.load(std::memory_order_relaxed) == p && neighbour < watched_.count &&
-          watched_.parties[neighbour] == who)
-        break_locked(break_reason::party_died);
+      const auto& watched = phases_.watched();
+      if (phases_.word(std::memory_order_relaxed) == p && neighbour < watched.count &&
+          watched.parties[neighbour] == who)
+        phases_.break_locked(break_reason::party_died);
     }
     wake_all();
   }
 
-  procsync::mutex lock_;                        // robust; guards everything but the atomics' racy reads
-  detail::wait_word phase_{};                   // futex word: generation << 1 | broken_bit; sleepers: waiting parties
-  std::atomic<std::uint32_t> expected_;         // parties the current phase expects
-  std::atomic<std::uint32_t> arrived_{0};       // arrivals in the current phase
-  std::atomic<std::uint32_t> reason_{0};        // why it last broke: a break_reason (for messages)
-  std::uint32_t drops_ = 0;                     // arrive_and_drop()s in this phase, applied when it ends
-  std::int64_t default_timeout_ns_ = -1;        // < 0: no default timeout
-  std::atomic<std::uint64_t> history_{0};       // bit (generation % 64): that phase ended broken
-  detail::watched_waiters<watched_parties> watched_;  // the first waiting parties of this phase
+  procsync::mutex lock_;           // robust; guards the phases but for their atomics' racy reads
+  detail::barrier_phases phases_;  // the phase word, counts, history and watched waiters
   [[no_unique_address]] CompletionFunction completion_;
 };
 

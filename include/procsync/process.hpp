@@ -17,83 +17,39 @@
 //     std::string url_;
 //   };
 //
-// How it works and why:
-//  - start() is fork(), not posix_spawn or clone3: the child must run the
-//    target in a copy of the caller's memory (shared mappings, like
-//    make_anonymous<T>(), stay shared), and glibc's fork handlers keep malloc,
-//    stdio and the robust-futex list usable in the child.
-//  - Right after fork the parent opens a pidfd (pidfd_open, Linux >= 5.3). The
-//    child cannot be reaped before that (only we wait for it), so the pidfd
-//    names exactly this child. terminate()/kill() signal through it
-//    (pidfd_send_signal), so a recycled pid is never signalled; join(timeout)
-//    and sentinel() poll it, so waiting with a timeout never busy-polls.
-//  - The child ends with _exit after flushing stdio and std::cout/cerr/clog:
-//    the parent's atexit handlers and static destructors never run twice, and
-//    buffered output is neither lost nor duplicated (start() flushes before
-//    fork; a SIGTERMed child flushes too: detail/child_output.hpp says how,
-//    and what no library can flush). A child that calls std::exit(n) ends the same way with code n
-//    (an on_exit hook registered in the child runs first and _exits); so does
-//    one whose run() throws (exit code 1).
-//  - Reaping happens in join(), is_alive(), exitcode(), active_children() and
-//    the destructor, so a child never stays a zombie once it is looked at or
-//    its handle is gone.
-//
-// When the main program exits normally (return from main, std::exit), an
-// atexit handler installed by the first start() does what Python's does:
-// SIGTERM every daemon child still running, then join every child still
-// running (daemon or not) — so a leaked or static process object still never
-// leaves a zombie or an orphan it did not mean to. A child process does the
-// same for its own children before it _exits.
-//
-// Moving: a process object is movable, so std::vector<procsync::process> works
-// (emplace_back, reallocation, erase) while children run: the child, its
-// pidfd and its status move to the new object, and the moved-from object is
-// like a new process with no target and an empty name (not started; its
-// destructor does nothing). Moving onto a process whose child was started and not yet
-// reaped first does what its destructor does (SIGTERM a daemon; join). Move a
-// subclass only as its own type: moving it into a procsync::process keeps
-// the child but drops the subclass's run() and members (slicing).
-//
-// Thread safety: a process object is used from one thread at a time (as in
-// Python); distinct objects may be started and joined from different threads.
-// A parent that has other threads when it forks gets a child with only the
-// forking thread, exactly like Python's "fork" start method: the child should
-// not touch locks those threads might have held.
-//
-// Requirement: nothing else in the process reaps our children. With SIGCHLD
-// set to SIG_IGN, or a waitpid(-1, ...) elsewhere, the exit status is lost and
-// join()/exitcode() throw an errno error (ECHILD) saying so.
+// Rules a caller must know (how it works and why: docs/process.md):
+//  - The child is a fork: a copy of the caller's memory (shared mappings stay
+//    shared) with only the thread that called start(); it should not touch
+//    locks that the parent's other threads might have held.
+//  - A process object is used from one thread at a time.
+//  - When the program exits normally, running daemon children are SIGTERMed,
+//    then every running child is joined, as in Python: exit may wait.
+//  - Nothing else may reap our children (SIGCHLD set to SIG_IGN, a
+//    waitpid(-1) elsewhere): their status is lost and join()/exitcode()
+//    throw an errno error (ECHILD) saying so.
+//  - Output a child still buffers is lost if it is SIGKILLed or crashes.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
-#include <poll.h>
 #include <signal.h>
-#include <stdlib.h>  // on_exit (glibc)
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <concepts>
-#include <cstdio>
-#include <exception>
-#include <functional>
-#include <iostream>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "detail/child_handle.hpp"
 #include "detail/child_output.hpp"
+#include "detail/child_side.hpp"
 #include "detail/clock.hpp"
 #include "detail/process_registry.hpp"
 #include "detail/process_target.hpp"
@@ -114,7 +70,10 @@ struct process_info {
 /// The calling process as procsync sees it: in the main program name
 /// "MainProcess"; inside a child started by procsync::process, that process's
 /// name and daemon flag as they were at start().
-process_info current_process();
+inline process_info current_process() {
+  const auto& me = detail::self();
+  return {::getpid(), me.name, me.daemon, me.parent_pid != 0 ? me.parent_pid : ::getppid()};
+}
 
 /// The children this process started that are still running, as pointers to
 /// their (live) process objects. Finished children are reaped on the way, as
@@ -122,13 +81,9 @@ process_info current_process();
 /// (a parent's children, seen through a copy of its memory) are never listed.
 std::vector<process*> active_children();
 
-namespace detail {
-
-}  // namespace detail
-
 /// A child process running a callable or an overridden run(), with Python's
 /// multiprocessing.Process semantics. The object is the handle: movable (also
-/// while its child runs, see "Moving" at the top of this file), not copyable.
+/// while its child runs, see the move constructor), not copyable.
 class process {
  public:
   /// A process with no target: run() does nothing and returns 0 unless a
@@ -158,9 +113,13 @@ class process {
 
   /// Takes over `other`'s target, name, daemon flag and, if it was started,
   /// its child (pid, pidfd, exit status, and its place among the children
-  /// that active_children() and the exit handler see). `other` is left not
-  /// started, without a target or name. Pointers from active_children() to
-  /// `other` are not updated: call it again.
+  /// that active_children() and the exit handler see), so
+  /// std::vector<procsync::process> works while children run. `other` is
+  /// left like a new process without a target or name (not started; its
+  /// destructor does nothing). Pointers from active_children() to `other`
+  /// are not updated: call it again. Move a subclass only as its own type:
+  /// moving it into a procsync::process keeps the child but drops the
+  /// subclass's run() and members (slicing).
   process(process&& other) noexcept { take(other); }
 
   /// First ends this object's own child as the destructor would (a running
@@ -192,10 +151,9 @@ class process {
   /// daemon process, an errno error if fork or pidfd_open fails (then no child
   /// is left behind). Never returns in the child.
   void start() {
-    if (pid_ != 0)
-      detail::throw_error(errc::already_started, "procsync::process::start: '" + name_ +
-                                                     "' was already started (pid " + std::to_string(pid_) +
-                                                     "); a process object runs once");
+    if (child_.pid() != 0)
+      detail::throw_error(errc::already_started, "procsync::process::start: '" + name_ + "' was already started (pid " +
+                                                     std::to_string(child_.pid()) + "); a process object runs once");
     if (detail::self().daemon)
       detail::throw_error(errc::daemon_children,
                           "procsync::process::start: cannot start '" + name_ + "' from '" + detail::self().name +
@@ -217,24 +175,11 @@ class process {
       guard.unlock();
       child_main(parent);
     }
-    const int pidfd = detail::pidfd_open(child);
-    if (pidfd < 0) {
-      const int err = errno;
-      // The child is unreaped, so its pid is still ours to signal.
-      ::kill(child, SIGKILL);
-      while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
-      }
-      guard.unlock();
-      detail::throw_errno(err, "procsync::process::start: pidfd_open failed for '" + name_ +
-                                   "' (procsync needs Linux >= 5.3)");
-    }
-    pid_ = child;
-    pidfd_ = pidfd;
-    started_by_ = parent;
+    child_ = detail::child_handle::adopt(child, parent, name_);
     children.children.push_back({this, parent});
     if (!children.exit_handler_installed) {
       children.exit_handler_installed = true;
-      std::atexit(&process::at_main_exit);
+      std::atexit(&detail::finish_children<process>);
     }
   }
 
@@ -243,7 +188,7 @@ class process {
   /// other than the one that started the child.
   void join() {
     check_waitable("join");
-    reap(true);
+    child_.reap(true, name_);
   }
 
   /// Waits at most `timeout` (on the monotonic clock) for the child to end;
@@ -258,47 +203,34 @@ class process {
   template <class Clock, class Duration>
   bool join_until(const std::chrono::time_point<Clock, Duration>& deadline) {
     check_waitable("join");
-    const auto until = detail::to_steady(deadline);
-    for (;;) {
-      if (reap(false)) return true;
-      const auto now = detail::steady::now();
-      if (now >= until) return false;
-      // Capped so that a far deadline stays a valid timespec; the loop resumes.
-      const auto remaining = std::min<detail::steady::duration>(until - now, std::chrono::hours(24));
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(remaining);
-      const timespec wait{static_cast<time_t>(secs.count()),
-                          static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(remaining - secs).count())};
-      pollfd readable{pidfd_, POLLIN, 0};
-      if (::ppoll(&readable, 1, &wait, nullptr) < 0 && errno != EINTR)
-        detail::throw_errno(errno, "procsync::process::join: ppoll on the pidfd of '" + name_ + "' failed");
-    }
+    return child_.wait_until(detail::to_steady(deadline), name_);
   }
 
   /// Whether the child has started and not yet ended. Reaps it if it ended.
   /// False before start(). Throws errc::not_parent if the child's status is
   /// not known yet and the caller is not the process that started it.
   bool is_alive() {
-    if (pid_ == 0 || ended_) return false;
+    if (child_.pid() == 0 || child_.ended()) return false;
     check_waitable("is_alive");
-    return !reap(false);
+    return !child_.reap(false, name_);
   }
 
   /// The child's exit status: nullopt before start() and while it runs; then
   /// the exit code (0..255: the value passed to _exit, modulo 256), or -N if
   /// signal N killed it. Reaps the child if it ended. Errors as is_alive().
   std::optional<int> exitcode() {
-    if (pid_ == 0) return std::nullopt;
-    if (!ended_) {
+    if (child_.pid() == 0) return std::nullopt;
+    if (!child_.ended()) {
       check_waitable("exitcode");
-      if (!reap(false)) return std::nullopt;
+      if (!child_.reap(false, name_)) return std::nullopt;
     }
-    return exitcode_;
+    return child_.exitcode();
   }
 
   /// The child's pid; 0 before start(). Kept after the child ends (as in
   /// Python), but only signal it through terminate()/kill(): once reaped, the
   /// number may belong to another process.
-  pid_t pid() const noexcept { return pid_; }
+  pid_t pid() const noexcept { return child_.pid(); }
 
   /// The name, for messages and current_process().name in the child.
   const std::string& name() const noexcept { return name_; }
@@ -322,9 +254,9 @@ class process {
   ///    the *thread* that called start() ends, not the whole process — start
   ///    daemons from a thread that lives as long as they should.
   void set_daemon(bool daemon) {
-    if (pid_ != 0)
+    if (child_.pid() != 0)
       detail::throw_error(errc::already_started, "procsync::process::set_daemon: '" + name_ +
-                                                     "' was already started (pid " + std::to_string(pid_) +
+                                                     "' was already started (pid " + std::to_string(child_.pid()) +
                                                      "); set the daemon flag before start()");
     daemon_ = daemon;
   }
@@ -342,10 +274,10 @@ class process {
   /// child has ended. Owned by this object (closed by its destructor; close-on-exec).
   /// Throws errc::not_started before start().
   int sentinel() const {
-    if (pid_ == 0)
+    if (child_.pid() == 0)
       detail::throw_error(errc::not_started,
                           "procsync::process::sentinel: '" + name_ + "' has no sentinel before start()");
-    return pidfd_;
+    return child_.pidfd();
   }
 
  protected:
@@ -355,149 +287,50 @@ class process {
   virtual int run() { return target_ ? target_->invoke() : 0; }
 
  private:
-  friend std::vector<process*> active_children();
-
   static std::string next_number() {
     // relaxed: names need distinct numbers, not an order between threads.
     return std::to_string(detail::self().next_number.fetch_add(1, std::memory_order_relaxed));
   }
 
   [[noreturn, gnu::cold]] void child_main(pid_t parent) noexcept {
-    if (daemon_) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      // The parent may have died before prctl: then we were reparented already.
-      if (::getppid() != parent) ::raise(SIGKILL);
-    }
-    // The parent's children are not ours to wait for or to list.
-    detail::registry().children.clear();
-    auto& me = detail::self();
-    try {
-      me.identity_prefix = identity_ + ":";
-      me.name = name_;
-    } catch (...) {
-      ::_exit(1);  // out of memory right after fork: nothing sensible to report
-    }
-    me.daemon = daemon_;
-    me.parent_pid = parent;
-    me.next_number.store(1, std::memory_order_relaxed);  // one thread now: no ordering needed
-    pid_ = ::getpid();
-    started_by_ = parent;  // so that join()/is_alive() on ourselves say not_parent
-    // std::exit(n) in the target: this runs before every handler inherited
-    // from the parent (handlers run in reverse order of registration).
-    ::on_exit(&process::child_exit_hook, nullptr);
-    detail::install_child_sigterm_flush();
-    int code = 1;
-    try {
-      code = run();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "process %s (pid %d): uncaught exception: %s\n", name_.c_str(), static_cast<int>(::getpid()),
-                   e.what());
-    } catch (...) {
-      std::fprintf(stderr, "process %s (pid %d): uncaught exception: unknown exception (not a std::exception)\n",
-                   name_.c_str(), static_cast<int>(::getpid()));
-    }
-    child_exit_hook(code, nullptr);
+    detail::begin_child(identity_, name_, daemon_, parent, &detail::end_child<process>);
+    child_ = detail::child_handle::of_self(parent);  // so that join()/is_alive() on ourselves say not_parent
+    detail::end_child<process>(detail::run_child_target(name_, [this] { return run(); }), nullptr);
   }
 
-  // How a child ends, whether run() returned or it called std::exit.
-  [[noreturn]] static void child_exit_hook(int code, void*) {
-    finish_children();
-    detail::flush_standard_streams();
-    ::_exit(code);
+  [[noreturn, gnu::cold]] void throw_not_started(const char* operation) const {
+    detail::throw_error(errc::not_started, std::string("procsync::process::") + operation + ": '" + name_ +
+                                               "' was never started; call start() first");
   }
-
-  // Python's exit function: terminate daemon children, then join every child.
-  static void finish_children() noexcept {
-    std::vector<process*> mine;
-    try {
-      auto& reg = detail::registry();
-      std::lock_guard guard(reg.lock);
-      const pid_t me = ::getpid();
-      for (const auto& entry : reg.children)
-        if (entry.started_by == me) mine.push_back(entry.object);
-    } catch (...) {
-      return;
-    }
-    for (process* p : mine) {
-      try {
-        if (p->daemon_ && !p->ended_) p->terminate();
-      } catch (...) {
-      }
-    }
-    for (process* p : mine) {
-      try {
-        if (!p->ended_) p->reap(true);
-      } catch (...) {
-      }
-    }
-  }
-
-  static void at_main_exit() { finish_children(); }
 
   void check_waitable(const char* operation) const {
-    if (pid_ == 0)
-      detail::throw_error(errc::not_started, std::string("procsync::process::") + operation + ": '" + name_ +
-                                                 "' was never started; call start() first");
-    if (started_by_ != ::getpid())
-      detail::throw_error(errc::not_parent, std::string("procsync::process::") + operation + ": '" + name_ +
-                                                "' (pid " + std::to_string(pid_) + ") was started by pid " +
-                                                std::to_string(started_by_) + ", not by the caller (pid " +
+    if (child_.pid() == 0) throw_not_started(operation);
+    if (child_.started_by() != ::getpid())
+      detail::throw_error(errc::not_parent, std::string("procsync::process::") + operation + ": '" + name_ + "' (pid " +
+                                                std::to_string(child_.pid()) + ") was started by pid " +
+                                                std::to_string(child_.started_by()) + ", not by the caller (pid " +
                                                 std::to_string(::getpid()) + ")");
   }
 
   // Named so as not to hide ::signal from a subclass's run().
   void send_signal(int sig, const char* operation) {
-    if (pid_ == 0)
-      detail::throw_error(errc::not_started, std::string("procsync::process::") + operation + ": '" + name_ +
-                                                 "' was never started; call start() first");
-    if (ended_) return;
-    // ESRCH: it has exited already (the pidfd never names another process).
-    if (detail::pidfd_send_signal(pidfd_, sig) < 0 && errno != ESRCH)
-      detail::throw_errno(errno, std::string("procsync::process::") + operation + ": pidfd_send_signal to '" + name_ +
-                                     "' (pid " + std::to_string(pid_) + ") failed");
-  }
-
-  // Reaps the child if it has ended (or, with `block`, once it ends); returns
-  // whether it has. The pid is safe to wait for: it stays ours until reaped.
-  bool reap(bool block) {
-    if (ended_) return true;
-    for (;;) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-      if (r == pid_) {
-        ended_ = true;
-        exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-        return true;
-      }
-      if (r == 0) return false;
-      if (errno == EINTR) continue;
-      const int err = errno;
-      detail::throw_errno(err, "procsync::process: waitpid for '" + name_ + "' (pid " + std::to_string(pid_) +
-                                   ") failed" +
-                                   (err == ECHILD ? std::string(": it was reaped elsewhere (SIGCHLD ignored, or "
-                                                                "waitpid(-1) in this process); its status is lost")
-                                                  : std::string()));
-    }
+    if (child_.pid() == 0) throw_not_started(operation);
+    child_.send_signal(sig, operation, name_);
   }
 
   // What the destructor does: end and reap our child, forget it, close the pidfd.
   void release_child() noexcept {
-    if (pid_ != 0 && started_by_ == ::getpid()) {
+    if (child_.ours()) {
       try {
-        if (!ended_) {
+        if (!child_.ended()) {
           if (daemon_) send_signal(SIGTERM, "~process");
-          reap(true);
+          child_.reap(true, name_);
         }
       } catch (...) {
       }
-      unregister();
+      detail::registry().forget(this);
     }
-    if (pidfd_ >= 0) ::close(pidfd_);
-    pid_ = 0;
-    started_by_ = 0;
-    pidfd_ = -1;
-    ended_ = false;
-    exitcode_ = 0;
+    child_.close();
   }
 
   // Moves everything from `other`, which ends up not started. Under the
@@ -509,43 +342,18 @@ class process {
     identity_ = std::move(other.identity_);
     name_ = std::move(other.name_);
     target_ = std::move(other.target_);
-    pid_ = std::exchange(other.pid_, 0);
-    started_by_ = std::exchange(other.started_by_, 0);
-    pidfd_ = std::exchange(other.pidfd_, -1);
+    child_ = std::move(other.child_);
     daemon_ = std::exchange(other.daemon_, false);
-    ended_ = std::exchange(other.ended_, false);
-    exitcode_ = std::exchange(other.exitcode_, 0);
     for (auto& entry : reg.children)
       if (entry.object == &other) entry.object = this;
-  }
-
-  void unregister() noexcept {
-    auto& reg = detail::registry();
-    std::lock_guard guard(reg.lock);
-    auto& list = reg.children;
-    for (auto it = list.begin(); it != list.end(); ++it) {
-      if (it->object == this) {
-        list.erase(it);
-        return;
-      }
-    }
   }
 
   std::string identity_;  // "3", or "3:1" in a child of process-3: numbers default names
   std::string name_;
   std::unique_ptr<detail::process_target> target_;
-  pid_t pid_ = 0;         // 0: not started
-  pid_t started_by_ = 0;  // the process that may wait for the child
-  int pidfd_ = -1;
+  detail::child_handle child_;  // pid 0: not started
   bool daemon_ = false;
-  bool ended_ = false;  // reaped; exitcode_ is valid
-  int exitcode_ = 0;
 };
-
-inline process_info current_process() {
-  const auto& me = detail::self();
-  return {::getpid(), me.name, me.daemon, me.parent_pid != 0 ? me.parent_pid : ::getppid()};
-}
 
 inline std::vector<process*> active_children() {
   auto& reg = detail::registry();
@@ -553,7 +361,7 @@ inline std::vector<process*> active_children() {
   const pid_t me = ::getpid();
   std::vector<process*> alive;
   for (const auto& entry : reg.children)
-    if (entry.started_by == me && !entry.object->reap(false)) alive.push_back(entry.object);
+    if (entry.started_by == me && entry.object->is_alive()) alive.push_back(entry.object);
   return alive;
 }
 

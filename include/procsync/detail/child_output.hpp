@@ -1,22 +1,9 @@
 // procsync/detail/child_output.hpp — what a child started by procsync::process
-// does so that its buffered output is neither lost nor written twice.
-//
-// A child flushes stdio and the standard iostreams before it _exits (and the
-// parent flushes before fork, so nothing buffered is copied into the child).
-//
-// Output when the child is signalled. stdout to a pipe or file is fully
-// buffered, and a signal's default action ends a process without flushing.
-// For SIGTERM, which the library itself sends (terminate(), daemons at the
-// parent's exit), the child gets a handler, if SIGTERM was at its default
-// action when it started: it writes what stdout and stderr still buffer
-// (with write(2), async-signal-safe, from glibc's public FILE fields) and
-// dies of SIGTERM as before (exitcode -15). Best effort: a signal landing
-// inside a printf or a flush may write part of that call's output, or a
-// few bytes twice. Not covered, so flush (or use line buffering) yourself
-// if that output matters: kill() and any SIGKILL (including a daemon's
-// when its parent dies), other signals, crashes, a SIGTERM handler of
-// your own, and std::cout after std::ios::sync_with_stdio(false) (its
-// buffer is not stdio's).
+// does so that its buffered output is neither lost nor written twice: it
+// flushes stdio and the standard iostreams before it _exits, and SIGTERM (which
+// the library itself sends), if still at its default action, first writes what
+// stdout and stderr buffer. Best effort; what no library can flush (SIGKILL,
+// crashes, ...) is listed in docs/process.md#output.
 #pragma once
 
 #include <signal.h>
@@ -49,7 +36,7 @@ inline void write_buffered_output(FILE* f) noexcept {
 #endif
 }
 
-/// The child's SIGTERM handler (see the top of this file): installed with
+/// The child's SIGTERM handler: installed with
 /// SA_RESETHAND | SA_NODEFER, so the action is already the default again and
 /// raise() ends the process with SIGTERM at once.
 extern "C" inline void flush_then_die_of_sigterm(int sig) {

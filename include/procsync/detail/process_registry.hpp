@@ -1,11 +1,8 @@
 // procsync/detail/process_registry.hpp — what a process knows about itself
-// and about the children it started (Python's _children), and the pidfd
-// system calls process.hpp signals and waits through.
+// and about the children it started (Python's _children).
 #pragma once
 
-#include <sys/syscall.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
@@ -17,12 +14,6 @@ class process;
 }  // namespace procsync
 
 namespace procsync::detail {
-
-inline int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u)); }
-
-inline int pidfd_send_signal(int pidfd, int sig) noexcept {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
-}
 
 /// Who the calling process is, in procsync's eyes. Rewritten in a child right
 /// after fork (while it has one thread), read-only otherwise.
@@ -53,6 +44,17 @@ struct process_registry {
   std::mutex lock;
   std::vector<child_entry> children;
   bool exit_handler_installed = false;  // inherited over fork along with the registration
+
+  /// Forgets `object`'s child (takes `lock`).
+  void forget(const process* object) noexcept {
+    std::lock_guard guard(lock);
+    for (auto it = children.begin(); it != children.end(); ++it) {
+      if (it->object == object) {
+        children.erase(it);
+        return;
+      }
+    }
+  }
 };
 
 inline process_registry& registry() {
