@@ -111,13 +111,15 @@ inline long current_syscall(pid_t pid, pid_t tid = 0) {
 /// "is it asleep yet?" decided by looking, never by sleeping.
 inline bool blocked_in_futex(pid_t pid, pid_t tid = 0) { return current_syscall(pid, tid) == SYS_futex; }
 
-/// How many times process `pid`'s main thread has blocked voluntarily
-/// (/proc/<pid>/status); -1 once it is gone. A waiter whose count grew since
-/// a look and that is blocked in a futex call again has woken (a re-arm slice
-/// ended, or a wake-up), re-checked its condition and gone back to sleep since
-/// that look: "it had its chance to return", decided by looking.
-inline long voluntary_switches(pid_t pid) {
-  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+/// How many times thread `tid` of process `pid` (0: its main thread) has
+/// blocked voluntarily (/proc/<pid>/task/<tid>/status); -1 once it is gone. A
+/// waiter whose count grew since a look and that is blocked in a futex call
+/// again has woken (a re-arm slice ended, or a wake-up), re-checked its
+/// condition and gone back to sleep since that look: "it had its chance to
+/// return", decided by looking.
+inline long voluntary_switches(pid_t pid, pid_t tid = 0) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid ? tid : pid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return -1;
   char line[256];
   long n = -1;
