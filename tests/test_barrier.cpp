@@ -287,7 +287,8 @@ BOOST_AUTO_TEST_CASE(completion_runs_once_per_phase_before_anyone_leaves, *boost
 
 // arrive() does not block and returns a token; wait(token) blocks until that
 // phase completes; the phase completes only when every expected arrival came.
-BOOST_AUTO_TEST_CASE(arrive_returns_a_token_and_wait_blocks_until_the_phase_completes, *boost::unit_test::timeout(120)) {
+BOOST_AUTO_TEST_CASE(arrive_returns_a_token_and_wait_blocks_until_the_phase_completes,
+                     *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<std_block>(3);
   auto token = s->b.arrive();  // does not block
   BOOST_TEST(s->b.n_waiting() == 1u);

@@ -287,7 +287,8 @@ BOOST_AUTO_TEST_CASE(predicate_wait_reports_a_holders_death_by_exception, *boost
 
 // With a mutex whose data a death cannot tear, std-style predicate waits just
 // go on: they return only with the predicate true, and nothing is poisoned.
-BOOST_AUTO_TEST_CASE(predicate_wait_on_a_nothing_to_repair_mutex_keeps_the_std_contract, *boost::unit_test::timeout(120)) {
+BOOST_AUTO_TEST_CASE(predicate_wait_on_a_nothing_to_repair_mutex_keeps_the_std_contract,
+                     *boost::unit_test::timeout(120)) {
   struct std_block {
     procsync::mutex m{procsync::owner_death::nothing_to_repair};
     procsync::condition_variable cv;

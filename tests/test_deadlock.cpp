@@ -416,12 +416,13 @@ void check_real_deadlock(int n) {
   std::vector<std::chrono::nanoseconds> latencies;
   for (int round = 0; round < rounds; ++round) {
     BOOST_TEST_CONTEXT("round " << round) { latencies.push_back(real_deadlock_round(n, timeout)); }
-    BOOST_TEST_MESSAGE(n << "-process deadlock broken " << latencies.back().count() / 1000 << " us after the cycle closed");
+    BOOST_TEST_MESSAGE(n << "-process deadlock broken " << latencies.back().count() / 1000
+                         << " us after the cycle closed");
   }
   std::sort(latencies.begin(), latencies.end());
   const auto median = latencies[rounds / 2];
   BOOST_TEST((median <= timeout + 100ms), "median " << median.count() / 1000 << " us, promised within "
-                                                     << timeout.count() << " ms plus scheduling delay");
+                                                    << timeout.count() << " ms plus scheduling delay");
 }
 
 }  // namespace

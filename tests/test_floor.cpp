@@ -96,7 +96,8 @@ void blocks_until_released(Wait wait_forever, Release release) {
   });
   const pid_t me = ::getpid();
   // Blocked means asleep in the kernel, seen from outside: no sleep-based guess.
-  BOOST_REQUIRE(eventually([&] { return (tid.load() != 0 && blocked_in_futex(me, tid.load())) || returned.load() != 0; }));
+  BOOST_REQUIRE(
+      eventually([&] { return (tid.load() != 0 && blocked_in_futex(me, tid.load())) || returned.load() != 0; }));
   // A wrong "forever" (a deadline in the past, or a short one) ends the wait at
   // once or when the waiter next looks at its deadline: it must be seen to wake
   // (a re-arm slice), look and sleep again, twice, without returning.

@@ -283,7 +283,7 @@ BOOST_AUTO_TEST_CASE(try_lock_for_times_out_not_early, *boost::unit_test::timeou
   const auto t0 = clk::now();
   BOOST_TEST(!b->m.try_lock_until(std::chrono::system_clock::now() + 100ms));
   BOOST_TEST((clk::now() - t0 >= 100ms - 1ms));  // the conversion may round by the clocks' tick
-  BOOST_TEST((clk::now() - t0 < 30s));            // a watchdog, as above
+  BOOST_TEST((clk::now() - t0 < 30s));           // a watchdog, as above
   // And a deadline that is reached after the holder lets go succeeds.
   b->waiting = 1;
   BOOST_TEST(b->m.try_lock_until(std::chrono::system_clock::now() + 30s));

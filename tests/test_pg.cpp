@@ -99,8 +99,8 @@ bool sleeps_for_notification(pg::session& observer, int backend_pid, const std::
 #endif
     switches = voluntary_switches(::getpid(), tid);
     started = query(observer, "SELECT query_start FROM pg_stat_activity WHERE pid = " + std::to_string(backend_pid) +
-                                  " AND state = 'idle' AND query_start > '" + since + "'::timestamptz AND query LIKE '" +
-                                  last_sql + "%'");
+                                  " AND state = 'idle' AND query_start > '" + since +
+                                  "'::timestamptz AND query LIKE '" + last_sql + "%'");
     return started != "<none>" && current_syscall(::getpid(), tid) == call;
   };
   std::string first, second;
@@ -554,8 +554,14 @@ BOOST_AUTO_TEST_CASE(server_crash_under_holders_and_waiters, *utf::timeout(180))
   const auto since2 = query_start(observer, w2.backend_pid()), since3 = query_start(observer, w3.backend_pid());
   std::atomic<pid_t> tid2{0}, tid3{0};
   std::thread t1([&] { outcome([&] { wm.lock(); }); });
-  std::thread t2([&] { tid2 = ::gettid(); outcome([&] { ws.acquire(); }); });
-  std::thread t3([&] { tid3 = ::gettid(); outcome([&] { we.wait(); }); });
+  std::thread t2([&] {
+    tid2 = ::gettid();
+    outcome([&] { ws.acquire(); });
+  });
+  std::thread t3([&] {
+    tid3 = ::gettid();
+    outcome([&] { we.wait(); });
+  });
   // All three wait, seen by looking (a waiter not yet waiting would see the
   // loss too, so a miss here costs nothing but the case's meaning).
   BOOST_TEST(eventually([&] {

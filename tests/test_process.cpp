@@ -582,7 +582,8 @@ BOOST_AUTO_TEST_CASE(a_vector_of_processes_survives_reallocation_while_children_
   BOOST_TEST(not_waitable(first_pid));
 }
 
-BOOST_AUTO_TEST_CASE(moved_from_process_is_not_started_and_move_assignment_joins_the_old_child, *boost::unit_test::timeout(120)) {
+BOOST_AUTO_TEST_CASE(moved_from_process_is_not_started_and_move_assignment_joins_the_old_child,
+                     *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   procsync::process a{[&block] {
     if (wait_in_child(block->go, 1) != 0) return 99;
@@ -653,7 +654,8 @@ std::string drain_with_watchdog(int fd, std::chrono::milliseconds limit = 30s) {
   return out;
 }
 
-BOOST_AUTO_TEST_CASE(partial_lines_on_stdout_reach_a_pipe_on_return_exception_and_terminate, *boost::unit_test::timeout(120)) {
+BOOST_AUTO_TEST_CASE(partial_lines_on_stdout_reach_a_pipe_on_return_exception_and_terminate,
+                     *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   pipe_fds out;
   const int w = out.w;
