@@ -39,7 +39,7 @@ struct block {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(indices_are_distinct_in_every_cycle) {
+BOOST_AUTO_TEST_CASE(indices_are_distinct_in_every_cycle, *boost::unit_test::timeout(300)) {
   constexpr int procs = 4, cycles = max_cycles;
   auto s = procsync::make_anonymous<block>(procs);
   BOOST_TEST(s->b.parties() == std::size_t(procs));
@@ -65,7 +65,7 @@ BOOST_AUTO_TEST_CASE(indices_are_distinct_in_every_cycle) {
   BOOST_TEST(s->b.n_waiting() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(arrive_and_wait_cycles_and_one_party_barrier) {
+BOOST_AUTO_TEST_CASE(arrive_and_wait_cycles_and_one_party_barrier, *boost::unit_test::timeout(120)) {
   constexpr int procs = 3, cycles = 100;
   auto s = procsync::make_anonymous<block>(procs);
   std::vector<pid_t> kids;
@@ -93,7 +93,7 @@ BOOST_AUTO_TEST_CASE(invalid_party_counts_are_errors) {
               procsync::errc::invalid_argument));
 }
 
-BOOST_AUTO_TEST_CASE(abort_breaks_waiters_and_later_waits_until_reset) {
+BOOST_AUTO_TEST_CASE(abort_breaks_waiters_and_later_waits_until_reset, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
   std::vector<pid_t> kids;
   for (int i = 0; i < 2; ++i)
@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(abort_breaks_waiters_and_later_waits_until_reset) {
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(reset_while_parties_wait_breaks_them_then_barrier_works) {
+BOOST_AUTO_TEST_CASE(reset_while_parties_wait_breaks_them_then_barrier_works, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
   std::vector<pid_t> kids;
   for (int i = 0; i < 2; ++i)
@@ -134,7 +134,7 @@ BOOST_AUTO_TEST_CASE(reset_while_parties_wait_breaks_them_then_barrier_works) {
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(a_wait_timeout_breaks_the_barrier_never_early) {
+BOOST_AUTO_TEST_CASE(a_wait_timeout_breaks_the_barrier_never_early, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
   const pid_t other = fork_child([&] { return is_broken_error(error_of([&] { s->b.wait(); })) ? 0 : 1; });
   BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
@@ -154,13 +154,13 @@ BOOST_AUTO_TEST_CASE(a_wait_timeout_breaks_the_barrier_never_early) {
   BOOST_TEST(timed.broken());
 }
 
-BOOST_AUTO_TEST_CASE(a_party_killed_while_waiting_breaks_the_barrier) {
+BOOST_AUTO_TEST_CASE(a_party_killed_while_waiting_breaks_the_barrier, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
   const pid_t victim = fork_child([&] {
     (void)s->b.wait();
     return 0;
   });
-  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
+  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u && blocked_in_futex(victim); }));  // asleep, seen
   const pid_t survivor = fork_child([&] { return is_broken_error(error_of([&] { s->b.wait(); })) ? 0 : 1; });
   BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 2u; }));
   ::kill(victim, SIGKILL);
@@ -175,7 +175,7 @@ BOOST_AUTO_TEST_CASE(a_party_killed_while_waiting_breaks_the_barrier) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too) {
+BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
   const pid_t victim = fork_child([&] {
     (void)s->b.wait();
@@ -184,15 +184,17 @@ BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too) {
   BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
   ::kill(victim, SIGKILL);
   BOOST_TEST(wait_exit_code(victim) == -SIGKILL);
-  const auto t0 = clk::now();
-  BOOST_TEST(is_broken_error(error_of([&] { s->b.wait(30s); })));
-  BOOST_TEST((clk::now() - t0 < 20s));
+  // Broken because the party died, not by this wait's own 30 s timeout: told
+  // apart by the reason, not by the time it took.
+  std::string what;
+  BOOST_TEST(is_broken_error(error_of([&] { s->b.wait(30s); }, &what)));
+  BOOST_TEST(what.find("a party died") != std::string::npos, what);
   BOOST_TEST(s->b.broken());
 }
 
 // The last party to arrive must not complete a cycle that counts a dead party,
 // however quickly it comes after the death (before any neighbour's poll).
-BOOST_AUTO_TEST_CASE(the_last_arrival_does_not_count_a_dead_party) {
+BOOST_AUTO_TEST_CASE(the_last_arrival_does_not_count_a_dead_party, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(2);
   const pid_t victim = fork_child([&] {
     (void)s->b.wait();
@@ -263,7 +265,7 @@ BOOST_AUTO_TEST_CASE(std_shape_max_constexpr_and_kind_names) {
 
 // The completion runs once per phase, in the last arriver's process, before
 // any party of the phase is unblocked; its state is in the shared barrier.
-BOOST_AUTO_TEST_CASE(completion_runs_once_per_phase_before_anyone_leaves) {
+BOOST_AUTO_TEST_CASE(completion_runs_once_per_phase_before_anyone_leaves, *boost::unit_test::timeout(120)) {
   constexpr int procs = 4, cycles = 50;
   auto s = procsync::make_anonymous<std_block>(procs);
   std::vector<pid_t> kids;
@@ -285,7 +287,8 @@ BOOST_AUTO_TEST_CASE(completion_runs_once_per_phase_before_anyone_leaves) {
 
 // arrive() does not block and returns a token; wait(token) blocks until that
 // phase completes; the phase completes only when every expected arrival came.
-BOOST_AUTO_TEST_CASE(arrive_returns_a_token_and_wait_blocks_until_the_phase_completes) {
+BOOST_AUTO_TEST_CASE(arrive_returns_a_token_and_wait_blocks_until_the_phase_completes,
+                     *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<std_block>(3);
   auto token = s->b.arrive();  // does not block
   BOOST_TEST(s->b.n_waiting() == 1u);
@@ -323,7 +326,7 @@ BOOST_AUTO_TEST_CASE(arrive_returns_a_token_and_wait_blocks_until_the_phase_comp
 
 // arrive_and_drop() arrives in the current phase and lowers the expected
 // count of the later phases by one; the dropped party may then exit.
-BOOST_AUTO_TEST_CASE(arrive_and_drop_lowers_later_phases) {
+BOOST_AUTO_TEST_CASE(arrive_and_drop_lowers_later_phases, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<std_block>(3);
   const pid_t dropper = fork_child([&] {
     s->b.arrive_and_wait();  // phase 0 with everyone
@@ -348,7 +351,7 @@ BOOST_AUTO_TEST_CASE(arrive_and_drop_lowers_later_phases) {
 }
 
 // Thousands of parties: 1024 threads in 4 processes, several phases.
-BOOST_AUTO_TEST_CASE(thousands_of_parties) {
+BOOST_AUTO_TEST_CASE(thousands_of_parties, *boost::unit_test::timeout(300)) {
   constexpr int procs = 4, threads = 256, cycles = 3;
   auto s = procsync::make_anonymous<std_block>(procs * threads);
   std::vector<pid_t> kids;
@@ -374,7 +377,7 @@ BOOST_AUTO_TEST_CASE(thousands_of_parties) {
 
 // Exact death with more waiting parties than are watched: the first waiter
 // (watched) is killed while 99 others wait; everyone gets barrier_broken.
-BOOST_AUTO_TEST_CASE(a_watched_party_killed_among_a_hundred_waiters_breaks_it) {
+BOOST_AUTO_TEST_CASE(a_watched_party_killed_among_a_hundred_waiters_breaks_it, *boost::unit_test::timeout(120)) {
   constexpr int others = 99;
   auto s = procsync::make_anonymous<std_block>(others + 2);
   const pid_t victim = fork_child([&] {
@@ -402,7 +405,7 @@ BOOST_AUTO_TEST_CASE(a_watched_party_killed_among_a_hundred_waiters_breaks_it) {
 
 // The completion function throws: the last arriver gets that exception, the
 // waiting parties errc::barrier_broken; reset() makes the barrier usable again.
-BOOST_AUTO_TEST_CASE(a_throwing_completion_breaks_the_barrier) {
+BOOST_AUTO_TEST_CASE(a_throwing_completion_breaks_the_barrier, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<std_block>(3);
   s->b.completion().throw_in_call = 0;
   std::vector<pid_t> kids;
@@ -435,7 +438,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_completion_breaks_the_barrier) {
 // Exact death inside the completion function: the last arriver is SIGKILLed
 // while running it; the waiting parties get errc::barrier_broken (a party
 // died) without timeouts of their own.
-BOOST_AUTO_TEST_CASE(a_process_killed_inside_the_completion_breaks_the_barrier) {
+BOOST_AUTO_TEST_CASE(a_process_killed_inside_the_completion_breaks_the_barrier, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<std_block>(3);
   s->b.completion().die_in_call = 1;  // the second phase's completion
   std::vector<pid_t> kids;
@@ -462,7 +465,7 @@ BOOST_AUTO_TEST_CASE(a_process_killed_inside_the_completion_breaks_the_barrier) 
 
 // A party that arrived with arrive() and then exits (not waiting) has counted:
 // its exit breaks nothing, and the phase completes when the others come.
-BOOST_AUTO_TEST_CASE(a_party_that_arrived_without_waiting_may_exit) {
+BOOST_AUTO_TEST_CASE(a_party_that_arrived_without_waiting_may_exit, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<std_block>(3);
   const pid_t leaver = fork_child([&] {
     (void)s->b.arrive();
@@ -481,7 +484,7 @@ BOOST_AUTO_TEST_CASE(a_party_that_arrived_without_waiting_may_exit) {
 
 // Threads: arrive/wait(token) from std::thread parties, token waits after
 // other work (the split-phase use).
-BOOST_AUTO_TEST_CASE(split_phase_with_threads) {
+BOOST_AUTO_TEST_CASE(split_phase_with_threads, *boost::unit_test::timeout(120)) {
   procsync::basic_barrier<phase_log> b(4);
   std::atomic<int> work{0};
   std::vector<std::thread> ts;

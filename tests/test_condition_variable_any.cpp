@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <mutex>
 #include <shared_mutex>
 #include <stop_token>
@@ -52,12 +51,6 @@ struct block {
   std::atomic<int> first{0};
 };
 
-bool all_asleep(const std::vector<pid_t>& pids) {
-  for (pid_t p : pids)
-    if (!blocked_in_futex(p)) return false;
-  return true;
-}
-
 // N processes wait (predicate value == round) with the lock made by `make`; the
 // parent changes value under the exclusive lock and notifies all.
 template <class MakeWaiterLock, class MakeWriterLock>
@@ -73,7 +66,7 @@ void everyone_released(block& b, MakeWaiterLock make_waiter_lock, MakeWriterLock
       b.cv.wait(lk, [&] { return b.value == 1; });
       return b.value == 1 ? 0 : 1;
     }));
-  BOOST_REQUIRE(eventually([&] { return b.waiting.load() == procs && all_asleep(kids); }));
+  BOOST_REQUIRE(eventually([&] { return b.waiting.load() == procs && all_blocked_in_futex(kids); }));
   {
     auto lk = make_writer_lock();
     b.value = 1;
@@ -82,31 +75,15 @@ void everyone_released(block& b, MakeWaiterLock make_waiter_lock, MakeWriterLock
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
 }
 
-
-// How many times process `pid` has blocked voluntarily (/proc/<pid>/status);
-// -1 once it is gone. A waiter whose count grew since a look and that is
-// blocked in a futex call again has woken (its 50 ms re-arm slice ended, or a
-// wake-up), re-checked its condition and gone back to sleep since that look.
-long voluntary_switches(pid_t pid) {
-  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
-  if (f == nullptr) return -1;
-  char line[256];
-  long n = -1;
-  while (std::fgets(line, sizeof line, f) != nullptr)
-    if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) break;
-  std::fclose(f);
-  return n;
-}
-
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(unique_lock_of_procsync_mutex_across_processes) {
+BOOST_AUTO_TEST_CASE(unique_lock_of_procsync_mutex_across_processes, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   everyone_released(
       *b, [&] { return std::unique_lock(b->m); }, [&] { return std::unique_lock(b->m); });
 }
 
-BOOST_AUTO_TEST_CASE(shared_lock_of_procsync_shared_mutex_across_processes) {
+BOOST_AUTO_TEST_CASE(shared_lock_of_procsync_shared_mutex_across_processes, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   // Waiters hold the shared_mutex shared (std::shared_lock), the writer exclusively.
   everyone_released(
@@ -114,7 +91,7 @@ BOOST_AUTO_TEST_CASE(shared_lock_of_procsync_shared_mutex_across_processes) {
   BOOST_TEST(b->sm.reader_count() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(recursive_mutex_held_once_and_a_user_lockable) {
+BOOST_AUTO_TEST_CASE(recursive_mutex_held_once_and_a_user_lockable, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   everyone_released(
       *b, [&] { return std::unique_lock(b->rm); }, [&] { return std::unique_lock(b->rm); });
@@ -122,7 +99,7 @@ BOOST_AUTO_TEST_CASE(recursive_mutex_held_once_and_a_user_lockable) {
       *b, [&] { return std::unique_lock(b->ul); }, [&] { return std::unique_lock(b->ul); });
 }
 
-BOOST_AUTO_TEST_CASE(the_mutex_itself_as_the_lock_and_checked_mutex) {
+BOOST_AUTO_TEST_CASE(the_mutex_itself_as_the_lock_and_checked_mutex, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   // A procsync::mutex is itself BasicLockable.
   b->value = 0;
@@ -163,7 +140,7 @@ BOOST_AUTO_TEST_CASE(the_mutex_itself_as_the_lock_and_checked_mutex) {
   BOOST_TEST(state == 2);
 }
 
-BOOST_AUTO_TEST_CASE(misuse_is_an_error_and_nothing_is_released) {
+BOOST_AUTO_TEST_CASE(misuse_is_an_error_and_nothing_is_released, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   std::unique_lock<procsync::mutex> none(b->m, std::defer_lock);
   BOOST_TEST((error_of([&] { b->cv.wait(none); }) == procsync::errc::not_owner));
@@ -184,7 +161,7 @@ BOOST_AUTO_TEST_CASE(misuse_is_an_error_and_nothing_is_released) {
   BOOST_TEST(b->rm.depth_of_caller() == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(timed_waits_time_out_never_early) {
+BOOST_AUTO_TEST_CASE(timed_waits_time_out_never_early, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   std::unique_lock lk(b->m);
   for (auto timeout : {0ms, 1ms, 30ms}) {
@@ -203,30 +180,33 @@ BOOST_AUTO_TEST_CASE(timed_waits_time_out_never_early) {
 
 // std::stop_token overloads: a stop request wakes the waiter, which returns
 // pred() (false); without a stop, a notification with pred true returns true.
-BOOST_AUTO_TEST_CASE(stop_token_overloads) {
+BOOST_AUTO_TEST_CASE(stop_token_overloads, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   std::atomic<int> result{-1};
-  std::atomic<bool> waiting{false};
+  std::atomic<pid_t> waiting{0};  // the waiting thread's TID, once it holds the lock
+  // It waits: it registered under the lock, and sleeps in a futex call now
+  // (seen by looking), so the stop request or the notification must wake it.
+  const auto asleep = [&] { return waiting.load() != 0 && blocked_in_futex(::getpid(), waiting.load()); };
   {
     std::jthread t([&](std::stop_token st) {
       std::unique_lock lk(b->m);
-      waiting = true;
+      waiting = ::gettid();
       result = b->cv.wait(lk, st, [&] { return b->value == 5; }) ? 1 : 0;
     });
-    BOOST_REQUIRE(eventually([&] { return waiting.load(); }));
+    BOOST_REQUIRE(eventually(asleep));
     t.request_stop();
   }
   BOOST_TEST(result.load() == 0);
 
   result = -1;
-  waiting = false;
+  waiting = 0;
   {
     std::jthread t([&](std::stop_token st) {
       std::unique_lock lk(b->m);
-      waiting = true;
+      waiting = ::gettid();
       result = b->cv.wait_for(lk, st, 1h, [&] { return b->value == 5; }) ? 1 : 0;
     });
-    BOOST_REQUIRE(eventually([&] { return waiting.load(); }));
+    BOOST_REQUIRE(eventually(asleep));
     {
       std::lock_guard g(b->m);
       b->value = 5;
@@ -247,7 +227,7 @@ BOOST_AUTO_TEST_CASE(stop_token_overloads) {
 
 // notify_one releases exactly one of N waiters that were asleep before it;
 // the others are confirmed still asleep by looking.
-BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
+BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters, *boost::unit_test::timeout(300)) {
   constexpr int waiters = 4, rounds = 100;
   int failures = 0;
   for (int round = 0; round < rounds && failures == 0; ++round) {
@@ -268,7 +248,7 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
     BOOST_REQUIRE(eventually([&] {
       if (b->waiting.load() != waiters || !b->sm.try_lock()) return false;
       b->sm.unlock();
-      return b->sm.reader_count() == 0u && all_asleep(kids);
+      return b->sm.reader_count() == 0u && all_blocked_in_futex(kids);
     }));
     b->cv.notify_one();
     BOOST_REQUIRE(eventually([&] { return b->first.load() != 0; }));
@@ -279,13 +259,8 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
       if (k != first) rest.push_back(k);
     // Each of the others is seen to wake (its 50 ms re-arm slice), re-check
     // and sleep again: one released by mistake would return instead.
-    std::vector<long> seen;
-    for (pid_t k : rest) seen.push_back(voluntary_switches(k));
-    const bool others_asleep = eventually([&] {
-      for (std::size_t i = 0; i < rest.size(); ++i)
-        if (voluntary_switches(rest[i]) <= seen[i] || !blocked_in_futex(rest[i])) return false;
-      return true;
-    }, 10s);
+    const auto seen = switch_counts(rest);
+    const bool others_asleep = eventually([&] { return all_slept_again(rest, seen); }, 10s);
     if (!others_asleep || b->returned.load() != 1) ++failures;
     b->cv.notify_all();
     for (pid_t k : rest) BOOST_TEST(wait_exit_code(k) == 0);
@@ -294,7 +269,7 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters) {
 }
 
 // A waiter SIGKILLed while asleep breaks nothing; the others are released.
-BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_breaks_nothing) {
+BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_breaks_nothing, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   std::vector<pid_t> kids;
   for (int i = 0; i < 3; ++i)
@@ -304,7 +279,7 @@ BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_breaks_nothing) {
       b->cv.wait(lk, [&] { return b->value != 0; });
       return 0;
     }));
-  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 3 && all_asleep(kids); }));
+  BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 3 && all_blocked_in_futex(kids); }));
   ::kill(kids[0], SIGKILL);
   BOOST_TEST(wait_exit_code(kids[0]) == -SIGKILL);
   {
@@ -320,7 +295,7 @@ BOOST_AUTO_TEST_CASE(waiter_killed_mid_wait_breaks_nothing) {
 // The lock's holder dies while a waiter waits: the waiter relocks, and the
 // procsync mutex reports the death (inconsistent()); the predicate wait throws
 // errc::owner_dead, still holding it, instead of unlocking (and poisoning) it.
-BOOST_AUTO_TEST_CASE(owner_death_of_the_lock_is_reported_by_the_lock) {
+BOOST_AUTO_TEST_CASE(owner_death_of_the_lock_is_reported_by_the_lock, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   const pid_t waiter = fork_child([&] {
     std::unique_lock lk(b->m);
@@ -349,7 +324,7 @@ BOOST_AUTO_TEST_CASE(owner_death_of_the_lock_is_reported_by_the_lock) {
   b->m.unlock();
 }
 
-BOOST_AUTO_TEST_CASE(no_syscall_without_waiters) {
+BOOST_AUTO_TEST_CASE(no_syscall_without_waiters, *boost::unit_test::timeout(120)) {
   procsync::condition_variable_any cv;
   const auto before = procsync::detail::futex_syscalls.load();
   for (int i = 0; i < 10000; ++i) {

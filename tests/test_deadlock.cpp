@@ -5,10 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -292,7 +295,7 @@ BOOST_AUTO_TEST_CASE(class_names_are_validated_and_capacity_overflow_degrades) {
   m.unlock();
 }
 
-BOOST_AUTO_TEST_CASE(writer_killed_mid_update_leaves_the_graph_usable) {
+BOOST_AUTO_TEST_CASE(writer_killed_mid_update_leaves_the_graph_usable, *boost::unit_test::timeout(120)) {
   auto reg = procsync::make_anonymous<procsync::deadlock_registry>();
   struct pair_block {
     std::atomic<int> started{0};
@@ -312,6 +315,7 @@ BOOST_AUTO_TEST_CASE(writer_killed_mid_update_leaves_the_graph_usable) {
       return ok;
     });
     BOOST_REQUIRE(wait_step(flag->started, 1));
+    // The behaviour under test: a kill at a different point of the update each round.
     std::this_thread::sleep_for(std::chrono::milliseconds(1 + 3 * round));
     ::kill(p, SIGKILL);
     BOOST_REQUIRE_EQUAL(wait_exit_code(p), -SIGKILL);
@@ -342,13 +346,20 @@ struct ring {
   std::atomic<int> ready{0};
   std::atomic<int> victims{0};
   std::atomic<int> finished{0};
+  std::atomic<std::int64_t> waiting_since[3] = {};  // steady clock, ns: each began to wait for its second lock
+  std::atomic<std::int64_t> broken_at{0};           // steady clock, ns: the victim was told
   char message[2048] = {};
   procsync::mutex m[3];
 };
 
-// Process i holds m[i] and then waits for m[(i+1) % n]: a real n-process deadlock.
-void check_real_deadlock(int n) {
-  auto reg = procsync::make_anonymous<procsync::deadlock_registry>(50ms);
+std::int64_t now_ns() { return std::chrono::nanoseconds(clk::now().time_since_epoch()).count(); }
+
+// Process i holds m[i] and then waits for m[(i+1) % n]: a real n-process
+// deadlock. Checks its outcome and report; returns how long after the cycle
+// closed (the last process began to wait) the victim was told, or nothing if
+// there was no single victim.
+std::optional<std::chrono::nanoseconds> real_deadlock_round(int n, std::chrono::milliseconds timeout) {
+  auto reg = procsync::make_anonymous<procsync::deadlock_registry>(timeout);
   auto r = procsync::make_anonymous<ring>();
   std::vector<pid_t> kids;
   const auto start = clk::now();
@@ -359,6 +370,7 @@ void check_real_deadlock(int n) {
       r->ready.fetch_add(1);
       if (!wait_step(r->ready, n)) return 50;
       std::string what;
+      r->waiting_since[i] = now_ns();
       const auto e = error_of(
           [&] {
             std::scoped_lock second(r->m[(i + 1) % n]);
@@ -366,6 +378,7 @@ void check_real_deadlock(int n) {
           },
           &what);
       if (e == procsync::errc::deadlock_detected) {
+        r->broken_at = now_ns();
         r->victims.fetch_add(1);
         keep_message(r->message, what);
         return victim;
@@ -374,30 +387,59 @@ void check_real_deadlock(int n) {
     }));
   int victims = 0, fine = 0;
   for (pid_t k : kids) {
-    const int code = wait_exit_code(k, 30s);
+    const int code = wait_exit_code(k, 30s);  // the watchdog: a deadlock never broken fails here
     victims += code == victim;
     fine += code == ok;
   }
   const auto elapsed = clk::now() - start;
   BOOST_CHECK_EQUAL(victims, 1);
   BOOST_CHECK_EQUAL(fine, n - 1);
-  BOOST_CHECK(elapsed >= 25ms);  // the first look is after half the deadlock timeout
-  BOOST_CHECK(elapsed < 10s);     // generous: the target is ~1.3x the timeout
+  BOOST_CHECK(elapsed >= timeout / 2);  // the first look is after half the deadlock timeout
   const std::string what = r->message;
-  BOOST_TEST_MESSAGE(what);
   BOOST_CHECK(contains(what, "deadlock detected"));
   for (int i = 0; i < n; ++i) {
     BOOST_CHECK(contains(what, "process " + std::to_string(kids[static_cast<std::size_t>(i)])));
     BOOST_CHECK(contains(what, "worker-" + std::to_string(i)));
   }
   BOOST_CHECK(contains(what, "waits for mutex"));
+  if (victims != 1 || fine != n - 1) return std::nullopt;
+  std::int64_t closed = 0;
+  for (int i = 0; i < n; ++i) closed = std::max(closed, r->waiting_since[i].load());
+  return std::chrono::nanoseconds(r->broken_at.load() - closed);
+}
+
+// deadlock.hpp promises: an actual deadlock is broken within the deadlock
+// timeout, plus scheduling delay on a loaded machine. Measured over 5 rounds,
+// the median against the timeout plus 100 ms: one round descheduled for long
+// on a loaded 2-core machine does not fail it, a detector late every time
+// does. (Typically about two thirds of the timeout; under load 20 ms more.)
+void check_real_deadlock(int n) {
+  constexpr auto timeout = 200ms;
+  constexpr int rounds = 5;
+  std::vector<std::chrono::nanoseconds> latencies;
+  for (int round = 0; round < rounds; ++round) {
+    std::optional<std::chrono::nanoseconds> latency;
+    BOOST_TEST_CONTEXT("round " << round) { latency = real_deadlock_round(n, timeout); }
+    if (!latency) return;  // failed above; a deadlock never broken costs one watchdog, not five
+    latencies.push_back(*latency);
+    BOOST_TEST_MESSAGE(n << "-process deadlock broken " << latencies.back().count() / 1000
+                         << " us after the cycle closed");
+  }
+  std::sort(latencies.begin(), latencies.end());
+  const auto median = latencies[rounds / 2];
+  BOOST_TEST((median <= timeout + 100ms), "median " << median.count() / 1000 << " us, promised within "
+                                                    << timeout.count() << " ms plus scheduling delay");
 }
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(two_process_deadlock_has_exactly_one_victim) { check_real_deadlock(2); }
+BOOST_AUTO_TEST_CASE(two_process_deadlock_has_exactly_one_victim, *boost::unit_test::timeout(120)) {
+  check_real_deadlock(2);
+}
 
-BOOST_AUTO_TEST_CASE(three_process_deadlock_has_exactly_one_victim) { check_real_deadlock(3); }
+BOOST_AUTO_TEST_CASE(three_process_deadlock_has_exactly_one_victim, *boost::unit_test::timeout(120)) {
+  check_real_deadlock(3);
+}
 
 BOOST_AUTO_TEST_CASE(deadlock_report_names_checked_locks) {
   // policy report: the inversion is printed (not refused), so the processes
@@ -465,7 +507,7 @@ bool published_wait(procsync::deadlock_registry& reg, pid_t tid) {
 // S holds A and waits for B (held by L); S is stopped; L releases B and waits
 // for A. S's entry ("waits for B, held by L") is stale: no deadlock exists, and
 // L must not be chosen as a victim. When S continues, both finish.
-BOOST_AUTO_TEST_CASE(a_stopped_waiters_stale_entry_fakes_no_deadlock) {
+BOOST_AUTO_TEST_CASE(a_stopped_waiters_stale_entry_fakes_no_deadlock, *boost::unit_test::timeout(120)) {
   auto reg = procsync::make_anonymous<procsync::deadlock_registry>(30ms);
   auto r = procsync::make_anonymous<ring>();
   procsync::mutex& a = r->m[0];
@@ -492,8 +534,10 @@ BOOST_AUTO_TEST_CASE(a_stopped_waiters_stale_entry_fakes_no_deadlock) {
   BOOST_REQUIRE(eventually([&] { return published_wait(*reg, stopped); }, 20s));
   ::kill(stopped, SIGSTOP);
   r->ready.store(3);
-  // L waits for A now; give its detector many looks (the deadlock timeout is 30 ms).
-  BOOST_REQUIRE(eventually([&] { return published_wait(*reg, l); }, 20s));
+  // L waits for A now (published, and asleep in the futex: seen by looking).
+  BOOST_REQUIRE(eventually([&] { return published_wait(*reg, l) && blocked_in_futex(l); }, 20s));
+  // The behaviour under test: its detector gets many looks (the deadlock
+  // timeout is 30 ms) at the stale entry, and must not fake a deadlock.
   std::this_thread::sleep_for(400ms);
   int status = 0;
   BOOST_TEST(::waitpid(l, &status, WNOHANG) == 0, "L gave up while S was stopped: a false deadlock");

@@ -9,7 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include <procsync/detail/process_identity.hpp>
 #include <procsync/event.hpp>
 #include <procsync/segment.hpp>
 
@@ -27,13 +26,6 @@ bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::millisecond
   return eventually([&] { return flag.load() >= value; }, limit);
 }
 
-// True once process `pid` sleeps (state 'S'): after it announced that it is
-// about to wait, this means it sleeps in the futex.
-bool sleeping(pid_t pid) {
-  procsync::detail::proc_stat st;
-  return procsync::detail::read_proc_stat(pid, st) && st.state == 'S';
-}
-
 struct block {
   explicit block(mode m = mode::manual) : ev(m) {}
   procsync::event ev;
@@ -45,7 +37,7 @@ struct block {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(set_clear_is_set_and_timeouts) {
+BOOST_AUTO_TEST_CASE(set_clear_is_set_and_timeouts, *boost::unit_test::timeout(60)) {
   procsync::event ev;
   BOOST_TEST((ev.mode() == mode::manual));
   BOOST_TEST(!ev.is_set());
@@ -73,7 +65,8 @@ BOOST_AUTO_TEST_CASE(set_clear_is_set_and_timeouts) {
   BOOST_TEST(sizeof(procsync::event) < 32u);
 }
 
-BOOST_AUTO_TEST_CASE(set_in_one_process_wakes_a_waiter_in_another_and_timeouts_cross_processes) {
+BOOST_AUTO_TEST_CASE(set_in_one_process_wakes_a_waiter_in_another_and_timeouts_cross_processes,
+                     *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   const pid_t timed = fork_child([&] {
     const auto t0 = clk::now();
@@ -85,22 +78,32 @@ BOOST_AUTO_TEST_CASE(set_in_one_process_wakes_a_waiter_in_another_and_timeouts_c
     b->started = 1;
     return b->ev.wait_for(30s) ? 0 : 1;
   });
-  BOOST_REQUIRE(wait_flag(b->started, 1));
-  std::this_thread::sleep_for(20ms);
+  // Asleep in the event's futex, seen by looking: set() has a sleeper to wake.
+  BOOST_REQUIRE(eventually([&] { return b->started.load() == 1 && blocked_in_futex(waiter); }));
   b->ev.set();
   BOOST_TEST(wait_exit_code(waiter) == 0);
-  // And the other way round: the child sets, the parent waits.
+  // And the other way round: the child sets, a thread of the parent waits. The
+  // setter goes only once that thread sleeps in the futex (seen from here: a
+  // child may not read its parent's /proc/<pid>/syscall where ptrace is restricted).
   b->ev.clear();
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> fired{-1};
+  std::thread parent_waiter([&] {
+    tid = ::gettid();
+    fired = b->ev.wait_for(30s) ? 1 : 0;
+  });
+  const bool asleep = eventually([&] { return tid.load() != 0 && blocked_in_futex(::getpid(), tid.load()); });
+  BOOST_TEST(asleep);
   const pid_t setter = fork_child([&] {
-    std::this_thread::sleep_for(20ms);
     b->ev.set();
     return 0;
   });
-  BOOST_TEST(b->ev.wait_for(30s));
   BOOST_TEST(wait_exit_code(setter) == 0);
+  parent_waiter.join();  // bounded: its wait_for ends within 30 s
+  BOOST_TEST(fired.load() == 1);
 }
 
-BOOST_AUTO_TEST_CASE(manual_reset_set_wakes_all_waiters) {
+BOOST_AUTO_TEST_CASE(manual_reset_set_wakes_all_waiters, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   constexpr int n = 5;
   std::vector<pid_t> kids;
@@ -112,18 +115,14 @@ BOOST_AUTO_TEST_CASE(manual_reset_set_wakes_all_waiters) {
       return 0;
     }));
   BOOST_REQUIRE(wait_flag(b->started, n));
-  BOOST_REQUIRE(eventually([&] {
-    for (pid_t k : kids)
-      if (!sleeping(k)) return false;
-    return true;
-  }));
+  BOOST_REQUIRE(eventually([&] { return all_blocked_in_futex(kids); }));
   BOOST_TEST(b->woke.load() == 0);
   b->ev.set();
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
   BOOST_TEST(b->woke.load() == n);
 }
 
-BOOST_AUTO_TEST_CASE(manual_set_then_clear_still_releases_those_waiting) {
+BOOST_AUTO_TEST_CASE(manual_set_then_clear_still_releases_those_waiting, *boost::unit_test::timeout(120)) {
   // Python's Event: waiters present at set() return true even if clear()
   // follows at once, before they run.
   auto b = procsync::make_anonymous<block>();
@@ -135,18 +134,14 @@ BOOST_AUTO_TEST_CASE(manual_set_then_clear_still_releases_those_waiting) {
       return b->ev.wait_for(30s) ? 0 : 1;
     }));
   BOOST_REQUIRE(wait_flag(b->started, n));
-  BOOST_REQUIRE(eventually([&] {
-    for (pid_t k : kids)
-      if (!sleeping(k)) return false;
-    return true;
-  }));
+  BOOST_REQUIRE(eventually([&] { return all_blocked_in_futex(kids); }));
   b->ev.set();
   b->ev.clear();
   for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
   BOOST_TEST(!b->ev.is_set());
 }
 
-BOOST_AUTO_TEST_CASE(auto_reset_releases_exactly_one_waiter_per_set) {
+BOOST_AUTO_TEST_CASE(auto_reset_releases_exactly_one_waiter_per_set, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>(mode::automatic);
   BOOST_TEST((b->ev.mode() == mode::automatic));
   constexpr int n = 4, sets = 8;
@@ -162,7 +157,11 @@ BOOST_AUTO_TEST_CASE(auto_reset_releases_exactly_one_waiter_per_set) {
   for (int k = 1; k <= sets; ++k) {
     b->ev.set();
     BOOST_REQUIRE(wait_flag(b->woke, k));
-    std::this_thread::sleep_for(40ms);  // time for a wrong second release to show
+    // A wrong second release shows once every waiter has looked at the event
+    // again: each is seen to wake (its 20 ms timeout, or a wake-up), count a
+    // release if it got one, and sleep in the futex again.
+    const auto before = switch_counts(kids);
+    BOOST_REQUIRE(eventually([&] { return all_slept_again(kids, before); }));
     BOOST_TEST(b->woke.load() == k);
     BOOST_TEST(!b->ev.is_set());  // the released waiter consumed it
   }
@@ -171,7 +170,7 @@ BOOST_AUTO_TEST_CASE(auto_reset_releases_exactly_one_waiter_per_set) {
   BOOST_TEST(b->woke.load() == sets);
 }
 
-BOOST_AUTO_TEST_CASE(auto_reset_set_without_waiters_releases_the_next_wait_only) {
+BOOST_AUTO_TEST_CASE(auto_reset_set_without_waiters_releases_the_next_wait_only, *boost::unit_test::timeout(120)) {
   procsync::event ev(mode::automatic);
   ev.set();
   ev.set();  // absorbed: events do not count
@@ -192,7 +191,7 @@ procsync::event* signal_event = nullptr;
 void set_from_handler(int) { signal_event->set(); }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(set_from_a_signal_handler_wakes_another_process) {
+BOOST_AUTO_TEST_CASE(set_from_a_signal_handler_wakes_another_process, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   const pid_t setter = fork_child([&]() -> int {
     signal_event = &b->ev;
@@ -210,7 +209,7 @@ BOOST_AUTO_TEST_CASE(set_from_a_signal_handler_wakes_another_process) {
   });
   BOOST_REQUIRE(wait_flag(b->ready, 1));
   BOOST_REQUIRE(wait_flag(b->started, 1));
-  BOOST_REQUIRE(eventually([&] { return sleeping(waiter); }));
+  BOOST_REQUIRE(eventually([&] { return blocked_in_futex(waiter); }));
   BOOST_TEST(!b->ev.is_set());
   ::kill(setter, SIGUSR1);
   BOOST_TEST(wait_exit_code(waiter) == 0);
@@ -218,7 +217,7 @@ BOOST_AUTO_TEST_CASE(set_from_a_signal_handler_wakes_another_process) {
   BOOST_TEST(b->ev.is_set());
 }
 
-BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters) {
+BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters, *boost::unit_test::timeout(60)) {
   procsync::event manual;
   procsync::event automatic(mode::automatic);
   const auto before = procsync::detail::futex_syscalls.load();

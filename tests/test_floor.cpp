@@ -43,8 +43,10 @@
 
 using namespace std::chrono_literals;
 using procsync_test::blocked_in_futex;
+using procsync_test::current_syscall;
 using procsync_test::eventually;
 using procsync_test::fork_child;
+using procsync_test::voluntary_switches;
 using procsync_test::wait_exit_code;
 namespace detail = procsync::detail;
 
@@ -86,13 +88,25 @@ template <class Wait, class Release>
 void blocks_until_released(Wait wait_forever, Release release) {
   std::atomic<int> returned{0};
   std::atomic<bool> result{false};
+  std::atomic<pid_t> tid{0};
   std::thread waiter([&] {
+    tid = ::gettid();
     result = wait_forever();
     returned = 1;
   });
+  const pid_t me = ::getpid();
   // Blocked means asleep in the kernel, seen from outside: no sleep-based guess.
-  BOOST_REQUIRE(eventually([&] { return blocked_in_futex(::getpid(), 0) || returned.load() != 0; }, 1s) || true);
-  std::this_thread::sleep_for(100ms);  // a wrong "forever" returns at once; give it the chance to
+  BOOST_REQUIRE(
+      eventually([&] { return (tid.load() != 0 && blocked_in_futex(me, tid.load())) || returned.load() != 0; }));
+  // A wrong "forever" (a deadline in the past, or a short one) ends the wait at
+  // once or when the waiter next looks at its deadline: it must be seen to wake
+  // (a re-arm slice), look and sleep again, twice, without returning.
+  for (int slice = 0; slice < 2 && returned.load() == 0; ++slice) {
+    const long before = voluntary_switches(me, tid.load());
+    BOOST_TEST(eventually([&] {
+      return returned.load() != 0 || (voluntary_switches(me, tid.load()) > before && blocked_in_futex(me, tid.load()));
+    }));
+  }
   BOOST_TEST(returned.load() == 0);
   release();
   BOOST_TEST(eventually([&] { return returned.load() != 0; }, 30s));
@@ -100,21 +114,16 @@ void blocks_until_released(Wait wait_forever, Release release) {
   BOOST_TEST(result.load());
 }
 
-BOOST_AUTO_TEST_CASE(forever_timeouts_block_until_released) {
+BOOST_AUTO_TEST_CASE(forever_timeouts_block_until_released, *boost::unit_test::timeout(120)) {
   auto shared = procsync::make_anonymous<held_shared>();
-  {
-    shared->m.lock();
-    std::atomic<bool> got{false};
-    std::thread t([&] {
-      got = shared->m.try_lock_for(std::chrono::seconds::max());
-      if (got) shared->m.unlock();
-    });
-    std::this_thread::sleep_for(100ms);
-    BOOST_TEST(!got.load());
-    shared->m.unlock();
-    t.join();
-    BOOST_TEST(got.load());
-  }
+  shared->m.lock();
+  blocks_until_released(
+      [&] {
+        const bool got = shared->m.try_lock_for(std::chrono::seconds::max());
+        if (got) shared->m.unlock();
+        return got;
+      },
+      [&] { shared->m.unlock(); });
   blocks_until_released([&] { return shared->ev.wait_for(std::chrono::hours::max()); }, [&] { shared->ev.set(); });
   shared->ev.clear();
   blocks_until_released([&] { return shared->ev.wait_until(std::chrono::system_clock::time_point::max()); },
@@ -133,25 +142,46 @@ BOOST_AUTO_TEST_CASE(forever_timeouts_block_until_released) {
       });
 }
 
-BOOST_AUTO_TEST_CASE(barrier_with_an_endless_default_timeout_does_not_break) {
+BOOST_AUTO_TEST_CASE(barrier_with_an_endless_default_timeout_does_not_break, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<procsync::barrier>(2, std::chrono::hours::max());
   std::atomic<int> index{-1};
-  std::thread first([&] { index = static_cast<int>(b->wait()); });
-  std::this_thread::sleep_for(100ms);
-  BOOST_TEST(!b->broken());
-  const std::size_t mine = b->wait();
-  first.join();
+  std::size_t mine = 9;
+  // The first party waits (a wrong endless timeout would break the barrier and
+  // throw); the second arrival releases it.
+  blocks_until_released(
+      [&] {
+        try {
+          index = static_cast<int>(b->wait());
+          return true;
+        } catch (const procsync::error&) {
+          return false;
+        }
+      },
+      [&] {
+        BOOST_TEST(!b->broken());
+        mine = b->wait();
+      });
   BOOST_TEST(!b->broken());
   BOOST_TEST(mine + static_cast<std::size_t>(index.load()) == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(join_with_a_forever_timeout_waits_for_the_child) {
-  procsync::process p{[] {
-    std::this_thread::sleep_for(200ms);
-    return 7;
-  }};
+BOOST_AUTO_TEST_CASE(join_with_a_forever_timeout_waits_for_the_child, *boost::unit_test::timeout(120)) {
+  auto go = procsync::make_anonymous<std::atomic<int>>(0);
+  procsync::process p{[&go] { return eventually([&] { return go->load() != 0; }) ? 7 : 99; }};
   p.start();
-  BOOST_TEST(p.join(std::chrono::seconds::max()));
+  // The child ends only once this thread sleeps in the join (in ppoll on the
+  // pidfd, seen by looking): a join that returned at once would find it running.
+  const pid_t main_tid = ::gettid();
+  std::atomic<bool> seen_joining{false};
+  std::thread releaser([&] {
+    seen_joining = eventually([&] { return current_syscall(::getpid(), main_tid) == SYS_ppoll; });
+    go->store(1);
+  });
+  const bool joined = p.join(std::chrono::seconds::max());
+  releaser.join();
+  BOOST_TEST(seen_joining.load());
+  BOOST_TEST(joined);
+  if (!joined) BOOST_REQUIRE(p.join(60s));  // a watchdog: the child has its go
   BOOST_TEST(p.exitcode().value() == 7);
 }
 
@@ -459,14 +489,17 @@ BOOST_AUTO_TEST_CASE(a_deadline_ends_a_floor_wait_and_never_early) {
 
 // A change whose wake call never comes (its waker died in between) is seen
 // within one re-arm slice.
-BOOST_AUTO_TEST_CASE(a_change_without_a_wake_call_is_seen_within_a_slice) {
+BOOST_AUTO_TEST_CASE(a_change_without_a_wake_call_is_seen_within_a_slice, *boost::unit_test::timeout(120)) {
   detail::wait_word w{0};
   std::atomic<bool> returned{false};
+  std::atomic<pid_t> tid{0};
   std::thread sleeper([&] {
+    tid = ::gettid();
     (void)detail::wait_until_done(w, nullptr, [](std::uint32_t v) { return v != 0; });
     returned = true;
   });
-  BOOST_REQUIRE(eventually([&] { return w.sleepers.load() == 1; }));
+  // Announced and asleep in the futex, both seen: only a re-arm slice can end its sleep.
+  BOOST_REQUIRE(eventually([&] { return w.sleepers.load() == 1 && blocked_in_futex(::getpid(), tid.load()); }));
   w.value.store(1, std::memory_order_seq_cst);  // and no wake: the waker "died"
   BOOST_TEST(eventually([&] { return returned.load(); }, 10s));
   sleeper.join();

@@ -48,7 +48,7 @@ constinit procsync::latch constinit_latch{2};
 
 // [thread.latch.class]: max() is the largest counter the implementation
 // supports; the constructor is constexpr; a latch of 0 is open.
-BOOST_AUTO_TEST_CASE(max_constexpr_and_zero_latch) {
+BOOST_AUTO_TEST_CASE(max_constexpr_and_zero_latch, *boost::unit_test::timeout(60)) {
   static_assert(procsync::latch::max() >= 0x7fffffff);
   static_assert([] {
     procsync::latch l{5};
@@ -70,7 +70,7 @@ BOOST_AUTO_TEST_CASE(max_constexpr_and_zero_latch) {
 
 // count_down(n) decrements by n; try_wait() is true exactly when the counter
 // is zero; wait() returns once it is; arrive_and_wait(n) is count_down(n); wait().
-BOOST_AUTO_TEST_CASE(count_down_try_wait_and_arrive_and_wait_with_threads) {
+BOOST_AUTO_TEST_CASE(count_down_try_wait_and_arrive_and_wait_with_threads, *boost::unit_test::timeout(60)) {
   procsync::latch l{5};
   BOOST_TEST(!l.try_wait());
   l.count_down();
@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(count_down_try_wait_and_arrive_and_wait_with_threads) {
 
 // Cross-process: the waiters block until the last count_down, and then see
 // everything the counting processes wrote before counting down.
-BOOST_AUTO_TEST_CASE(waiters_in_other_processes_released_by_the_last_count_down) {
+BOOST_AUTO_TEST_CASE(waiters_in_other_processes_released_by_the_last_count_down, *boost::unit_test::timeout(120)) {
   constexpr int counters = 4, waiters = 3;
   auto s = procsync::make_anonymous<block>(counters);
   std::vector<pid_t> waiting;
@@ -129,7 +129,7 @@ BOOST_AUTO_TEST_CASE(waiters_in_other_processes_released_by_the_last_count_down)
 }
 
 // arrive_and_wait across processes: nobody leaves before everyone arrived.
-BOOST_AUTO_TEST_CASE(arrive_and_wait_across_processes) {
+BOOST_AUTO_TEST_CASE(arrive_and_wait_across_processes, *boost::unit_test::timeout(120)) {
   constexpr int procs = 5;
   auto s = procsync::make_anonymous<block>(procs);
   std::vector<pid_t> kids;
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(arrive_and_wait_across_processes) {
   BOOST_TEST(s->l.try_wait());
 }
 
-BOOST_AUTO_TEST_CASE(bad_counts_are_errors_and_count_nothing) {
+BOOST_AUTO_TEST_CASE(bad_counts_are_errors_and_count_nothing, *boost::unit_test::timeout(60)) {
   BOOST_TEST((error_of([] { procsync::latch l(-1); }) == procsync::errc::invalid_argument));
   BOOST_TEST((error_of([] { procsync::latch l(procsync::latch::max() + 1); }) == procsync::errc::invalid_argument));
   procsync::latch l{3};
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(bad_counts_are_errors_and_count_nothing) {
   BOOST_TEST(l.try_wait());
 }
 
-BOOST_AUTO_TEST_CASE(timed_wait_times_out_never_early_and_changes_nothing) {
+BOOST_AUTO_TEST_CASE(timed_wait_times_out_never_early_and_changes_nothing, *boost::unit_test::timeout(60)) {
   procsync::latch l{1};
   for (auto timeout : {0ms, 1ms, 30ms}) {
     const auto start = clk::now();
@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(timed_wait_times_out_never_early_and_changes_nothing) {
   BOOST_TEST(l.wait_for(std::chrono::hours::max()));  // "forever", not an overflow
 }
 
-BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters) {
+BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters, *boost::unit_test::timeout(60)) {
   procsync::latch l{1000};
   const auto before = procsync::detail::futex_syscalls.load();
   for (int i = 0; i < 1000; ++i) {
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(no_futex_syscall_without_waiters) {
 // waiters stay asleep (confirmed by looking) until the supervisor, who sees the
 // death, aborts the latch: then each waiter throws errc::barrier_broken, and
 // so does every later wait and count_down. A timed waiter gets false instead.
-BOOST_AUTO_TEST_CASE(a_party_killed_before_counting_down_then_abort_releases_waiters) {
+BOOST_AUTO_TEST_CASE(a_party_killed_before_counting_down_then_abort_releases_waiters, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
   std::vector<pid_t> waiting;
   for (int i = 0; i < 2; ++i)
@@ -227,7 +227,7 @@ BOOST_AUTO_TEST_CASE(a_party_killed_before_counting_down_then_abort_releases_wai
 }
 
 // A waiter SIGKILLed while asleep breaks nothing: the others are released.
-BOOST_AUTO_TEST_CASE(a_waiter_killed_while_waiting_breaks_nothing) {
+BOOST_AUTO_TEST_CASE(a_waiter_killed_while_waiting_breaks_nothing, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(1);
   const pid_t victim = fork_child([&] {
     s->l.wait();
@@ -251,7 +251,7 @@ BOOST_AUTO_TEST_CASE(a_waiter_killed_while_waiting_breaks_nothing) {
 
 // A latch opened in a named segment by an unrelated-looking process (after exec
 // semantics are not needed: a second mapping is enough).
-BOOST_AUTO_TEST_CASE(named_segment_latch) {
+BOOST_AUTO_TEST_CASE(named_segment_latch, *boost::unit_test::timeout(120)) {
   const std::string name = unique_name("latch");
   procsync::named_segment seg(procsync::create_only, name, 1 << 16);
   auto& l = seg.construct<procsync::latch>("start", 2);

@@ -15,6 +15,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -73,6 +74,45 @@ std::string query(pg::session& s, const std::string& sql) {
   std::string v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "<none>";
   PQclear(r);
   return v;
+}
+
+// When the session whose backend is `backend_pid` last began a query.
+std::string query_start(pg::session& observer, int backend_pid) {
+  return query(observer, "SELECT query_start FROM pg_stat_activity WHERE pid = " + std::to_string(backend_pid));
+}
+
+// Whether thread `tid` of this process has made its wait's last check on the
+// session whose backend is `backend_pid` and sleeps for a notification,
+// decided by looking: the backend is idle after a query that began after
+// `since` with `last_sql` (the check a wait makes before it sleeps: it ran and
+// found nothing, so only a notification, or the wait's next slice, releases
+// the thread), and the thread sleeps in poll(2) through two such looks in a
+// row, with no newer query and without waking in between.
+bool sleeps_for_notification(pg::session& observer, int backend_pid, const std::string& since,
+                             const std::string& last_sql, pid_t tid) {
+  const auto look = [&](std::string& started, long& switches) {
+    const long call = current_syscall(::getpid(), tid);
+#ifdef SYS_poll
+    if (call != SYS_poll && call != SYS_ppoll) return false;
+#else
+    if (call != SYS_ppoll) return false;
+#endif
+    switches = voluntary_switches(::getpid(), tid);
+    started = query(observer, "SELECT query_start FROM pg_stat_activity WHERE pid = " + std::to_string(backend_pid) +
+                                  " AND state = 'idle' AND query_start > '" + since +
+                                  "'::timestamptz AND query LIKE '" + last_sql + "%'");
+    return started != "<none>" && current_syscall(::getpid(), tid) == call;
+  };
+  std::string first, second;
+  long switches_first = 0, switches_second = 0;
+  return look(first, switches_first) && look(second, switches_second) && first == second &&
+         switches_first == switches_second;
+}
+
+// Whether the session whose backend is `backend_pid` waits for a lock on the server.
+bool waits_for_a_lock(pg::session& observer, int backend_pid) {
+  return query(observer, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = " + std::to_string(backend_pid)) ==
+         "Lock";
 }
 
 // Code written against the std concepts, used with both backends below.
@@ -182,11 +222,12 @@ BOOST_AUTO_TEST_CASE(timed_lock_is_never_early_and_blocked_lock_does_not_poll, *
   // A blocked lock() waits on the server: its query never restarts.
   std::atomic<bool> got{false};
   std::thread waiter([&] { mb.lock(); got = true; });
-  const std::string pid = std::to_string(b.backend_pid());
-  BOOST_TEST(eventually([&] { return query(observer, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = " + pid) == "Lock"; }));
-  const auto started = query(observer, "SELECT query_start FROM pg_stat_activity WHERE pid = " + pid);
+  BOOST_TEST(eventually([&] { return waits_for_a_lock(observer, b.backend_pid()); }));
+  const auto started = query_start(observer, b.backend_pid());
+  // The behaviour under test, after the look above: for this long its query
+  // is seen never to restart (a polling lock would restart it).
   std::this_thread::sleep_for(500ms);
-  BOOST_TEST(query(observer, "SELECT query_start FROM pg_stat_activity WHERE pid = " + pid) == started);
+  BOOST_TEST(query_start(observer, b.backend_pid()) == started);
   BOOST_TEST(!got.load());
   ma.unlock();
   waiter.join();
@@ -279,7 +320,7 @@ BOOST_AUTO_TEST_CASE(shared_mutex_readers_and_writers, *utf::timeout(60)) {
 }
 
 BOOST_AUTO_TEST_CASE(semaphore_is_a_permit_pool, *utf::timeout(60)) {
-  pg::session a{conninfo()}, b{conninfo()};
+  pg::session a{conninfo()}, b{conninfo()}, observer{conninfo()};
   const auto name = unique_name("s");
   pg::counting_semaphore sa{a, name, 3}, sb{b, name, 3}, sa2{a, name, 3};
   BOOST_TEST(sa.max() == 3);
@@ -292,9 +333,17 @@ BOOST_AUTO_TEST_CASE(semaphore_is_a_permit_pool, *utf::timeout(60)) {
   const auto start = clk::now();
   BOOST_TEST(!sb.try_acquire_for(250ms));
   BOOST_TEST((clk::now() - start >= 250ms));
-  // A release wakes a waiter.
-  std::thread waiter([&] { sb.acquire(); });
-  std::this_thread::sleep_for(100ms);
+  // A release wakes a waiter: one seen asleep, waiting for a notification
+  // after its last look for a permit (sb listens since its timed wait above).
+  const auto since = query_start(observer, b.backend_pid());
+  std::atomic<pid_t> tid{0};
+  std::thread waiter([&] {
+    tid = ::gettid();
+    sb.acquire();
+  });
+  BOOST_TEST(eventually([&] {
+    return tid.load() != 0 && sleeps_for_notification(observer, b.backend_pid(), since, "SELECT i FROM", tid.load());
+  }));
   sa.release();
   waiter.join();
   BOOST_TEST(sb.held() == 1);
@@ -308,15 +357,24 @@ BOOST_AUTO_TEST_CASE(semaphore_is_a_permit_pool, *utf::timeout(60)) {
 }
 
 BOOST_AUTO_TEST_CASE(event_set_clear_wait, *utf::timeout(60)) {
-  pg::session a{conninfo()}, b{conninfo()};
+  pg::session a{conninfo()}, b{conninfo()}, observer{conninfo()};
   const auto name = unique_name("e");
   pg::event ea{a, name}, eb{b, name};
   BOOST_TEST(!ea.is_set());
   const auto start = clk::now();
   BOOST_TEST(!ea.wait_for(200ms));
   BOOST_TEST((clk::now() - start >= 200ms));
-  std::thread waiter([&] { ea.wait(); });
-  std::this_thread::sleep_for(100ms);
+  // set() wakes a waiter seen asleep, waiting for a notification after its
+  // last look at the flag (ea listens since its timed wait above).
+  const auto since = query_start(observer, a.backend_pid());
+  std::atomic<pid_t> tid{0};
+  std::thread waiter([&] {
+    tid = ::gettid();
+    ea.wait();
+  });
+  BOOST_TEST(eventually([&] {
+    return tid.load() != 0 && sleeps_for_notification(observer, a.backend_pid(), since, "SELECT is_set", tid.load());
+  }));
   eb.set();
   waiter.join();
   BOOST_TEST(ea.is_set());
@@ -481,7 +539,7 @@ BOOST_AUTO_TEST_CASE(server_crash_under_holders_and_waiters, *utf::timeout(180))
   const std::string script = env_or_fail("PROCSYNC_PG_CLUSTER_SCRIPT");
   const std::string cluster = env_or_fail("PROCSYNC_PG_CLUSTER");
   const auto mname = unique_name("cm"), sname = unique_name("cs"), ename = unique_name("ce");
-  pg::session holder{conninfo()}, w1{conninfo()}, w2{conninfo()}, w3{conninfo()};
+  pg::session holder{conninfo()}, w1{conninfo()}, w2{conninfo()}, w3{conninfo()}, observer{conninfo()};
   pg::mutex hm{holder, mname}, wm{w1, mname};
   pg::counting_semaphore hs{holder, sname, 1}, ws{w2, sname, 1};
   pg::event we{w3, ename};
@@ -493,10 +551,24 @@ BOOST_AUTO_TEST_CASE(server_crash_under_holders_and_waiters, *utf::timeout(180))
       if (e.code() == procsync::errc::connection_lost) ++lost; else ++other;
     }
   };
+  const auto since2 = query_start(observer, w2.backend_pid()), since3 = query_start(observer, w3.backend_pid());
+  std::atomic<pid_t> tid2{0}, tid3{0};
   std::thread t1([&] { outcome([&] { wm.lock(); }); });
-  std::thread t2([&] { outcome([&] { ws.acquire(); }); });
-  std::thread t3([&] { outcome([&] { we.wait(); }); });
-  std::this_thread::sleep_for(500ms);  // let them block (a waiter not yet blocked also sees the loss)
+  std::thread t2([&] {
+    tid2 = ::gettid();
+    outcome([&] { ws.acquire(); });
+  });
+  std::thread t3([&] {
+    tid3 = ::gettid();
+    outcome([&] { we.wait(); });
+  });
+  // All three wait, seen by looking (a waiter not yet waiting would see the
+  // loss too, so a miss here costs nothing but the case's meaning).
+  BOOST_TEST(eventually([&] {
+    return waits_for_a_lock(observer, w1.backend_pid()) && tid2.load() != 0 && tid3.load() != 0 &&
+           sleeps_for_notification(observer, w2.backend_pid(), since2, "SELECT i FROM", tid2.load()) &&
+           sleeps_for_notification(observer, w3.backend_pid(), since3, "SELECT is_set", tid3.load());
+  }));
   BOOST_TEST_REQUIRE(std::system(("bash '" + script + "' kill '" + cluster + "'").c_str()) == 0);
   t1.join();
   t2.join();

@@ -46,7 +46,8 @@ int wait_in_child(const std::atomic<int>& flag, int value, std::chrono::millisec
   return eventually([&] { return flag.load() >= value; }, limit) ? 0 : 99;
 }
 
-// In a child: sleeps up to `limit` (for children the test signals).
+// In a child: sleeps up to `limit` (for children the test signals: their
+// staying alive is the behaviour under test, nothing waits for them to do so).
 int linger(std::chrono::milliseconds limit = 30s) {
   const auto end = clk::now() + limit;
   while (clk::now() < end) std::this_thread::sleep_for(5ms);
@@ -114,6 +115,13 @@ struct static_witness {
 
 int g_ordinary_global = 1;
 
+// Set in a daemon child to a flag in shared memory; its SIGTERM handler raises it.
+std::atomic<int>* g_term_witness = nullptr;
+
+// Whether thread `tid` of this process sleeps in waitpid(2) now (glibc's
+// waitpid is wait4): a join in progress, seen by looking.
+bool in_waitpid(pid_t tid) { return current_syscall(::getpid(), tid) == SYS_wait4; }
+
 // --- a re-executed copy of this binary plays "a main program that starts a
 // daemon and a worker, then exits normally" (see daemon_ends_when_parent_exits).
 void say(int fd, const std::string& line) {
@@ -141,6 +149,8 @@ const bool g_role_played = [] {
   daemon->set_daemon(true);
   daemon->start();
   auto* worker = new procsync::process([] {
+    // The behaviour under test: a worker still running when its parent exits
+    // (nothing in the exiting parent can be looked at to sequence this).
     std::this_thread::sleep_for(700ms);  // outlasts the parent's own exit, unless joined
     say(fd, "worker done");
     return 0;
@@ -152,7 +162,7 @@ const bool g_role_played = [] {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(return_value_and_arguments_make_the_exit_code) {
+BOOST_AUTO_TEST_CASE(return_value_and_arguments_make_the_exit_code, *boost::unit_test::timeout(120)) {
   procsync::process returns_int{[] { return 7; }};
   procsync::process returns_void{[] {}};
   procsync::process with_args{[](int a, const std::string& s) { return a + static_cast<int>(s.size()); }, 3,
@@ -168,7 +178,7 @@ BOOST_AUTO_TEST_CASE(return_value_and_arguments_make_the_exit_code) {
   BOOST_TEST(wraps.exitcode().value() == 3);
 }
 
-BOOST_AUTO_TEST_CASE(std_exit_sets_the_code_flushes_and_skips_parent_exit_handlers) {
+BOOST_AUTO_TEST_CASE(std_exit_sets_the_code_flushes_and_skips_parent_exit_handlers, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   static const bool registered = [] { return std::atexit(exit_witness_handler) == 0; }();
   BOOST_REQUIRE(registered);
@@ -189,7 +199,7 @@ BOOST_AUTO_TEST_CASE(std_exit_sets_the_code_flushes_and_skips_parent_exit_handle
   BOOST_TEST(block->count.load() == 0);  // neither the atexit handler nor the static destructor ran
 }
 
-BOOST_AUTO_TEST_CASE(uncaught_exception_exits_1_and_reports_on_stderr) {
+BOOST_AUTO_TEST_CASE(uncaught_exception_exits_1_and_reports_on_stderr, *boost::unit_test::timeout(120)) {
   pipe_fds err;
   procsync::process p{[&] {
     ::dup2(err.w, STDERR_FILENO);
@@ -206,7 +216,7 @@ BOOST_AUTO_TEST_CASE(uncaught_exception_exits_1_and_reports_on_stderr) {
   BOOST_TEST(text.find(expected) != std::string::npos, "stderr was: " << text);
 }
 
-BOOST_AUTO_TEST_CASE(killed_by_signal_gives_minus_signal) {
+BOOST_AUTO_TEST_CASE(killed_by_signal_gives_minus_signal, *boost::unit_test::timeout(120)) {
   procsync::process term{[] { return linger(); }};
   procsync::process killed{[] {
     ::signal(SIGTERM, SIG_IGN);  // SIGKILL cannot be ignored
@@ -227,7 +237,7 @@ BOOST_AUTO_TEST_CASE(killed_by_signal_gives_minus_signal) {
   BOOST_TEST(term.exitcode().value() == -SIGTERM);
 }
 
-BOOST_AUTO_TEST_CASE(join_with_timeout_is_never_early) {
+BOOST_AUTO_TEST_CASE(join_with_timeout_is_never_early, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   procsync::process p{[&] { return wait_in_child(block->go, 1); }};
   p.start();
@@ -242,13 +252,13 @@ BOOST_AUTO_TEST_CASE(join_with_timeout_is_never_early) {
   BOOST_TEST(p.is_alive());
   BOOST_TEST(!p.exitcode().has_value());
   block->go = 1;
-  BOOST_TEST(p.join(60s));
+  BOOST_REQUIRE(p.join(60s));  // the watchdog: the plain join() below cannot hang
   BOOST_TEST(p.exitcode().value() == 0);
   BOOST_TEST(p.join(0ms));  // an ended process joins at once, again and again
   p.join();
 }
 
-BOOST_AUTO_TEST_CASE(is_alive_and_exitcode_follow_the_child) {
+BOOST_AUTO_TEST_CASE(is_alive_and_exitcode_follow_the_child, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   procsync::process p{[&] { return 10 + wait_in_child(block->go, 1); }};
   BOOST_TEST(!p.is_alive());
@@ -264,7 +274,7 @@ BOOST_AUTO_TEST_CASE(is_alive_and_exitcode_follow_the_child) {
   BOOST_TEST(not_waitable(p.pid()));  // is_alive reaped it: no zombie
 }
 
-BOOST_AUTO_TEST_CASE(misuse_is_reported) {
+BOOST_AUTO_TEST_CASE(misuse_is_reported, *boost::unit_test::timeout(120)) {
   procsync::process p{[] { return 0; }};
   BOOST_TEST(error_of([&] { p.join(); }) == procsync::errc::not_started);
   BOOST_TEST(error_of([&] { p.join(10ms); }) == procsync::errc::not_started);
@@ -289,7 +299,7 @@ BOOST_AUTO_TEST_CASE(misuse_is_reported) {
   BOOST_TEST(p.exitcode().value() == 0);
 }
 
-BOOST_AUTO_TEST_CASE(a_daemon_may_not_start_children) {
+BOOST_AUTO_TEST_CASE(a_daemon_may_not_start_children, *boost::unit_test::timeout(120)) {
   pipe_fds msg;
   procsync::process d{[&] {
     const auto me = procsync::current_process();
@@ -312,7 +322,7 @@ BOOST_AUTO_TEST_CASE(a_daemon_may_not_start_children) {
   BOOST_TEST(drain(msg.r).find("daemonic processes are not allowed to have children") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(daemon_dies_when_its_parent_is_killed) {
+BOOST_AUTO_TEST_CASE(daemon_dies_when_its_parent_is_killed, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   const pid_t parent = fork_child([&] {
     procsync::process d{[&] {
@@ -333,7 +343,7 @@ BOOST_AUTO_TEST_CASE(daemon_dies_when_its_parent_is_killed) {
   BOOST_TEST(eventually([&] { return !procsync::detail::process_alive(daemon); }, 20s));
 }
 
-BOOST_AUTO_TEST_CASE(daemon_ends_when_parent_exits_normally) {
+BOOST_AUTO_TEST_CASE(daemon_ends_when_parent_exits_normally, *boost::unit_test::timeout(120)) {
   // A fresh copy of this binary (a real main program) starts a daemon and a
   // worker from static initialization, and calls std::exit(0): its exit
   // handler must SIGTERM + join the daemon and join the worker first.
@@ -359,35 +369,56 @@ BOOST_AUTO_TEST_CASE(daemon_ends_when_parent_exits_normally) {
   BOOST_TEST(::kill(daemon_pid, 0) == -1);  // reaped by its parent: the pid is free (or reused)
 }
 
-BOOST_AUTO_TEST_CASE(destructor_joins_and_leaves_no_zombie) {
+BOOST_AUTO_TEST_CASE(destructor_joins_and_leaves_no_zombie, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   pid_t worker_pid = 0, daemon_pid = 0;
-  const auto t0 = clk::now();
+  const pid_t main_tid = ::gettid();
+  std::atomic<bool> seen_joining{false};
+  std::thread releaser;
   {
-    procsync::process worker{[&] {
-      std::this_thread::sleep_for(200ms);
+    procsync::process daemon{[&block] {
+      g_term_witness = &block->count;
+      struct sigaction on_term {};
+      on_term.sa_handler = [](int) {
+        g_term_witness->store(1);  // terminated, not waited for: it says so
+        ::_exit(0);
+      };
+      ::sigaction(SIGTERM, &on_term, nullptr);
+      block->pid = ::getpid();
+      return linger();  // 30 s: a destructor that waited for it would find count still 0
+    }};
+    daemon.set_daemon(true);
+    // Destroyed first (declared last): it ends only once this thread sleeps in
+    // the destructor's waitpid, so that destructor must wait for it.
+    procsync::process worker{[&block] {
+      if (wait_in_child(block->go, 1) != 0) return 99;
       block->value = 1;
       return 0;
     }};
-    procsync::process daemon{[] { return linger(); }};
-    daemon.set_daemon(true);
-    worker.start();
     daemon.start();
+    worker.start();
     worker_pid = worker.pid();
     daemon_pid = daemon.pid();
+    BOOST_REQUIRE(eventually([&] { return block->pid.load() != 0; }));  // its handler is in place
+    releaser = std::thread([&] {
+      seen_joining = eventually([&] { return in_waitpid(main_tid); });
+      block->go = 1;
+    });
   }
-  BOOST_TEST(block->value.load() == 1);  // the worker finished before the destructor returned
-  BOOST_TEST((clk::now() - t0) < 20s);   // the daemon was terminated, not waited for
+  releaser.join();
+  BOOST_TEST(seen_joining.load());       // the destructor waited in waitpid...
+  BOOST_TEST(block->value.load() == 1);  // ...until the worker finished
+  BOOST_TEST(block->count.load() == 1);  // the daemon was terminated, not waited for
   BOOST_TEST(not_waitable(worker_pid));
   BOOST_TEST(not_waitable(daemon_pid));
 }
 
-BOOST_AUTO_TEST_CASE(every_observer_reaps) {
+BOOST_AUTO_TEST_CASE(every_observer_reaps, *boost::unit_test::timeout(120)) {
   procsync::process joined{[] { return 1; }};
   procsync::process polled{[] { return 2; }};
   procsync::process timed{[] { return 3; }};
   for (auto* p : {&joined, &polled, &timed}) p->start();
-  joined.join();
+  joined.join();  // the plain join is what is tested; the case's timeout is its watchdog
   BOOST_REQUIRE(eventually([&] { return polled.exitcode().has_value(); }));
   BOOST_REQUIRE(timed.join(60s));
   for (auto* p : {&joined, &polled, &timed}) {
@@ -397,7 +428,7 @@ BOOST_AUTO_TEST_CASE(every_observer_reaps) {
   BOOST_TEST(joined.exitcode().value() + polled.exitcode().value() + timed.exitcode().value() == 6);
 }
 
-BOOST_AUTO_TEST_CASE(memory_is_copied_unless_shared) {
+BOOST_AUTO_TEST_CASE(memory_is_copied_unless_shared, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   g_ordinary_global = 1;
   procsync::process p{[&] {
@@ -421,29 +452,31 @@ struct adder : procsync::process {
 };
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(subclass_overrides_run) {
+BOOST_AUTO_TEST_CASE(subclass_overrides_run, *boost::unit_test::timeout(120)) {
   adder p{5, "xyz"};
   p.start();
   BOOST_REQUIRE(join_or_kill(p));
   BOOST_TEST(p.exitcode().value() == 108);
 }
 
-BOOST_AUTO_TEST_CASE(sentinel_becomes_readable_when_the_child_ends) {
+BOOST_AUTO_TEST_CASE(sentinel_becomes_readable_when_the_child_ends, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   procsync::process p{[&] { return wait_in_child(block->go, 1); }};
   p.start();
   pollfd fd{p.sentinel(), POLLIN, 0};
-  BOOST_TEST(::poll(&fd, 1, 50) == 0);  // still running
+  // Still running (it waits for `go`): the sentinel stays unreadable for the
+  // 50 ms it is given, the behaviour under test.
+  BOOST_TEST(::poll(&fd, 1, 50) == 0);
   block->go = 1;
   fd.revents = 0;
   BOOST_TEST(::poll(&fd, 1, 60000) == 1);
   BOOST_TEST((fd.revents & POLLIN) != 0);
-  p.join();
+  BOOST_REQUIRE(join_or_kill(p));
   fd.revents = 0;
   BOOST_TEST(::poll(&fd, 1, 0) == 1);  // and stays readable after the reap
 }
 
-BOOST_AUTO_TEST_CASE(active_children_lists_running_children) {
+BOOST_AUTO_TEST_CASE(active_children_lists_running_children, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   BOOST_TEST(procsync::active_children().empty());
   procsync::process a{[&] { return wait_in_child(block->go, 1); }};
@@ -462,7 +495,7 @@ BOOST_AUTO_TEST_CASE(active_children_lists_running_children) {
   BOOST_TEST(a.exitcode().value() == 0);
 }
 
-BOOST_AUTO_TEST_CASE(current_process_names_and_nesting) {
+BOOST_AUTO_TEST_CASE(current_process_names_and_nesting, *boost::unit_test::timeout(120)) {
   const auto self = procsync::current_process();
   BOOST_TEST(self.name == "MainProcess");
   BOOST_TEST(self.pid == ::getpid());
@@ -499,7 +532,7 @@ BOOST_AUTO_TEST_CASE(current_process_names_and_nesting) {
   BOOST_TEST(renamed.exitcode().value() == 0);
 }
 
-BOOST_AUTO_TEST_CASE(start_flushes_stdio_so_nothing_is_written_twice) {
+BOOST_AUTO_TEST_CASE(start_flushes_stdio_so_nothing_is_written_twice, *boost::unit_test::timeout(120)) {
   pipe_fds out;
   FILE* f = ::fdopen(::dup(out.w), "w");
   BOOST_REQUIRE(f != nullptr);
@@ -519,7 +552,7 @@ BOOST_AUTO_TEST_CASE(start_flushes_stdio_so_nothing_is_written_twice) {
 static_assert(std::is_nothrow_move_constructible_v<procsync::process>);
 static_assert(std::is_nothrow_move_assignable_v<procsync::process>);
 
-BOOST_AUTO_TEST_CASE(a_vector_of_processes_survives_reallocation_while_children_run) {
+BOOST_AUTO_TEST_CASE(a_vector_of_processes_survives_reallocation_while_children_run, *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   std::vector<procsync::process> workers;  // no reserve: emplace_back reallocates while children run
   constexpr int n = 17;
@@ -549,9 +582,14 @@ BOOST_AUTO_TEST_CASE(a_vector_of_processes_survives_reallocation_while_children_
   BOOST_TEST(not_waitable(first_pid));
 }
 
-BOOST_AUTO_TEST_CASE(moved_from_process_is_not_started_and_move_assignment_joins_the_old_child) {
+BOOST_AUTO_TEST_CASE(moved_from_process_is_not_started_and_move_assignment_joins_the_old_child,
+                     *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
-  procsync::process a{[&block] { return wait_in_child(block->go, 1) == 0 ? 5 : 99; }};
+  procsync::process a{[&block] {
+    if (wait_in_child(block->go, 1) != 0) return 99;
+    block->value = 5;  // it ran to its end: joined, not killed
+    return 5;
+  }};
   a.start();
   const pid_t a_pid = a.pid();
   procsync::process b{std::move(a)};
@@ -571,13 +609,19 @@ BOOST_AUTO_TEST_CASE(moved_from_process_is_not_started_and_move_assignment_joins
   procsync::process c{[] { return 6; }};
   c.start();
   const pid_t c_pid = c.pid();
+  // b's old child ends only once this thread sleeps in the assignment's
+  // waitpid (seen by looking), so the assignment must wait for it.
+  const pid_t main_tid = ::gettid();
+  std::atomic<bool> seen_joining{false};
   std::thread release([&] {
-    std::this_thread::sleep_for(50ms);
+    seen_joining = eventually([&] { return in_waitpid(main_tid); });
     block->go = 1;
   });
   b = std::move(c);
   release.join();
-  BOOST_TEST(not_waitable(a_pid));  // b's old child was reaped by the assignment
+  BOOST_TEST(seen_joining.load());
+  BOOST_TEST(block->value.load() == 5);  // b's old child ran to its end...
+  BOOST_TEST(not_waitable(a_pid));       // ...and was reaped by the assignment
   BOOST_TEST(b.pid() == c_pid);
   BOOST_REQUIRE(join_or_kill(b));
   BOOST_TEST(b.exitcode().value() == 6);
@@ -610,7 +654,8 @@ std::string drain_with_watchdog(int fd, std::chrono::milliseconds limit = 30s) {
   return out;
 }
 
-BOOST_AUTO_TEST_CASE(partial_lines_on_stdout_reach_a_pipe_on_return_exception_and_terminate) {
+BOOST_AUTO_TEST_CASE(partial_lines_on_stdout_reach_a_pipe_on_return_exception_and_terminate,
+                     *boost::unit_test::timeout(120)) {
   auto block = procsync::make_anonymous<shared_block>();
   pipe_fds out;
   const int w = out.w;
@@ -647,7 +692,7 @@ BOOST_AUTO_TEST_CASE(partial_lines_on_stdout_reach_a_pipe_on_return_exception_an
   BOOST_TEST(text.find("terminated-partial") != std::string::npos, "output: " << text);
 }
 
-BOOST_AUTO_TEST_CASE(a_daemons_partial_output_survives_its_parents_exit) {
+BOOST_AUTO_TEST_CASE(a_daemons_partial_output_survives_its_parents_exit, *boost::unit_test::timeout(120)) {
   // The parent (a procsync child itself, so its exit is the library's) starts
   // a daemon that writes without a newline, then returns: its exit handler
   // SIGTERMs the daemon, whose buffered output must still reach the pipe.
@@ -677,7 +722,7 @@ BOOST_AUTO_TEST_CASE(a_daemons_partial_output_survives_its_parents_exit) {
   BOOST_TEST(text.find("parent-partial") != std::string::npos, "output: " << text);
 }
 
-BOOST_AUTO_TEST_CASE(a_sigterm_handler_of_the_program_is_left_alone) {
+BOOST_AUTO_TEST_CASE(a_sigterm_handler_of_the_program_is_left_alone, *boost::unit_test::timeout(120)) {
   // The flush handler is only installed over SIGTERM's default action.
   auto block = procsync::make_anonymous<shared_block>();
   procsync::process p{[&block] {

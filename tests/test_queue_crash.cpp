@@ -378,6 +378,7 @@ BOOST_AUTO_TEST_CASE(random_kills_every_item_exactly_once) {
   std::uint64_t last_progress = 0;
   auto last_change = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() < until && b->next_incarnation.load() < max_incarnations - roles) {
+    // The behaviour under test: faults at random instants, a stop for a random while.
     std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 20000));
     const int r = int(rng() % roles);
     if (rng() % 4 == 0) {

@@ -70,7 +70,7 @@ static_assert(std::is_trivially_destructible_v<procsync::shared_array<point, 3>>
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(store_load_exchange_semantics) {
+BOOST_AUTO_TEST_CASE(store_load_exchange_semantics, *boost::unit_test::timeout(60)) {
   procsync::shared_value<long> l;
   BOOST_TEST(l.load() == 0);
   l.store(41);
@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(store_load_exchange_semantics) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(other_value_types) {
+BOOST_AUTO_TEST_CASE(other_value_types, *boost::unit_test::timeout(60)) {
   enum class colour : unsigned char { red, green, blue };
   static_assert(procsync::shared_value<colour>::is_lock_free);
   procsync::shared_value<colour> c(colour::green);
@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(other_value_types) {
   BOOST_TEST(pts.snapshot()[0].y == 0);
 }
 
-BOOST_AUTO_TEST_CASE(update_forms_and_results) {
+BOOST_AUTO_TEST_CASE(update_forms_and_results, *boost::unit_test::timeout(60)) {
   procsync::shared_value<int> i(10);
   BOOST_TEST(i.update([](int v) { return v * 2; }) == 20);            // const T& -> T
   BOOST_TEST(i.update([](int& v) { v += 1; }) == 21);                 // T& -> void
@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(update_forms_and_results) {
   BOOST_TEST(p.load().x == 100);
 }
 
-BOOST_AUTO_TEST_CASE(multi_step_changes_commit_all_or_nothing) {
+BOOST_AUTO_TEST_CASE(multi_step_changes_commit_all_or_nothing, *boost::unit_test::timeout(120)) {
   procsync::shared_value<point> p(point{1, 1});
   // fn throws half-way: nothing is committed.
   BOOST_CHECK_THROW(p.with_lock([](point& q) {
@@ -209,7 +209,7 @@ BOOST_AUTO_TEST_CASE(multi_step_changes_commit_all_or_nothing) {
   BOOST_TEST(l.load() == 5);
 }
 
-BOOST_AUTO_TEST_CASE(writing_while_holding_the_lock_is_an_error) {
+BOOST_AUTO_TEST_CASE(writing_while_holding_the_lock_is_an_error, *boost::unit_test::timeout(60)) {
   procsync::shared_value<point> p(point{1, 1});
   std::string message;
   BOOST_TEST((error_of([&] { p.with_lock([&](point& q) {
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(writing_while_holding_the_lock_is_an_error) {
   BOOST_TEST(p.load().x == 4);
 }
 
-BOOST_AUTO_TEST_CASE(array_bounds_and_elements) {
+BOOST_AUTO_TEST_CASE(array_bounds_and_elements, *boost::unit_test::timeout(60)) {
   procsync::shared_array<int, 4> a(7);
   BOOST_TEST(a.size() == 4u);
   BOOST_TEST(a.load(3) == 7);
@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(array_bounds_and_elements) {
   BOOST_TEST(a.load(3) == 40);
 }
 
-BOOST_AUTO_TEST_CASE(uncontended_operations_make_no_futex_syscall) {
+BOOST_AUTO_TEST_CASE(uncontended_operations_make_no_futex_syscall, *boost::unit_test::timeout(60)) {
   auto l = procsync::make_anonymous<procsync::shared_value<long>>(0);
   auto p = procsync::make_anonymous<procsync::shared_value<point>>();
   auto b = procsync::make_anonymous<procsync::shared_value<big>>();
@@ -314,7 +314,7 @@ BOOST_AUTO_TEST_CASE(uncontended_operations_make_no_futex_syscall) {
   BOOST_TEST(a->load(3) + a->load(4) == 2000);
 }
 
-BOOST_AUTO_TEST_CASE(contended_updates_are_exact) {
+BOOST_AUTO_TEST_CASE(contended_updates_are_exact, *boost::unit_test::timeout(120)) {
   auto l = procsync::make_anonymous<procsync::shared_value<long>>(0);
   auto f = procsync::make_anonymous<procsync::shared_value<long>>(0);
   auto p = procsync::make_anonymous<procsync::shared_value<point>>();
@@ -344,7 +344,7 @@ BOOST_AUTO_TEST_CASE(contended_updates_are_exact) {
   for (std::size_t i = 0; i < 4; ++i) BOOST_TEST(a->load(i) == 2 * iters);
 }
 
-BOOST_AUTO_TEST_CASE(with_lock_keeps_multi_field_invariants) {
+BOOST_AUTO_TEST_CASE(with_lock_keeps_multi_field_invariants, *boost::unit_test::timeout(120)) {
   // Invariant: x + y == 0. Writers move amounts between the fields in two
   // steps with a yield in between; readers must never see the middle.
   auto p = procsync::make_anonymous<procsync::shared_value<point>>();
@@ -392,7 +392,7 @@ BOOST_AUTO_TEST_CASE(with_lock_keeps_multi_field_invariants) {
 // of multi-step updates of a 4 KiB struct (and of a shared_array), while
 // readers check that every load is one whole commit; after each kill the next
 // writer must continue from exactly the last committed value.
-BOOST_AUTO_TEST_CASE(killed_writers_never_leave_a_torn_value) {
+BOOST_AUTO_TEST_CASE(killed_writers_never_leave_a_torn_value, *boost::unit_test::timeout(300)) {
   struct shared_state {
     procsync::shared_value<big> value;
     procsync::shared_array<std::uint64_t, 256> array;
@@ -460,6 +460,7 @@ BOOST_AUTO_TEST_CASE(killed_writers_never_leave_a_torn_value) {
     // Let it commit at least once, then kill it at a random point.
     BOOST_REQUIRE(eventually([&] { return s->started.load() == static_cast<std::uint64_t>(round) + 1; }, 30s));
     if (s->first_seen.load() != committed) ++mismatches;
+    // The behaviour under test: a kill at a random point of the update, not a sequencing step.
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 1500));
     ::kill(writer, SIGKILL);
     BOOST_REQUIRE(wait_exit_code(writer) == -SIGKILL);
@@ -486,7 +487,7 @@ BOOST_AUTO_TEST_CASE(killed_writers_never_leave_a_torn_value) {
   BOOST_TEST(!s->array.get_lock().not_recoverable());
 }
 
-BOOST_AUTO_TEST_CASE(killed_holder_of_a_lock_free_value) {
+BOOST_AUTO_TEST_CASE(killed_holder_of_a_lock_free_value, *boost::unit_test::timeout(120)) {
   // Lock-free T: with_lock() commits by one CAS, so a writer killed inside fn
   // changes nothing, and the next with_lock() repairs the lock.
   auto l = procsync::make_anonymous<procsync::shared_value<long>>(5);
@@ -511,7 +512,7 @@ BOOST_AUTO_TEST_CASE(killed_holder_of_a_lock_free_value) {
 
 // get_lock() used as documented, the std way: a holder killed while holding it
 // (a std::unique_lock, no consistent() anywhere) must not poison the value.
-BOOST_AUTO_TEST_CASE(std_style_use_of_get_lock_survives_a_holders_death) {
+BOOST_AUTO_TEST_CASE(std_style_use_of_get_lock_survives_a_holders_death, *boost::unit_test::timeout(120)) {
   // A value that needs the lock to commit (a scalar would bypass it).
   using pair = std::array<long, 2>;
   struct block {
@@ -537,7 +538,7 @@ BOOST_AUTO_TEST_CASE(std_style_use_of_get_lock_survives_a_holders_death) {
   BOOST_TEST(b->total.load()[1] == 8);
 }
 
-BOOST_AUTO_TEST_CASE(lives_in_a_named_segment) {
+BOOST_AUTO_TEST_CASE(lives_in_a_named_segment, *boost::unit_test::timeout(120)) {
   const std::string name = unique_name("value");
   {
     procsync::named_segment seg(procsync::create_only, name, 64 * 1024);
@@ -564,7 +565,7 @@ BOOST_AUTO_TEST_CASE(lives_in_a_named_segment) {
 
 // The stored kind spells the element type: a value of one type is never read
 // as another of the same size (a long read as a double used to give 2.07508e-322).
-BOOST_AUTO_TEST_CASE(named_segment_checks_the_element_type) {
+BOOST_AUTO_TEST_CASE(named_segment_checks_the_element_type, *boost::unit_test::timeout(120)) {
   const std::string name = unique_name("typed");
   {
     procsync::named_segment seg(procsync::create_only, name, 64 * 1024);

@@ -126,6 +126,7 @@ BOOST_AUTO_TEST_CASE(std_style_bounded_queue_survives_100_random_kills) {
 
   int kills = 0, killed_consumers = 0;
   while (kills < 100) {
+    // The behaviour under test: a kill at a random instant, not a sequencing step.
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
     const std::size_t victim = rng() % live.size();
     const worker w = live[victim];

@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(thread_exiting_while_holding_gives_owner_died) {
   b->m.unlock();
 }
 
-BOOST_AUTO_TEST_CASE(thread_exit_wakes_a_blocked_waiter) {
+BOOST_AUTO_TEST_CASE(thread_exit_wakes_a_blocked_waiter, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
   std::atomic<int> held{0};
   std::atomic<int> release{0};
@@ -62,7 +62,8 @@ BOOST_AUTO_TEST_CASE(thread_exit_wakes_a_blocked_waiter) {
   const pid_t waiter = fork_child([&] {
     return b->m.lock_robust() == procsync::lock_status::owner_died ? 0 : 1;
   });
-  std::this_thread::sleep_for(30ms);
+  // "Blocked": asleep in the futex, seen by looking, before the holder thread exits.
+  BOOST_TEST(eventually([&] { return blocked_in_futex(waiter); }));  // not REQUIRE: the holder must still be let go
   release = 1;
   holder.join();
   BOOST_TEST(wait_exit_code(waiter, 30s) == 0);

@@ -553,6 +553,7 @@ int main(int argc, char** argv) {
   if (opt.warmup_s > 0) {
     const std::uint64_t p0 = W->progress.load();
     const auto w0 = clk::now();
+    // The measurement window itself (a rate over a duration), not a sequencing step.
     std::this_thread::sleep_for(std::chrono::duration<double>(opt.warmup_s));
     warm_rate = double(W->progress.load() - p0) / std::chrono::duration<double>(clk::now() - w0).count();
     std::printf("torture: fault-free warm-up %.1f s: %.0f ops/s\n", opt.warmup_s, warm_rate);
@@ -584,6 +585,7 @@ int main(int argc, char** argv) {
   };
 
   while (clk::now() < end && failures == 0) {
+    // The behaviour under test: faults at random intervals, not a sequencing step.
     std::this_thread::sleep_for(std::chrono::milliseconds(
         opt.kill_lo_ms + static_cast<int>(rng() % static_cast<std::uint64_t>(opt.kill_hi_ms - opt.kill_lo_ms + 1))));
     const auto now = clk::now();

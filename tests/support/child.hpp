@@ -18,6 +18,7 @@
 #include <exception>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace procsync_test {
 
@@ -92,16 +93,69 @@ bool eventually(Pred&& done, std::chrono::milliseconds limit = std::chrono::seco
   return true;
 }
 
-/// Whether thread `tid` of process `pid` is blocked in a futex(2) call now:
-/// "is it asleep yet?" decided by looking, never by sleeping.
-inline bool blocked_in_futex(pid_t pid, pid_t tid = 0) {
+/// The system call thread `tid` of process `pid` is blocked in now, or -1
+/// while it runs (or is runnable: a woken sleeper reads as running until it
+/// is on a CPU), or is gone. Tid 0 means the process's main thread.
+inline long current_syscall(pid_t pid, pid_t tid = 0) {
   const std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid ? tid : pid) + "/syscall";
   char buf[64] = {};
   FILE* f = std::fopen(path.c_str(), "r");
-  if (f == nullptr) return false;
+  if (f == nullptr) return -1;
   const bool got = std::fgets(buf, sizeof buf, f) != nullptr;
   std::fclose(f);
-  return got && std::string(buf).rfind(std::to_string(SYS_futex) + " ", 0) == 0;
+  if (!got || buf[0] < '0' || buf[0] > '9') return -1;  // "running", or "-1 ..." outside a call
+  return std::strtol(buf, nullptr, 10);
+}
+
+/// Whether thread `tid` of process `pid` is blocked in a futex(2) call now:
+/// "is it asleep yet?" decided by looking, never by sleeping.
+inline bool blocked_in_futex(pid_t pid, pid_t tid = 0) { return current_syscall(pid, tid) == SYS_futex; }
+
+/// How many times thread `tid` of process `pid` (0: its main thread) has
+/// blocked voluntarily (/proc/<pid>/task/<tid>/status); -1 once it is gone. A
+/// waiter whose count grew since a look and that is blocked in a futex call
+/// again has woken (a re-arm slice ended, or a wake-up), re-checked its
+/// condition and gone back to sleep since that look: "it had its chance to
+/// return", decided by looking.
+inline long voluntary_switches(pid_t pid, pid_t tid = 0) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid ? tid : pid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long n = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) break;
+  std::fclose(f);
+  return n;
+}
+
+/// Whether every process in `pids` is blocked in a futex call now.
+template <class Pids>
+bool all_blocked_in_futex(const Pids& pids) {
+  for (pid_t p : pids)
+    if (!blocked_in_futex(p)) return false;
+  return true;
+}
+
+/// Whether each process in `pids` has gone back to sleep in a futex call since
+/// `before` (their voluntary_switches() then): each woke at least once, looked
+/// at its condition and blocked again.
+template <class Pids>
+bool all_slept_again(const Pids& pids, const std::vector<long>& before) {
+  std::size_t i = 0;
+  for (pid_t p : pids) {
+    if (i >= before.size() || voluntary_switches(p) <= before[i] || !blocked_in_futex(p)) return false;
+    ++i;
+  }
+  return true;
+}
+
+/// voluntary_switches() of each process in `pids`, for all_slept_again().
+template <class Pids>
+std::vector<long> switch_counts(const Pids& pids) {
+  std::vector<long> out;
+  for (pid_t p : pids) out.push_back(voluntary_switches(p));
+  return out;
 }
 
 }  // namespace procsync_test
