@@ -33,6 +33,8 @@
 
 #include "killpoint.hpp"
 #include <procsync/barrier.hpp>
+#include <procsync/condition_variable_any.hpp>
+#include <procsync/latch.hpp>
 #include <procsync/condition_variable.hpp>
 #include <procsync/deadlock.hpp>
 #include <procsync/event.hpp>
@@ -473,8 +475,14 @@ struct shared_mutex_slots_scenario : scenario_base {
 // The producer queues one item at a time with notify_one and waits until it
 // was popped (by anyone) before the next.
 
-struct condvar_scenario : scenario_base {
-  static constexpr const char* name = "condition_variable";
+// The same scenario for both condition variables (condition_variable_any with
+// the same std::unique_lock<procsync::mutex>): they share their notifier, but
+// not their wait paths.
+template <class ConditionVariable>
+struct condvar_scenario_of : scenario_base {
+  static constexpr const char* name = std::is_same_v<ConditionVariable, procsync::condition_variable>
+                                          ? "condition_variable"
+                                          : "condition_variable_any";
   static constexpr int parts = 4;
   static constexpr int items = 6;
   static constexpr const char* roles[parts] = {"producer", "consumer-0", "consumer-1", "consumer-2"};
@@ -483,7 +491,7 @@ struct condvar_scenario : scenario_base {
   struct state {
     control ctl;
     procsync::mutex m;
-    procsync::condition_variable cv;
+    ConditionVariable cv;
     int queue[16] = {};
     int head = 0;
     int tail = 0;
@@ -1010,6 +1018,60 @@ struct barrier_scenario : scenario_base {
       return s.b.broken() ? 1 : 0;
     });
     if (rc != 0) out << "reset afterwards failed (" << rc << "); ";
+    return out.str();
+  }
+};
+
+// --- latch: three parties count down once and wait ----------------------------
+
+struct latch_scenario : scenario_base {
+  static constexpr const char* name = "latch";
+  static constexpr int parts = 3;
+  static constexpr const char* roles[parts] = {"party-0", "party-1", "party-2"};
+  // The parties count down in order: party-0 first (then sleeps in wait(),
+  // woken by the opener), party-2 last (the opener: its wake is a point).
+  static std::vector<int> targets() { return {0, 2}; }
+
+  struct state {
+    control ctl;
+    procsync::latch l{3};
+    int released[max_parts] = {};  // 1: the latch opened for it, 2: its wait timed out
+  };
+  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
+
+  static int body(state& s, int i) {
+    s.ctl.phase[i] = acquiring;
+    if (i > 0) {  // after the previous party counted down and had time to fall asleep
+      (void)poll_until([&] { return s.ctl.phase[i - 1] != acquiring; }, 20'000);
+      sleep_us(2000);
+    }
+    s.l.count_down();
+    s.ctl.phase[i] = holding;  // counted: only waiting now
+    // The way out of a latch that can never open (a party died before its
+    // count_down): a timed wait (or abort(), tested in test_latch).
+    s.released[i] = s.l.wait_for(std::chrono::milliseconds(2000)) ? 1 : 2;
+    s.ctl.phase[i] = idle;
+    return 0;
+  }
+
+  // A frozen party that has not counted down yet holds the latch shut.
+  static bool may_block(state& s, int target, pid_t, point_kind) { return s.ctl.phase[target] == acquiring; }
+
+  // The counter says whether the dead party counted down: one count_down() is
+  // one atomic change. A party that died before it leaves the latch shut for
+  // good, and the others' timeout is their documented way out.
+  static bool by_design(state& s, int, int, point_kind, std::uintptr_t) { return s.l.count() != 0; }
+
+  static std::string check(state& s, int target, bool died, point_kind, int) {
+    std::ostringstream out;
+    const std::ptrdiff_t left = s.l.count();
+    if (left != 0 && !(died && left == 1)) out << "the counter is " << left << " after everyone left; ";
+    for (int i = 0; i < parts; ++i) {
+      if (i == target && died) continue;
+      if (left == 0 && s.released[i] != 1)
+        out << roles[i] << (s.released[i] == 2 ? " timed out" : " never returned") << " though the latch opened; ";
+      if (left != 0 && s.released[i] != 2) out << roles[i] << " was released by a latch that never opened; ";
+    }
     return out.str();
   }
 };
@@ -1838,12 +1900,14 @@ KILLPOINT_CASES(mutex, mutex_scenario<plain_mutex_kind>)
 KILLPOINT_CASES(recursive_mutex, mutex_scenario<recursive_mutex_kind>)
 KILLPOINT_CASES(shared_mutex, shared_mutex_scenario)
 KILLPOINT_CASES(shared_mutex_33_readers, shared_mutex_slots_scenario)
-KILLPOINT_CASES(condition_variable, condvar_scenario)
+KILLPOINT_CASES(condition_variable, condvar_scenario_of<procsync::condition_variable>)
+KILLPOINT_CASES(condition_variable_any, condvar_scenario_of<procsync::condition_variable_any>)
 KILLPOINT_CASES(counting_semaphore, semaphore_scenario)
 KILLPOINT_CASES(undo_semaphore, undo_semaphore_scenario)
 KILLPOINT_CASES(event_manual, event_manual_scenario)
 KILLPOINT_CASES(event_auto, event_auto_scenario)
 KILLPOINT_CASES(barrier, barrier_scenario)
+KILLPOINT_CASES(latch, latch_scenario)
 KILLPOINT_CASES(shared_value, shared_value_scenario)
 KILLPOINT_CASES(checked_mutex, mutex_scenario<checked_mutex_kind>)
 KILLPOINT_CASES(queue, queue_scenario<false>)
