@@ -28,20 +28,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct scoped_name {
-  std::string name;
-  explicit scoped_name(const std::string& what) : name(unique_name(what)) {}
-  ~scoped_name() {
-    ::unlink(("/dev/shm/" + name).c_str());  // also removes what is not a valid segment name's file
-  }
-  operator std::string_view() const { return name; }
-};
-
-bool shm_exists(const std::string& name) {
-  struct stat st {};
-  return ::lstat(("/dev/shm/" + name).c_str(), &st) == 0;
-}
-
 /// The message of the procsync::error f throws ("" if it throws none).
 template <class F>
 std::string procsync_error_message(F&& f) {

@@ -22,10 +22,6 @@ using mode = procsync::event::reset_mode;
 
 namespace {
 
-bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::milliseconds limit = 30s) {
-  return eventually([&] { return flag.load() >= value; }, limit);
-}
-
 struct block {
   explicit block(mode m = mode::manual) : ev(m) {}
   procsync::event ev;

@@ -33,10 +33,6 @@ struct counter_block {
 };
 
 // A tiny shared-memory flag the tests use to sequence processes.
-bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::milliseconds limit = 30s) {
-  return eventually([&] { return flag.load() >= value; }, limit);
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(locked_increments_are_exact, *boost::unit_test::timeout(120)) {

@@ -32,10 +32,6 @@ struct block {
   long count = 0;
 };
 
-bool wait_flag(const std::atomic<int>& flag, int value) {
-  return eventually([&] { return flag.load() >= value; }, 30s);
-}
-
 void bump(block* b, int depth) {
   std::lock_guard g(b->m);
   if (depth > 0) return bump(b, depth - 1);

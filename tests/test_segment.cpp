@@ -26,15 +26,6 @@ using namespace std::chrono_literals;
 namespace {
 
 /// Removes the segment when the test ends, pass or fail: nothing is left in /dev/shm.
-struct scoped_name {
-  std::string name;
-  explicit scoped_name(const std::string& what) : name(unique_name(what)) {}
-  ~scoped_name() { procsync::named_segment::remove(name); }
-  operator std::string_view() const { return name; }
-};
-
-bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
-
 constexpr std::size_t kSize = 64 * 1024;
 
 // Types stored in a named segment declare their kind (procsync refuses to

@@ -23,10 +23,6 @@ using clk = std::chrono::steady_clock;
 
 namespace {
 
-bool wait_flag(const std::atomic<int>& flag, int value, std::chrono::milliseconds limit = 30s) {
-  return eventually([&] { return flag.load() >= value; }, limit);
-}
-
 template <class Sem>
 struct occupancy_block {
   template <class... A>

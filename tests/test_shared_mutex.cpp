@@ -33,10 +33,6 @@ struct block {
   long a = 0, b = 0;  // writers keep a == b
 };
 
-bool wait_flag(const std::atomic<int>& flag, int value) {
-  return eventually([&] { return flag.load() >= value; }, 30s);
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(readers_share_writers_exclude_exactly, *boost::unit_test::timeout(120)) {

@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -91,6 +93,30 @@ bool eventually(Pred&& done, std::chrono::milliseconds limit = std::chrono::seco
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+/// Waits until `flag` (shared memory another process writes) reaches at least
+/// `value`; false after `limit`.
+inline bool wait_flag(const std::atomic<int>& flag, int value,
+                      std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  return eventually([&] { return flag.load() >= value; }, limit);
+}
+
+/// A unique segment name (unique_name) whose /dev/shm file is removed when
+/// the test leaves its scope, whatever state the test left it in.
+struct scoped_name {
+  std::string name;
+  explicit scoped_name(const std::string& what) : name(unique_name(what)) {}
+  ~scoped_name() { ::unlink(("/dev/shm/" + name).c_str()); }  // also a file that is no valid segment
+  scoped_name(const scoped_name&) = delete;
+  scoped_name& operator=(const scoped_name&) = delete;
+  operator std::string_view() const { return name; }
+};
+
+/// Whether /dev/shm has an entry `name` (a file, or a dangling link).
+inline bool shm_exists(const std::string& name) {
+  struct stat st {};
+  return ::lstat(("/dev/shm/" + name).c_str(), &st) == 0;
 }
 
 /// The system call thread `tid` of process `pid` is blocked in now, or -1
