@@ -61,6 +61,8 @@
 #include <string>
 
 #include "detail/clock.hpp"
+#include "detail/message_queue_index.hpp"
+#include "detail/message_queue_layout.hpp"
 #include "detail/object_header.hpp"
 #include "detail/queue_common.hpp"
 #include "detail/waiting_floor.hpp"
@@ -69,73 +71,43 @@
 
 namespace procsync {
 
-namespace detail {
-
-/// Where the words of a message_queue<MaxMessageBytes, N> sit, as functions
-/// of N (and, for its size, MaxMessageBytes) alone: an observer that knows the
-/// queue only by the kind recorded in its segment
-/// ("procsync::message_queue<256,64>") reads it through these
-/// (procsync/inspect.hpp). message_queue's constructor static_asserts every
-/// one of them against the class, so a change that moves a word breaks the
-/// build rather than the observer.
-struct message_queue_layout {
-  static constexpr std::uint32_t layout_version = 1;  ///< message_queue<M, N>::layout_version
-
-  static constexpr std::size_t lock_offset = 0;            ///< procsync::mutex guarding the index
-  static constexpr std::size_t journal_count_offset = 40;  ///< uint32: entries of a change under way (0: none)
-  static constexpr std::size_t queued_offset = 44;         ///< uint32: messages queued (the heap's size)
-  static constexpr std::size_t free_count_offset = 48;     ///< uint32: free slots
-  static constexpr std::size_t journal_offset = 64;        ///< the journal, then heap, free list, slot metadata
-  static constexpr std::size_t journal_entry_bytes = 16;
-  /// A slot's metadata: state and owner (uint32 each) first, then size,
-  /// priority (uint32) and arrival order (uint64).
-  static constexpr std::size_t meta_bytes = 24;
-  static constexpr std::size_t meta_state_offset = 0, meta_owner_offset = 4;
-  /// A slot's states: free, reserved by a sender copying its message in
-  /// (owner: its owner_token), queued.
-  static constexpr std::uint32_t free_state = 0, reserved_state = 1, queued_state = 2;
-  static constexpr std::size_t object_align = 64;  ///< alignof the queue
-
-  static constexpr std::size_t round_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) / a * a; }
-  /// Journal entries one operation can need: a few words, plus two per heap level.
-  static constexpr std::size_t journal_capacity(std::size_t capacity) noexcept {
-    return 16 + 2 * static_cast<std::size_t>(std::bit_width(capacity));
-  }
-  static constexpr std::size_t heap_offset(std::size_t capacity) noexcept {
-    return journal_offset + journal_entry_bytes * journal_capacity(capacity);
-  }
-  static constexpr std::size_t free_offset(std::size_t capacity) noexcept {
-    return heap_offset(capacity) + 4 * capacity;
-  }
-  /// Slot s's metadata is meta_bytes * s further.
-  static constexpr std::size_t meta_offset(std::size_t capacity) noexcept {
-    return round_up(free_offset(capacity) + 4 * capacity, 8);
-  }
-  /// wait_word: receivers sleep on it.
-  static constexpr std::size_t items_offset(std::size_t capacity) noexcept {
-    return round_up(meta_offset(capacity) + meta_bytes * capacity, 64);
-  }
-  /// wait_word: senders sleep on it.
-  static constexpr std::size_t space_offset(std::size_t capacity) noexcept { return items_offset(capacity) + 8; }
-  /// std::atomic<std::uint32_t>: nonzero once closed.
-  static constexpr std::size_t closed_offset(std::size_t capacity) noexcept { return items_offset(capacity) + 16; }
-  static constexpr std::size_t data_offset(std::size_t capacity) noexcept {
-    return round_up(closed_offset(capacity) + 4, 64);
-  }
-  /// sizeof the queue.
-  static constexpr std::size_t object_size(std::size_t max_message_bytes, std::size_t capacity) noexcept {
-    return round_up(data_offset(capacity) + capacity * (max_message_bytes == 0 ? 1 : max_message_bytes), 64);
-  }
-};
-
-}  // namespace detail
-
 template <std::size_t MaxMessageBytes, std::size_t Capacity>
-class message_queue {
+class message_queue : private detail::message_queue_index<mutex, MaxMessageBytes, Capacity> {
   static_assert(Capacity >= 1 && Capacity <= (std::size_t{1} << 24),
                 "procsync::message_queue<MaxMessageBytes, Capacity>: expected 1 <= Capacity <= 2^24");
   static_assert(MaxMessageBytes <= 0xffffffffu,
                 "procsync::message_queue<MaxMessageBytes, Capacity>: a message is at most 4 GiB - 1");
+
+  // The bytes and the journaled index (journal, heap, free list, slot
+  // metadata) are detail::message_queue_index; this class adds sending,
+  // receiving, waiting, recovery and close(). The index holds every byte, so
+  // the layout is its.
+  using index = detail::message_queue_index<mutex, MaxMessageBytes, Capacity>;
+  using guard = typename index::guard;
+  using journal_entry = typename index::journal_entry;
+  using slot_meta = typename index::slot_meta;
+  using index::closed_;
+  using index::commit;
+  using index::data;
+  using index::data_;
+  using index::free_;
+  using index::free_count_;
+  using index::free_state;
+  using index::heap_;
+  using index::heap_pop;
+  using index::heap_push;
+  using index::hint;
+  using index::items_;
+  using index::journal_;
+  using index::journal_count_;
+  using index::jset;
+  using index::lock_;
+  using index::meta_;
+  using index::next_order_;
+  using index::queued_;
+  using index::queued_state;
+  using index::reserved_state;
+  using index::space_;
 
  public:
   /// What a receive found: the message's length (bytes written to the
@@ -296,134 +268,6 @@ class message_queue {
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire) != 0; }
 
  private:
-  static constexpr std::uint32_t free_state = detail::message_queue_layout::free_state;
-  static constexpr std::uint32_t reserved_state = detail::message_queue_layout::reserved_state;
-  static constexpr std::uint32_t queued_state = detail::message_queue_layout::queued_state;
-  static constexpr std::size_t stride = MaxMessageBytes == 0 ? 1 : MaxMessageBytes;
-  static constexpr std::size_t journal_capacity = detail::message_queue_layout::journal_capacity(Capacity);
-
-  struct slot_meta {
-    std::uint32_t state = free_state;
-    std::uint32_t owner = 0;  // the reserving sender (reserved_state)
-    std::uint32_t size = 0;
-    std::uint32_t priority = 0;
-    std::uint64_t order = 0;  // arrival: FIFO within a priority
-  };
-
-  struct journal_entry {
-    std::uint32_t offset;  // of the word, from the start of the queue
-    std::uint32_t width;   // 4 or 8
-    std::uint64_t old;
-  };
-
-  // Relaxed atomic stores with signal fences: the only observer of a half-done
-  // step is the next lock holder after our death, and the kernel's exit path
-  // orders our stores before its robust-list release; the fences keep the
-  // compiler from reordering the steps.
-  static void step() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
-  template <class W>
-  static void store(W& word, W value) noexcept {
-    std::atomic_ref<W>(word).store(value, std::memory_order_relaxed);
-  }
-
-  /// Journaled write (lock held): the old value is saved before the word changes.
-  template <class W>
-  void jset(W& word, W value) noexcept {
-    static_assert(sizeof(W) == 4 || sizeof(W) == 8);
-    journal_entry& e = journal_[journal_count_];
-    store(e.offset, static_cast<std::uint32_t>(reinterpret_cast<unsigned char*>(&word) -
-                                               reinterpret_cast<unsigned char*>(this)));
-    store(e.width, static_cast<std::uint32_t>(sizeof(W)));
-    store(e.old, static_cast<std::uint64_t>(word));
-    step();
-    store(journal_count_, journal_count_ + 1);
-    step();
-    store(word, value);
-    step();
-  }
-  void commit() noexcept {
-    step();
-    store(journal_count_, 0u);
-    step();
-  }
-  /// Rolls back what a dead holder left half-done (newest first).
-  void undo() noexcept {
-    for (std::uint32_t i = journal_count_; i-- > 0;) {
-      const journal_entry& e = journal_[i];
-      unsigned char* at = reinterpret_cast<unsigned char*>(this) + e.offset;
-      if (e.width == 4)
-        store(*reinterpret_cast<std::uint32_t*>(at), static_cast<std::uint32_t>(e.old));
-      else
-        store(*reinterpret_cast<std::uint64_t*>(at), e.old);
-      step();
-    }
-    commit();
-  }
-
-  /// Holds the index lock; repairs after a dead holder.
-  struct guard {
-    explicit guard(message_queue& q) : q_(q) {
-      if (q_.lock_.lock_robust() == lock_status::owner_died) {
-        q_.undo();
-        q_.lock_.consistent();
-      }
-    }
-    ~guard() { q_.lock_.unlock(); }
-    guard(const guard&) = delete;
-    guard& operator=(const guard&) = delete;
-    message_queue& q_;
-  };
-
-  unsigned char* data(std::uint32_t s) noexcept { return data_ + std::size_t{s} * stride; }
-
-  /// Whether heap entry a comes out before heap entry b.
-  bool before(std::uint32_t a, std::uint32_t b) const noexcept {
-    const slot_meta& x = meta_[a];
-    const slot_meta& y = meta_[b];
-    return x.priority != y.priority ? x.priority > y.priority : x.order < y.order;
-  }
-
-  void heap_push(std::uint32_t s) noexcept {
-    if constexpr (Capacity == 1) {  // (spelled out: g++ sees heap_[1] below otherwise)
-      jset(heap_[0], s);
-      jset(queued_, 1u);
-      PROCSYNC_QUEUE_STEP(send_journaled);
-      return;
-    }
-    std::uint32_t i = queued_;
-    jset(heap_[i], s);
-    jset(queued_, queued_ + 1);
-    PROCSYNC_QUEUE_STEP(send_journaled);
-    while (i > 0) {
-      const std::uint32_t parent = (i - 1) / 2;
-      if (!before(heap_[i], heap_[parent])) break;
-      const std::uint32_t a = heap_[i], b = heap_[parent];
-      jset(heap_[i], b);
-      jset(heap_[parent], a);
-      i = parent;
-    }
-  }
-
-  std::uint32_t heap_pop() noexcept {
-    const std::uint32_t top = heap_[0];
-    const std::uint32_t n = queued_ - 1;
-    jset(heap_[0], heap_[n]);
-    jset(queued_, n);
-    std::uint32_t i = 0;
-    for (;;) {
-      const std::uint32_t l = 2 * i + 1, r = l + 1;
-      std::uint32_t best = i;
-      if (l < n && before(heap_[l], heap_[best])) best = l;
-      if (r < n && before(heap_[r], heap_[best])) best = r;
-      if (best == i) break;
-      const std::uint32_t a = heap_[i], b = heap_[best];
-      jset(heap_[i], b);
-      jset(heap_[best], a);
-      i = best;
-    }
-    return top;
-  }
-
   // --- one attempt ---------------------------------------------------------------
   void check_send(std::span<const std::byte> message, const char* op) const {
     if (message.size() > MaxMessageBytes)
@@ -500,11 +344,6 @@ class message_queue {
     return got;
   }
 
-  /// A racy read of an index word, for wake-up decisions only.
-  static std::uint32_t hint(const std::uint32_t& word) noexcept {
-    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(word)).load(std::memory_order_relaxed);
-  }
-
   [[noreturn]] static void throw_drained(const char* op) {
     detail::throw_error(errc::queue_closed, std::string("procsync::message_queue::") + op +
                                                 ": the queue is closed and has no message left");
@@ -534,20 +373,6 @@ class message_queue {
     return out;
   }
 
-  mutex lock_;  // guards everything below except the wait words, closed_ and the message bytes
-  std::uint32_t journal_count_ = 0;
-  std::uint32_t queued_ = 0;  // heap size
-  std::uint32_t free_count_ = 0;
-  std::uint32_t reserved_word_ = 0;  // padding: next_order_ 8-aligned
-  std::uint64_t next_order_ = 0;
-  journal_entry journal_[journal_capacity] = {};
-  std::uint32_t heap_[Capacity] = {};
-  std::uint32_t free_[Capacity] = {};
-  slot_meta meta_[Capacity] = {};
-  alignas(64) detail::wait_word items_;  // receivers sleep here; sends ring it
-  detail::wait_word space_;              // senders sleep here; receives ring it
-  std::atomic<std::uint32_t> closed_{0};
-  alignas(64) unsigned char data_[Capacity * stride];
 };
 
 }  // namespace procsync

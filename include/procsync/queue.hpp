@@ -13,66 +13,21 @@
 // nor a queue<int32,16>). Order: FIFO per producer; between producers, the
 // order in which they claimed slots.
 //
-// Design (a Vyukov-style ring whose slots know their owner). Each slot has a
-// 64-bit word: the position it serves now (32 bits of a position counter), a
-// phase, a skip flag, and the owning thread (see detail/queue_common.hpp):
-//   EMPTY(p)        ready for the producer of position p
-//   WRITING(p, o)   producer o claimed it (one compare-exchange) and copies in
-//   FULL(p)         published (one compare-exchange): the item is in the queue
-//   INTO(p, o)      taken by pop_into() of o, which is finishing its hand-off
-// A push claims EMPTY(p) -> WRITING, copies, and publishes WRITING -> FULL.
-// A pop copies a FULL(p) item out *first* and then takes it with one
-// compare-exchange FULL(p) -> EMPTY(p + Capacity); a copy whose slot changed
-// meanwhile is discarded (a seqlock read). So a consumer never owns a slot.
-//
-// Crashes (SIGKILL at any instruction):
-//  - A producer: before its publish the item is not in the queue, after it the
-//    item is entirely there. A slot it left WRITING is found by any blocked
-//    caller after one re-arm slice of the waiting floor (50 ms), which checks
-//    the owner and voids the position: WRITING(p, dead) -> EMPTY(p + Capacity).
-//  - A consumer of pop(): before its compare-exchange the item stays queued
-//    for the others; after it, the item was taken by that call. So a consumer
-//    killed between that instruction and the return of pop() loses the one
-//    item it took: at most one item per killed consumer, and only from pop()
-//    and try_pop*(). pop_into() closes that gap (below).
-//  - Stopped (SIGSTOP) threads: a stopped producer holds only its own slot.
-//    A blocked caller that finds it stopped sets the slot's skip flag: both
-//    sides then pass that slot's positions (a producer moves the flag along,
-//    lap after lap, with one compare-exchange), so the others go on with one
-//    slot less. When the producer continues, its publish fails, it gives the
-//    slot back and pushes again elsewhere: its item is queued exactly once.
-//    Consumers hold nothing, so a stopped consumer blocks no one.
-//  - Who looks: blocked and timed calls (after each slice without progress)
-//    and recover(). try_push()/try_pop() never block and never read /proc: a
-//    caller that only polls should call recover() now and then. Exception: a
-//    pop of any kind that finds a *closed* queue empty looks at once before it
-//    reports it drained, since nobody would come back for items published
-//    behind a dead or stopped producer's slot.
-//
-// pop_into(handoff<T>& dst), with dst in shared memory: the crash-exact
-// hand-off. dst carries a state {empty, receiving, full}. pop_into() records
-// "receiving (slot, position, me)" in dst, copies the item into dst, takes the
-// slot with FULL(p) -> INTO(p, me) (the decision), marks dst full and releases
-// the slot. Whenever its caller dies, the item is in exactly one of the queue
-// and dst: a successor calls resolve(dst), which finishes the hand-off (dst
-// full) if the slot was taken, or marks dst empty (the item is still queued, or
-// was never ours). A slot left INTO by a dead or stopped caller is skipped by
-// the others and released by resolve(dst).
-//
-// Blocking: consumers sleep on one wait_word, producers on another, both
-// coalescing doorbells of the waiting floor (detail::ring_one): a push rings
-// the consumers' word and a pop the producers' only when someone sleeps and
-// no wake-up is already on its way (no system call otherwise); a woken caller
-// that leaves work behind for other sleepers wakes the next one. Every sleep
-// goes through the waiting floor.
+// A producer killed at any instruction leaves its item entirely queued or not
+// at all; its slot is voided by a blocked caller after one re-arm slice
+// (50 ms). A consumer killed inside pop() or try_pop*() loses at most the one
+// item that call took; pop_into(handoff<T>&) loses none (see resolve()). A
+// stopped producer holds only its own slot, which the others pass; a stopped
+// consumer blocks no one. try_push()/try_pop() never block and never read
+// /proc: a caller that only polls should call recover() now and then.
 //
 // close(): every later push throws errc::queue_closed; pops return what is
 // still queued (also behind a dead or stopped producer's slot), then throw
 // errc::queue_closed at once (a timed pop does not wait out its timeout).
 //
-// Limits: Capacity <= 2^30. A thread stopped for more than 2^31 operations of
-// the others between two of its own reads may waste one attempt (never an
-// item: every decision is a compare-exchange of the whole slot word).
+// Limits: Capacity <= 2^30. How it works (the slot word and its phases, the
+// recovery of dead and stopped owners, the hand-off of pop_into, the
+// doorbells): docs/queues.md.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -90,166 +45,18 @@
 #include "detail/clock.hpp"
 #include "detail/object_header.hpp"
 #include "detail/queue_common.hpp"
+#include "detail/queue_layout.hpp"
+#include "detail/queue_ring.hpp"
 #include "detail/shared_value_slots.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
+#include "handoff.hpp"
 
 namespace procsync {
 
-namespace detail {
-
-/// Where the words of a queue<T, N> sit, as functions of sizeof(T),
-/// alignof(T) and N alone. An observer that knows a queue only by the kind
-/// recorded in its segment ("procsync::queue<int64,8>"; an element's kind
-/// spells its size and alignment, see element_kind) reads it through these
-/// (procsync/inspect.hpp) without T. queue's constructor static_asserts every
-/// one of them against the class, so a change that moves a word breaks the
-/// build rather than the observer.
-struct queue_layout {
-  static constexpr std::uint32_t layout_version = 1;  ///< queue<T, N>::layout_version
-
-  // The control words: at these offsets for every T and N.
-  static constexpr std::size_t enq_offset = 0;       ///< std::atomic<std::uint64_t>: next position to produce
-  static constexpr std::size_t deq_offset = 64;      ///< std::atomic<std::uint64_t>: next position to consume
-  static constexpr std::size_t items_offset = 128;   ///< wait_word: consumers sleep on it
-  static constexpr std::size_t space_offset = 136;   ///< wait_word: producers sleep on it
-  static constexpr std::size_t closed_offset = 144;  ///< std::atomic<std::uint32_t>: nonzero once closed
-  static constexpr std::size_t control_end = 148;    ///< the slots follow, aligned
-
-  // A slot starts with its word (std::atomic<std::uint64_t>): the position it
-  // serves (32 bits) | phase << 32 | skip_bit | owner << owner_shift.
-  static constexpr std::uint64_t empty_phase = 0, writing_phase = 1, full_phase = 2, into_phase = 3;
-  static constexpr std::uint64_t skip_bit = std::uint64_t{1} << 34;
-  static constexpr unsigned owner_shift = 35;
-  static constexpr std::uint32_t seq_of(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
-  static constexpr std::uint64_t phase_of(std::uint64_t w) noexcept { return (w >> 32) & 3; }
-  static constexpr owner_token owner_of(std::uint64_t w) noexcept { return static_cast<owner_token>(w >> owner_shift); }
-
-  static constexpr std::size_t round_up(std::size_t n, std::size_t a) noexcept { return (n + a - 1) / a * a; }
-  static constexpr std::size_t larger(std::size_t a, std::size_t b) noexcept { return a > b ? a : b; }
-  /// A slot's alignment: items of a cache line or more get a line of their
-  /// own per slot, so the next slot's word never shares a line with bytes
-  /// being copied; never less than the item's own (an alignas() weaker than
-  /// the type's is ill-formed, and clang refuses it).
-  static constexpr std::size_t slot_align(std::size_t size, std::size_t align) noexcept {
-    return larger(size + 8 >= 64 ? 64 : alignof(std::atomic<std::uint64_t>), align);
-  }
-  /// sizeof a slot: the word, then the item at its alignment.
-  static constexpr std::size_t slot_stride(std::size_t size, std::size_t align) noexcept {
-    return round_up(round_up(8, align) + size, slot_align(size, align));
-  }
-  /// alignof the queue.
-  static constexpr std::size_t object_align(std::size_t size, std::size_t align) noexcept {
-    return larger(64, slot_align(size, align));
-  }
-  /// Where slot 0 starts; slot i is slot_stride() bytes further per i.
-  static constexpr std::size_t slots_offset(std::size_t size, std::size_t align) noexcept {
-    return round_up(control_end, object_align(size, align));
-  }
-  /// sizeof the queue.
-  static constexpr std::size_t object_size(std::size_t size, std::size_t align, std::size_t capacity) noexcept {
-    return round_up(slots_offset(size, align) + capacity * slot_stride(size, align), object_align(size, align));
-  }
-
-  /// Items queued, from the position counters (`deq` read before `enq`: both
-  /// only grow, so a later enq is never below an earlier deq in a sound
-  /// queue): enq - deq, in [0, capacity].
-  static constexpr std::size_t fill(std::uint64_t enq, std::uint64_t deq, std::size_t capacity) noexcept {
-    if (enq <= deq) return 0;
-    return enq - deq > capacity ? capacity : static_cast<std::size_t>(enq - deq);
-  }
-};
-
-}  // namespace detail
-
-template <class T, std::size_t Capacity>
-class queue;
-
-/// A destination for queue<T, N>::pop_into() in shared memory: the item and a
-/// small state machine that tells a successor whether a hand-off interrupted
-/// by a death delivered the item here or left it in the queue (see
-/// queue::resolve). Default-constructible (empty), trivially destructible,
-/// pointer-free; place it next to the work it feeds.
-template <class T>
-class handoff {
-  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
-                "procsync::handoff<T>: T must be trivially copyable and not a pointer");
-
- public:
-  static std::string kind_name() { return detail::template_kind("procsync::handoff", detail::element_kind<T>()); }
-  static constexpr std::uint32_t layout_version = 1;
-
-  /// What the destination holds.
-  enum class status : std::uint32_t {
-    empty = 0,      ///< nothing
-    receiving = 1,  ///< a pop_into() is (or was, if its caller died) under way: call queue::resolve()
-    full = 2,       ///< an item, delivered exactly once
-  };
-
-  constexpr handoff() noexcept = default;
-  handoff(const handoff&) = delete;
-  handoff& operator=(const handoff&) = delete;
-
-  /// The state now (a snapshot; acquire: when full, value() is complete).
-  [[nodiscard]] status state() const noexcept {
-    return static_cast<status>(state_.load(std::memory_order_acquire) & phase_mask);
-  }
-
-  /// The item. Requires state() == full (else throws errc::invalid_argument).
-  [[nodiscard]] T value() const {
-    require_full("value");
-    T out;
-    std::memcpy(static_cast<void*>(&out), bytes_, sizeof(T));
-    return out;
-  }
-
-  /// Returns the item and empties the destination, so that it can take the
-  /// next one. Requires state() == full (else throws errc::invalid_argument).
-  /// A caller killed inside take() leaves the item here (full) or gone with
-  /// its caller: take() is the consumer's own commit, so make the work that
-  /// follows idempotent, or copy value() and call clear() after the work.
-  T take() {
-    T out = value();
-    clear();
-    return out;
-  }
-
-  /// Empties a full destination (the item is dropped). Requires state() !=
-  /// receiving (else throws errc::invalid_argument: resolve it first).
-  void clear() {
-    if (state() == status::receiving)
-      detail::throw_error(errc::invalid_argument,
-                          "procsync::handoff::clear: expected an empty or full destination, found one still "
-                          "receiving: call queue::resolve() on it first");
-    state_.store(0, std::memory_order_release);
-  }
-
- private:
-  template <class, std::size_t>
-  friend class queue;
-
-  static constexpr std::uint64_t phase_mask = 3;
-  static constexpr std::uint64_t released_bit = 4;  // with full: the slot is released too
-
-  void require_full(const char* op) const {
-    const status s = state();
-    if (s != status::full)
-      detail::throw_error(errc::invalid_argument, std::string("procsync::handoff::") + op +
-                                                      ": expected a full destination, found " +
-                                                      (s == status::empty ? "an empty one" : "one still receiving"));
-  }
-
-  // state_: status | released_bit | position << 32. where_: slot << 32 | owner.
-  // The owner writes where_ before state_ says receiving; nobody else writes
-  // either while it lives.
-  std::atomic<std::uint64_t> state_{0};
-  std::atomic<std::uint64_t> where_{0};
-  alignas(T) unsigned char bytes_[sizeof(T)] = {};
-};
-
 /// A bounded MPMC queue of T between processes: see the top of this file.
 template <class T, std::size_t Capacity>
-class queue {
+class queue : private detail::queue_ring<T, Capacity> {
   static_assert(std::is_trivially_copyable_v<T>,
                 "procsync::queue<T, N>: T is copied byte-wise between processes, so it must be trivially copyable "
                 "(use procsync::message_queue for variable-length messages)");
@@ -257,6 +64,32 @@ class queue {
                 "procsync::queue<T, N>: a pointer means nothing in another process");
   static_assert(Capacity >= 1 && Capacity <= (std::size_t{1} << 30),
                 "procsync::queue<T, N>: expected 1 <= Capacity <= 2^30");
+
+  // The ring (slot words, one attempt at a push or a pop, recovery) is
+  // detail::queue_ring; this class adds waiting, close(), pop_into's hand-off
+  // and its resolve(). The ring holds every byte, so the layout is its.
+  using ring = detail::queue_ring<T, Capacity>;
+  using slot = typename ring::slot;
+  using ring::advance;
+  using ring::closed_;
+  using ring::deq_;
+  using ring::empty_phase;
+  using ring::enq_;
+  using ring::full_phase;
+  using ring::into_phase;
+  using ring::items_;
+  using ring::make;
+  using ring::owner_of;
+  using ring::pass_baton;
+  using ring::phase_of;
+  using ring::pop_once;
+  using ring::push_once;
+  using ring::release_into;
+  using ring::seq_of;
+  using ring::skip_bit;
+  using ring::slots_;
+  using ring::space_;
+  using ring::writing_phase;
 
  public:
   using value_type = T;
@@ -427,35 +260,12 @@ class queue {
     return true;
   }
 
-  /// Looks at every slot held by another thread and deals with dead or
-  /// stopped owners (see the top of this file); returns how many slots it
+  /// std::size_t recover() noexcept: looks at every slot held by another
+  /// thread and deals with dead or stopped owners; returns how many slots it
   /// changed. Blocked and timed calls do this after every re-arm slice
   /// without progress; a caller that only uses try_push()/try_pop() may call
-  /// it now and then.
-  std::size_t recover() noexcept {
-    std::size_t changed = 0;
-    for (std::size_t i = 0; i < Capacity; ++i) {
-      slot& s = slots_[i];
-      std::uint64_t w = s.word.load(std::memory_order_acquire);
-      const std::uint64_t phase = phase_of(w);
-      if (phase != writing_phase && phase != into_phase) continue;
-      const bool skipped = (w & skip_bit) != 0;
-      if (phase == into_phase && skipped) continue;  // waits for resolve()
-      const detail::process_state state = detail::owner_state(owner_of(w));
-      if (state == detail::process_state::alive) continue;
-      std::uint64_t next = w | skip_bit;  // stopped: pass it by
-      if (phase == writing_phase && state == detail::process_state::dead)
-        next = make(seq_of(w) + static_cast<std::uint32_t>(Capacity), empty_phase, 0);  // void: never published
-      if (next == w) continue;
-      // seq_cst: the floor's Dekker pair with sleepers (ring below).
-      if (s.word.compare_exchange_strong(w, next, std::memory_order_seq_cst, std::memory_order_relaxed)) ++changed;
-    }
-    if (changed != 0) {
-      detail::ring(items_, INT_MAX);
-      detail::ring(space_, INT_MAX);
-    }
-    return changed;
-  }
+  /// it now and then. (Defined with the ring, detail/queue_ring.hpp.)
+  using ring::recover;
 
   /// Closes the queue: pushes throw errc::queue_closed from now on, pops
   /// drain what is queued and then throw it. Wakes every blocked caller.
@@ -470,120 +280,6 @@ class queue {
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire) != 0; }
 
  private:
-  // --- the slot word ---------------------------------------------------------
-  // (one definition, in detail::queue_layout, which observers read too)
-  static constexpr std::uint64_t empty_phase = detail::queue_layout::empty_phase;
-  static constexpr std::uint64_t writing_phase = detail::queue_layout::writing_phase;
-  static constexpr std::uint64_t full_phase = detail::queue_layout::full_phase;
-  static constexpr std::uint64_t into_phase = detail::queue_layout::into_phase;
-  static constexpr std::uint64_t skip_bit = detail::queue_layout::skip_bit;
-  static constexpr unsigned owner_shift = detail::queue_layout::owner_shift;
-  static constexpr auto cap32 = static_cast<std::uint32_t>(Capacity);
-
-  static constexpr std::uint64_t make(std::uint32_t seq, std::uint64_t phase, detail::owner_token owner) noexcept {
-    return std::uint64_t{seq} | phase << 32 | std::uint64_t{owner} << owner_shift;
-  }
-  static constexpr std::uint32_t seq_of(std::uint64_t w) noexcept { return detail::queue_layout::seq_of(w); }
-  static constexpr std::uint64_t phase_of(std::uint64_t w) noexcept { return detail::queue_layout::phase_of(w); }
-  static constexpr detail::owner_token owner_of(std::uint64_t w) noexcept { return detail::queue_layout::owner_of(w); }
-  /// The word with its position moved to `seq` (skip bumps).
-  static constexpr std::uint64_t with_seq(std::uint64_t w, std::uint32_t seq) noexcept {
-    return (w & ~std::uint64_t{0xffffffffu}) | seq;
-  }
-
-  static constexpr std::size_t slot_align = detail::queue_layout::slot_align(sizeof(T), alignof(T));
-  struct alignas(slot_align) slot {
-    std::atomic<std::uint64_t> word{0};
-    alignas(T) unsigned char bytes[sizeof(T)];
-  };
-
-  // --- one attempt, no waiting ------------------------------------------------
-  /// Moves a position counter from `pos` to pos + 1 unless someone already did
-  /// (`pos` by value: a failed compare-exchange must not change the caller's).
-  static void advance(std::atomic<std::uint64_t>& counter, std::uint64_t pos) noexcept {
-    counter.compare_exchange_strong(pos, pos + 1, std::memory_order_relaxed);
-  }
-
-  bool push_once(const T& item) {
-    const detail::owner_token me = detail::current_owner_token();
-    for (;;) {
-      std::uint64_t pos = enq_.load(std::memory_order_relaxed);
-      slot& s = slots_[pos % Capacity];
-      // Acquire: a word that says EMPTY(p) comes after the last reader's copy.
-      std::uint64_t w = s.word.load(std::memory_order_acquire);
-      const auto d = static_cast<std::int32_t>(seq_of(w) - static_cast<std::uint32_t>(pos));
-      if (d == 0 && phase_of(w) == empty_phase) {
-        const std::uint64_t mine = make(static_cast<std::uint32_t>(pos), writing_phase, me);
-        // seq_cst: claims the slot; its stores come after it for every reader.
-        if (!s.word.compare_exchange_strong(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) continue;
-        advance(enq_, pos);
-        PROCSYNC_QUEUE_STEP(push_claimed);
-        // Release fence: a stale optimistic reader whose copy sees any byte
-        // written below also sees the slot word changed (its take then fails).
-        std::atomic_thread_fence(std::memory_order_release);
-        std::memcpy(s.bytes, static_cast<const void*>(&item), sizeof(T));
-        PROCSYNC_QUEUE_STEP(push_copied);
-        std::uint64_t expected = mine;
-        // seq_cst: publishes the item (release), and is the waker's half of
-        // the floor's Dekker pair with the consumers' sleepers.
-        if (s.word.compare_exchange_strong(expected, make(static_cast<std::uint32_t>(pos), full_phase, 0),
-                                           std::memory_order_seq_cst, std::memory_order_relaxed)) {
-          PROCSYNC_QUEUE_STEP(push_published);
-          detail::ring_one(items_);
-          pass_baton(space_, pos + 1, true);
-          return true;
-        }
-        // Skipped while we were stopped: give the slot back, push again.
-        give_back(s, expected, me);
-        continue;
-      }
-      if (d < 0) {
-        // The slot still serves an older lap: full, unless its owner is
-        // stopped (skip flag): then this position is void too.
-        if ((w & skip_bit) == 0) return false;
-        if (!s.word.compare_exchange_strong(w, with_seq(w, static_cast<std::uint32_t>(pos)), std::memory_order_seq_cst,
-                                            std::memory_order_relaxed))
-          continue;
-      }
-      // Position taken (or passed) by someone else: help the counter on.
-      advance(enq_, pos);
-    }
-  }
-
-  std::optional<T> pop_once() {
-    for (;;) {
-      std::uint64_t pos = deq_.load(std::memory_order_relaxed);
-      slot& s = slots_[pos % Capacity];
-      // Acquire: a FULL word comes with the producer's bytes.
-      std::uint64_t w = s.word.load(std::memory_order_acquire);
-      const auto d = static_cast<std::int32_t>(seq_of(w) - static_cast<std::uint32_t>(pos));
-      if (d < 0) return std::nullopt;  // producers have not reached this position
-      if (d == 0 && (w & skip_bit) == 0) {
-        const std::uint64_t phase = phase_of(w);
-        if (phase == empty_phase || phase == writing_phase) return std::nullopt;  // not yet published
-        if (phase == full_phase) {
-          T out;
-          detail::racy_copy(static_cast<void*>(&out), s.bytes, sizeof(T));
-          // Acquire fence: a copy that saw a later writer's byte sees its claim.
-          std::atomic_thread_fence(std::memory_order_acquire);
-          PROCSYNC_QUEUE_STEP(pop_copied);
-          // seq_cst: the take, and the waker's half of the Dekker pair with
-          // the producers' sleepers.
-          if (!s.word.compare_exchange_strong(w, make(static_cast<std::uint32_t>(pos) + cap32, empty_phase, 0),
-                                              std::memory_order_seq_cst, std::memory_order_relaxed))
-            continue;  // someone else took it, or it changed under the copy
-          advance(deq_, pos);
-          PROCSYNC_QUEUE_STEP(pop_taken);
-          detail::ring_one(space_);
-          pass_baton(items_, pos + 1, false);
-          return out;
-        }
-      }
-      // Taken by another consumer, void (skip), or passed: help the counter on.
-      advance(deq_, pos);
-    }
-  }
-
   bool into_once(handoff<T>& dst) {
     const detail::owner_token me = detail::current_owner_token();
     for (;;) {
@@ -624,43 +320,6 @@ class queue {
         }
       }
       advance(deq_, pos);
-    }
-  }
-
-  /// Rings were coalesced (detail::ring_one): one woken sleeper at a time.
-  /// A caller that succeeded and leaves more to do for the other side's
-  /// sleepers (items for consumers, room for producers) wakes one more.
-  /// Costs one load when nobody sleeps.
-  void pass_baton(detail::wait_word& w, std::uint64_t next, bool room) noexcept {
-    if (w.sleepers.load(std::memory_order_seq_cst) == 0) return;
-    const std::uint64_t e = enq_.load(std::memory_order_relaxed), d = deq_.load(std::memory_order_relaxed);
-    if (room ? (e - d < Capacity) : (e > next)) detail::ring_one(w);
-  }
-
-  /// Releases the INTO slot that `owner` holds (we, or a dead owner we
-  /// resolve for); `w` is its word as last seen (skip bumps may move it on).
-  /// Stops if the slot is no longer that owner's.
-  void release_into(slot& s, std::uint64_t w, detail::owner_token owner) noexcept {
-    while (phase_of(w) == into_phase && owner_of(w) == owner) {
-      // seq_cst: frees the slot for the next lap; the Dekker pair with producers.
-      if (s.word.compare_exchange_strong(w, make(seq_of(w) + cap32, empty_phase, 0), std::memory_order_seq_cst,
-                                         std::memory_order_relaxed)) {
-        detail::ring(space_, INT_MAX);
-        return;
-      }
-    }
-  }
-
-  /// A producer whose slot was skipped while it was stopped gives it back:
-  /// the slot then serves the position after the last one skipped. `w` is the
-  /// word it found (ours, with the skip flag; bumps may still move it).
-  void give_back(slot& s, std::uint64_t w, detail::owner_token me) noexcept {
-    while (phase_of(w) == writing_phase && owner_of(w) == me) {
-      if (s.word.compare_exchange_strong(w, make(seq_of(w) + cap32, empty_phase, 0), std::memory_order_seq_cst,
-                                         std::memory_order_relaxed)) {
-        detail::ring(space_, INT_MAX);
-        return;
-      }
     }
   }
 
@@ -739,12 +398,6 @@ class queue {
         [this] { (void)recover(); });
   }
 
-  alignas(64) std::atomic<std::uint64_t> enq_{0};  // next position to produce (a hint: slot words decide)
-  alignas(64) std::atomic<std::uint64_t> deq_{0};  // next position to consume (a hint)
-  alignas(64) detail::wait_word items_;            // consumers sleep here; pushes ring it
-  detail::wait_word space_;                        // producers sleep here; pops ring it
-  std::atomic<std::uint32_t> closed_{0};
-  alignas(64) slot slots_[Capacity];
 };
 
 }  // namespace procsync
