@@ -61,21 +61,21 @@ constexpr int stride = 1;
 constexpr int max_steps = 60'000;
 
 struct sweep_result {
-  int runs = 0;          // kills tried (one per instruction)
+  int runs = 0;            // kills tried (one per instruction)
   bool completed = false;  // the last run finished the operation before its kill
-  std::string failure;   // the first broken invariant, with the instruction number
+  std::string failure;     // the first broken invariant, with the instruction number
 };
 
-/// For n = 1, 2, ...: makes fresh state (`make()`), forks a target that runs
+/// For n = 1, 2, ...: makes a fresh State in shared memory, forks a target that runs
 /// `prepare(state)`, a marker, `operation(state)`, then sets `finished`;
 /// SIGKILLs it n instructions after the marker; then `check(state, n)`
 /// returns "" or what is broken. Stops at the first run whose target finished
 /// the operation before the kill.
-template <class Make, class Prepare, class Operation, class Check>
-sweep_result sweep(Make make, Prepare prepare, Operation operation, Check check) {
+template <class State, class Prepare, class Operation, class Check>
+sweep_result sweep(Prepare prepare, Operation operation, Check check) {
   sweep_result r;
   for (int n = 1; n <= max_steps; n += stride) {
-    auto st = make();
+    auto st = procsync::make_anonymous<State>();
     auto& s = *st;
     sigchld_blocker blocked;
     const pid_t pid = procsync_test::fork_child([&s, &prepare, &operation] {
@@ -111,7 +111,12 @@ sweep_result sweep(Make make, Prepare prepare, Operation operation, Check check)
   return r;
 }
 
-void require_sweep(const sweep_result& r, const char* what) {
+/// Sweeps `operation` on a fresh State (after `prepare`) and asserts that
+/// every kill kept the invariant `check` and that the sweep reached the end.
+template <class State, class Prepare, class Operation, class Check>
+void require_sweep(const char* what, Prepare prepare, Operation operation, Check check) {
+  if (!supported) return;
+  const sweep_result r = sweep<State>(prepare, operation, check);
   BOOST_TEST_MESSAGE(what << ": " << r.runs << " instructions killed (every " << stride << ")");
   BOOST_TEST(r.failure.empty(), what << ": " << r.failure);
   BOOST_TEST(r.completed, what << ": the operation never completed within " << max_steps << " instructions");
@@ -136,29 +141,25 @@ std::string permits_restored(undo_state& s, int) {
 }
 
 BOOST_AUTO_TEST_CASE(undo_semaphore_acquire_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<undo_state>(); },
-            [](undo_state& s) {
-              s.sem.acquire();
-              s.sem.release();
-            },
-            [](undo_state& s) { s.sem.acquire(); }, permits_restored),
-      "undo_semaphore::acquire");
+  require_sweep<undo_state>(
+      "undo_semaphore::acquire",
+      [](undo_state& s) {
+        s.sem.acquire();
+        s.sem.release();
+      },
+      [](undo_state& s) { s.sem.acquire(); }, permits_restored);
 }
 
 BOOST_AUTO_TEST_CASE(undo_semaphore_release_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<undo_state>(); },
-            [](undo_state& s) {
-              s.sem.acquire();
-              s.sem.release();
-              s.sem.acquire();
-              s.sem.acquire();
-            },
-            [](undo_state& s) { s.sem.release(); }, permits_restored),
-      "undo_semaphore::release");
+  require_sweep<undo_state>(
+      "undo_semaphore::release",
+      [](undo_state& s) {
+        s.sem.acquire();
+        s.sem.release();
+        s.sem.acquire();
+        s.sem.acquire();
+      },
+      [](undo_state& s) { s.sem.release(); }, permits_restored);
 }
 
 // --- mutex: a holder killed anywhere in lock() or unlock() never wedges it ----------
@@ -179,28 +180,24 @@ std::string next_locker_gets_it(mutex_state& s, int) {
 }
 
 BOOST_AUTO_TEST_CASE(mutex_lock_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<mutex_state>(); },
-            [](mutex_state& s) {
-              s.m.lock();
-              s.m.unlock();
-            },
-            [](mutex_state& s) { s.m.lock(); }, next_locker_gets_it),
-      "mutex::lock");
+  require_sweep<mutex_state>(
+      "mutex::lock",
+      [](mutex_state& s) {
+        s.m.lock();
+        s.m.unlock();
+      },
+      [](mutex_state& s) { s.m.lock(); }, next_locker_gets_it);
 }
 
 BOOST_AUTO_TEST_CASE(mutex_unlock_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<mutex_state>(); },
-            [](mutex_state& s) {
-              s.m.lock();
-              s.m.unlock();
-              s.m.lock();
-            },
-            [](mutex_state& s) { s.m.unlock(); }, next_locker_gets_it),
-      "mutex::unlock");
+  require_sweep<mutex_state>(
+      "mutex::unlock",
+      [](mutex_state& s) {
+        s.m.lock();
+        s.m.unlock();
+        s.m.lock();
+      },
+      [](mutex_state& s) { s.m.unlock(); }, next_locker_gets_it);
 }
 
 // --- shared_value: a writer killed anywhere leaves the old or the new value ---------
@@ -227,12 +224,15 @@ std::string old_or_new(value_state& s, int) {
 }
 
 BOOST_AUTO_TEST_CASE(shared_value_store_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<value_state>(); },
-            [](value_state& s) { s.v.store(pair_value{1, -1}); },
-            [](value_state& s) { s.v.store(pair_value{2, -2}); }, old_or_new),
-      "shared_value<struct>::store");
+  require_sweep<value_state>(
+      "shared_value<struct>::store",
+      [](value_state& s) {
+        s.v.store(pair_value{1, -1});
+      },
+      [](value_state& s) {
+        s.v.store(pair_value{2, -2});
+      },
+      old_or_new);
 }
 
 // --- queues: an item is entirely in the queue or not at all, no slot is lost -------
@@ -258,30 +258,26 @@ std::string one_item_or_none(queue_state& s, int) {
 }
 
 BOOST_AUTO_TEST_CASE(queue_push_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<queue_state>(); },
-            [](queue_state& s) {
-              s.q.push(1);
-              (void)s.q.pop();
-            },
-            [](queue_state& s) { s.q.push(42); }, one_item_or_none),
-      "queue::push");
+  require_sweep<queue_state>(
+      "queue::push",
+      [](queue_state& s) {
+        s.q.push(1);
+        (void)s.q.pop();
+      },
+      [](queue_state& s) { s.q.push(42); }, one_item_or_none);
 }
 
 BOOST_AUTO_TEST_CASE(queue_pop_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
   // A consumer killed inside pop() may take the item with it (documented: at
   // most one per killed consumer); nothing else may change.
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<queue_state>(); },
-            [](queue_state& s) {
-              s.q.push(1);
-              (void)s.q.pop();
-              s.q.push(42);
-            },
-            [](queue_state& s) { (void)s.q.pop(); }, one_item_or_none),
-      "queue::pop");
+  require_sweep<queue_state>(
+      "queue::pop",
+      [](queue_state& s) {
+        s.q.push(1);
+        (void)s.q.pop();
+        s.q.push(42);
+      },
+      [](queue_state& s) { (void)s.q.pop(); }, one_item_or_none);
 }
 
 struct message_state {
@@ -307,7 +303,8 @@ std::string one_message_or_none(message_state& s, int) {
   }
   if (s.mq.try_receive(buf)) return "a second message appeared";
   for (unsigned i = 0; i < 4; ++i)
-    if (!s.mq.try_send(hello(), i)) return "slot " + std::to_string(i) + " of 4 is lost: a send fails on a drained queue";
+    if (!s.mq.try_send(hello(), i))
+      return "slot " + std::to_string(i) + " of 4 is lost: a send fails on a drained queue";
   for (unsigned i = 4; i-- > 0;) {
     const auto got = s.mq.try_receive(buf);
     if (!got || got->priority != i) return "the refill did not come back by priority";
@@ -316,16 +313,14 @@ std::string one_message_or_none(message_state& s, int) {
 }
 
 BOOST_AUTO_TEST_CASE(message_queue_send_killed_at_every_instruction, *utf::timeout(300)) {
-  if (!supported) return;
-  require_sweep(
-      sweep([] { return procsync::make_anonymous<message_state>(); },
-            [](message_state& s) {
-              std::array<std::byte, 16> buf{};
-              s.mq.send(hello(), 1);
-              (void)s.mq.receive(buf);
-            },
-            [](message_state& s) { s.mq.send(hello(), 7); }, one_message_or_none),
-      "message_queue::send");
+  require_sweep<message_state>(
+      "message_queue::send",
+      [](message_state& s) {
+        std::array<std::byte, 16> buf{};
+        s.mq.send(hello(), 1);
+        (void)s.mq.receive(buf);
+      },
+      [](message_state& s) { s.mq.send(hello(), 7); }, one_message_or_none);
 }
 
 }  // namespace
