@@ -163,12 +163,15 @@ BOOST_AUTO_TEST_CASE(try_lock_for_times_out_not_early, *boost::unit_test::timeou
 
 // The documented error at the depth limit: a lock at depth 2^32 - 1 throws
 // errc::invalid_argument and changes nothing. Nesting 4 billion locks takes
-// minutes, so the depth is set where the 40-byte layout keeps it (after the
-// lock word; the REQUIRE below proves the place before anything relies on it).
+// minutes, so the depth is set where the 40-byte layout keeps it (the word
+// after the lock word counts the levels beyond the first; the REQUIRE below
+// proves the place before anything relies on it).
 BOOST_AUTO_TEST_CASE(recursion_depth_limit_is_an_error_and_changes_nothing, *boost::unit_test::timeout(60)) {
   auto m = procsync::make_anonymous<procsync::recursive_mutex>();
   m->lock();
-  auto set_depth = [&](std::uint32_t d) { std::memcpy(reinterpret_cast<unsigned char*>(m.get()) + 4, &d, sizeof d); };
+  auto set_depth = [&](std::uint32_t d) { const std::uint32_t extra = d - 1;
+    std::memcpy(reinterpret_cast<unsigned char*>(m.get()) + 4, &extra, sizeof extra);
+  };
   constexpr std::uint32_t top = std::numeric_limits<std::uint32_t>::max();
   set_depth(top);
   BOOST_REQUIRE(m->depth_of_caller() == top);

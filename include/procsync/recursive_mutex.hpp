@@ -27,7 +27,7 @@ namespace procsync {
 class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
  public:
   static constexpr const char* kind_name = "procsync::recursive_mutex";
-  static constexpr std::uint32_t layout_version = 1;
+  static constexpr std::uint32_t layout_version = 2;  // 2: the word after the lock counts levels beyond the first
 
   /// An unlocked recursive mutex (owner_death::must_repair).
   constexpr recursive_mutex() noexcept = default;
@@ -42,13 +42,14 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
   /// Like lock(); reports lock_status::owner_died on first acquisition after an
   /// owner's death.
   [[nodiscard]] lock_status lock_robust() {
-    if (reenter()) return lock_status::acquired;
-    return first_hold(core_.acquire(message_name, nullptr));
+    detail::thread_identity& self = detail::current_thread();
+    if (reenter(self)) return lock_status::acquired;
+    return first_hold(core_.acquire(self, message_name, nullptr));
   }
 
   [[nodiscard]] bool try_lock() { return holds(try_lock_robust()); }
   [[nodiscard]] lock_status try_lock_robust() {
-    if (reenter()) return lock_status::acquired;
+    if (reenter(detail::current_thread())) return lock_status::acquired;
     return first_hold(core_.try_acquire(message_name));
   }
 
@@ -57,11 +58,13 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
 
   /// Releases one level. Requires: the caller holds it (else errc::not_owner).
   void unlock() {
-    if (!core_.held_by_caller())
-      detail::throw_error(errc::not_owner,
-                          "procsync::recursive_mutex: cannot release un-acquired lock (released by thread " +
-                              std::to_string(detail::current_tid()) + ", which does not own it)");
-    if (--depth() == 0) core_.release(message_name);
+    const detail::thread_identity& self = detail::current_thread();
+    if (!core_.held_by(self)) [[unlikely]]
+      throw_not_owner(self);
+    if (extra_levels() == 0)
+      core_.release(self, message_name);
+    else
+      --extra_levels();
   }
 
   /// See mutex::consistent().
@@ -78,13 +81,13 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
 
   /// How many times the caller holds it (0 if it does not).
   [[nodiscard]] std::uint32_t depth_of_caller() const {
-    return core_.held_by_caller() ? const_cast<recursive_mutex*>(this)->depth() : 0;
+    return core_.held_by_caller() ? const_cast<recursive_mutex*>(this)->extra_levels() + 1 : 0;
   }
 
  private:
   friend class detail::timed_lock_api<recursive_mutex>;
   lock_status acquire_until(detail::steady::time_point deadline) {
-    if (reenter()) return lock_status::acquired;
+    if (reenter(detail::current_thread())) return lock_status::acquired;
     const timespec ts = detail::to_timespec(deadline);
     return first_hold(core_.acquire(message_name, &ts));
   }
@@ -92,19 +95,27 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
   // How errors name it ("procsync::" + message_name + ": ..."); kind_name is the layout identity.
   static constexpr const char* message_name = "recursive_mutex";
 
-  // The depth lives in the core's spare room and is touched only by the holder.
-  std::uint32_t& depth() noexcept { return core_.recursion_depth(); }
+  // The levels beyond the first live in the core's spare room, touched only by
+  // the holder. Counting from 0 keeps the common lock/unlock free of writes to
+  // it: every release leaves 0 behind, and only a dead owner can leave more.
+  std::uint32_t& extra_levels() noexcept { return core_.recursion_extra_levels(); }
 
-  bool reenter() {
-    if (!core_.held_by_caller()) return false;
-    if (depth() == std::numeric_limits<std::uint32_t>::max())
+  bool reenter(const detail::thread_identity& self) {
+    if (!core_.held_by(self)) return false;
+    if (extra_levels() == std::numeric_limits<std::uint32_t>::max() - 1)
       detail::throw_error(errc::invalid_argument, "procsync::recursive_mutex: recursion depth limit reached");
-    ++depth();
+    ++extra_levels();
     return true;
   }
 
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_not_owner(const detail::thread_identity& self) {
+    detail::throw_error(errc::not_owner,
+                        "procsync::recursive_mutex: cannot release un-acquired lock (released by thread " +
+                            std::to_string(self.tid) + ", which does not own it)");
+  }
+
   lock_status first_hold(lock_status status) {
-    if (holds(status)) depth() = 1;
+    if (status == lock_status::owner_died) extra_levels() = 0;  // the dead owner's levels
     return status;
   }
 

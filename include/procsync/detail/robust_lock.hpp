@@ -39,8 +39,9 @@ class robust_lock {
   robust_lock& operator=(const robust_lock&) = delete;
 
   /// Blocks until acquired or `deadline` (nullptr: forever) passes.
-  lock_status acquire(const char* kind, const timespec* deadline) {
-    thread_identity& self = current_thread();
+  lock_status acquire(const char* kind, const timespec* deadline) { return acquire(current_thread(), kind, deadline); }
+  /// The same, for a caller that already has its identity (one TLS check per call).
+  lock_status acquire(thread_identity& self, const char* kind, const timespec* deadline) {
     set_pending(self, &node_);
     std::uint32_t expected = 0;
     // Acquire: the critical section must see everything the last holder wrote.
@@ -71,13 +72,20 @@ class robust_lock {
   }
 
   /// Releases the lock and wakes one sleeper (mutex hand-off).
-  void release(const char* kind) {
-    const std::uint32_t before = release_word(kind, 0);
-    if (before == word_not_recoverable)
-      futex_wake_all(&word_);
-    else if (before & word_waiters)
-      futex_wake(&word_, 1);
-    clear_pending(current_thread());
+  void release(const char* kind) { release(current_thread(), kind); }
+  void release(const thread_identity& self, const char* kind) {
+    const std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    // Fast path: held by us, consistent. A TID never reaches word_tid_mask
+    // (pid_max <= 2^22), so this also rules out not_recoverable.
+    if ((seen & ~word_waiters) != self.tid) [[unlikely]]
+      return release_exceptional(self, kind);
+    set_pending(self, &node_);
+    robust_dequeue(&node_);
+    // Release: the next holder must see our writes. seq_cst: the same xchg on
+    // x86; it orders the release before a later check for sleepers elsewhere
+    // (shared_mutex's slot-freed bell).
+    if (word_.exchange(0, std::memory_order_seq_cst) & word_waiters) futex_wake(&word_, 1);
+    clear_pending(self);
   }
 
   /// Releases the lock and wakes every sleeper (shared_mutex's gate: all the
@@ -112,7 +120,11 @@ class robust_lock {
     return word_.compare_exchange_strong(poisoned, 0, std::memory_order_release, std::memory_order_relaxed);
   }
 
-  bool held_by_caller() const { return (word_.load(std::memory_order_relaxed) & word_tid_mask) == current_tid(); }
+  bool held_by_caller() const { return held_by(current_thread()); }
+  // A TID never equals word_tid_mask, so a poisoned word is held by no one.
+  bool held_by(const thread_identity& self) const noexcept {
+    return (word_.load(std::memory_order_relaxed) & word_tid_mask) == self.tid;
+  }
   bool inconsistent() const noexcept {
     const std::uint32_t w = word_.load(std::memory_order_relaxed);
     return w != word_not_recoverable && (w & word_owner_died) != 0;
@@ -167,7 +179,7 @@ class robust_lock {
   }
 
   // Per-lock data of the wrappers, in the spare room of the 40 bytes.
-  std::uint32_t& recursion_depth() noexcept { return recursion_depth_; }  // recursive_mutex
+  std::uint32_t& recursion_extra_levels() noexcept { return recursion_extra_levels_; }  // recursive_mutex: levels beyond the first
   std::uint32_t lock_class() const noexcept { return lock_class_; }         // checked_mutex: class id + 1; 0: none
   void set_lock_class(std::uint32_t id_plus_one) noexcept { lock_class_ = id_plus_one; }
   owner_death policy() const noexcept { return static_cast<owner_death>(policy_); }
@@ -192,6 +204,17 @@ class robust_lock {
     // (shared_mutex's slot-freed bell).
     const std::uint32_t before = word_.exchange(next, std::memory_order_seq_cst);
     return next == word_not_recoverable ? word_not_recoverable : before;
+  }
+
+  /// release() when the word is not simply ours: not held by the caller
+  /// (throws), inconsistent (poisons it) or poisoned (throws).
+  [[gnu::noinline, gnu::cold]] void release_exceptional(const thread_identity& self, const char* kind) {
+    const std::uint32_t before = release_word(kind, 0);
+    if (before == word_not_recoverable)
+      futex_wake_all(&word_);
+    else if (before & word_waiters)
+      futex_wake(&word_, 1);
+    clear_pending(self);
   }
 
   lock_status took_ownership(thread_identity& self, std::uint32_t previous) {
@@ -264,7 +287,7 @@ class robust_lock {
   }
 
   std::atomic<std::uint32_t> word_{0};
-  std::uint32_t recursion_depth_ = 0;
+  std::uint32_t recursion_extra_levels_ = 0;
   std::uint32_t lock_class_ = 0;
   std::uint32_t policy_ = 0;
   [[maybe_unused]] std::uint32_t spare_[2] = {};  // room for the next per-lock field
