@@ -52,7 +52,6 @@
 
 #include "detail/config.hpp"  // first: one clear error below C++20
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,271 +59,43 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <map>
-#include <memory>
 #include <new>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "barrier.hpp"
-#include "condition_variable.hpp"
-#include "deadlock.hpp"
-#include "detail/inspect_read.hpp"
-#include "detail/object_header.hpp"
+#include "detail/inspect_dot.hpp"
+#include "detail/inspect_entry.hpp"
+#include "detail/inspect_objects.hpp"
+#include "detail/inspect_registry.hpp"
+#include "detail/inspect_types.hpp"
 #include "detail/process_identity.hpp"
-#include "detail/queue_common.hpp"
 #include "detail/segment_header.hpp"
 #include "detail/waiting_floor.hpp"
 #include "error.hpp"
+#include "segment.hpp"
+// Not used by this header: kept because code that includes only inspect.hpp
+// has always had these primitives with it.
+#include "barrier.hpp"
+#include "condition_variable.hpp"
+#include "deadlock.hpp"
 #include "event.hpp"
 #include "message_queue.hpp"
 #include "mutex.hpp"
 #include "queue.hpp"
 #include "recursive_mutex.hpp"
-#include "segment.hpp"
 #include "semaphore.hpp"
 #include "shared_mutex.hpp"
 
 namespace procsync {
 
-/// A thread seen in a lock word or a wait entry, resolved through /proc.
-struct thread_info {
-  std::uint32_t tid = 0;  ///< kernel thread id (as stored in the segment)
-  std::int32_t pid = 0;   ///< its process (the Tgid), 0 when the thread no longer exists
-  std::string name;       ///< the process's name (/proc/<pid>/comm), "" when gone
-  bool alive = false;     ///< whether the thread exists now
-
-  friend bool operator==(const thread_info&, const thread_info&) = default;
-};
-
-/// A process holding permits of a semaphore in undo mode.
-struct permit_holder {
-  std::int32_t pid = 0;        ///< the holder process
-  std::string name;            ///< its name (/proc/<pid>/comm), "" when gone
-  bool alive = false;          ///< same pid and start time still running
-  std::uint32_t permits = 0;   ///< permits it took and has not given back
-};
-
-/// A queue slot that a thread holds now: a push (queue) or send
-/// (message_queue) copying its item in, or a pop_into() hand-off being
-/// finished. The others pass it or wait for it; see queue.hpp.
-struct slot_holder {
-  std::uint32_t slot = 0;  ///< the slot's index, in [0, capacity)
-  std::string phase;       ///< "writing" (queue: a push copies in), "handing_off" (queue: pop_into()),
-                           ///< "reserved" (message_queue: a send copies in)
-  thread_info thread;      ///< the owner (tid 0: not recorded; pid 0 and alive false: it is gone,
-                           ///< or its TID now names a thread started at another time)
-  bool skipped = false;    ///< queue: the others pass this slot (its owner was found stopped, or died in pop_into())
-
-  friend bool operator==(const slot_holder&, const slot_holder&) = default;
-};
-
-/// The state of one object, as one word for the tool and for JSON.
-enum class object_state {
-  none,          ///< "-": not a lock (data, condition_variable, registry)
-  free,          ///< a lock nobody holds
-  held,          ///< a lock held (see holder)
-  shared,        ///< a shared_mutex held by readers only (see readers)
-  inconsistent,  ///< its holder died; the next owner has not called consistent() (holder: that owner, if any)
-  poisoned,      ///< not recoverable: released without consistent() after an owner death
-  available,     ///< a semaphore with permits left
-  exhausted,     ///< a semaphore at 0
-  set,           ///< an event whose flag is up
-  clear,         ///< an event whose flag is down
-  broken,        ///< a broken barrier
-  waiting,       ///< a barrier with parties waiting in the current cycle
-  idle,          ///< a barrier with nobody waiting
-  initializing,  ///< the object is still being constructed
-  unknown,       ///< a procsync kind whose layout version or size this inspector does not know
-  empty,         ///< an open queue with no item queued
-  nonempty,      ///< an open queue with items queued and room for more
-  full,          ///< an open queue at its capacity (pushes and sends wait)
-  closed,        ///< a closed queue (pushes and sends fail; what is queued can still be taken)
-};
-
-/// The word for `s` used by procsync-shm and its JSON ("free", "held", ...; "-" for none).
-inline const char* to_string(object_state s) noexcept {
-  switch (s) {
-    case object_state::none: return "-";
-    case object_state::free: return "free";
-    case object_state::held: return "held";
-    case object_state::shared: return "shared";
-    case object_state::inconsistent: return "inconsistent";
-    case object_state::poisoned: return "poisoned";
-    case object_state::available: return "available";
-    case object_state::exhausted: return "exhausted";
-    case object_state::set: return "set";
-    case object_state::clear: return "clear";
-    case object_state::broken: return "broken";
-    case object_state::waiting: return "waiting";
-    case object_state::idle: return "idle";
-    case object_state::initializing: return "initializing";
-    case object_state::unknown: return "unknown";
-    case object_state::empty: return "empty";
-    case object_state::nonempty: return "nonempty";
-    case object_state::full: return "full";
-    case object_state::closed: return "closed";
-  }
-  return "unknown";
-}
-
-/// One object of a segment at one moment. Fields that do not apply to the
-/// object's kind are left empty (std::nullopt, empty vectors).
-struct object_snapshot {
-  std::string name;              ///< the object's name in the segment
-  std::string kind;              ///< its recorded kind ("procsync::mutex", "procsync::counting_semaphore<3>", ...)
-  std::string short_kind;        ///< "mutex", "recursive_mutex", "checked_mutex", "shared_mutex", "semaphore",
-                                 ///< "event", "barrier", "condition_variable", "deadlock_registry", "queue",
-                                 ///< "message_queue", "shared_value", "shared_array", or "data" (any other kind)
-  std::uint32_t layout_version = 0;  ///< recorded layout version
-  std::uint64_t bytes = 0;           ///< sizeof the object
-  object_state state = object_state::none;  ///< see object_state
-  /// locks: the holding thread (shared_mutex: the writer; message_queue: of its
-  /// index lock, held for a few hundred ns per call unless stopped there)
-  std::optional<thread_info> holder;
-  std::vector<thread_info> readers;   ///< shared_mutex: threads holding a share
-  /// Threads waiting: an exact count for semaphore, event, barrier,
-  /// condition_variable and the queues (threads asleep or about to sleep; for a
-  /// queue consumers_waiting + producers_waiting); for the mutex kinds the lock
-  /// word only says "someone may sleep" (waiters_exact == false, waiters 0 or
-  /// 1). std::nullopt where it does not apply or could not be read.
-  std::optional<std::uint32_t> waiters;
-  bool waiters_exact = false;          ///< see waiters
-  std::string lock_class;              ///< checked_mutex: its class name (when a registry in the segment names it)
-  std::optional<std::int64_t> value;   ///< semaphore: permits available
-  std::optional<std::int64_t> max;     ///< semaphore: max()
-  bool undo = false;                   ///< semaphore: constructed in undo mode
-  std::uint32_t undo_slots = 0;        ///< semaphore: undo capacity (processes holding permits at once)
-  std::vector<permit_holder> permit_holders;  ///< semaphore in undo mode: who holds how many
-  std::optional<bool> flag;            ///< event: the flag
-  std::string mode;                    ///< event: "manual" or "automatic"
-  std::optional<std::uint32_t> parties;  ///< barrier: parties per cycle
-  std::optional<std::uint32_t> arrived;  ///< barrier: parties waiting in this cycle
-  std::optional<std::uint32_t> classes;  ///< deadlock_registry: lock classes defined
-  std::optional<std::uint32_t> orders;   ///< deadlock_registry: lock orders recorded
-  std::optional<std::uint32_t> blocked;  ///< deadlock_registry: threads in its wait-for table
-  std::optional<std::uint64_t> reports;  ///< deadlock_registry: reports made so far
-  /// queue: items queued now, the fill level, as queue::size() counts it (pushes
-  /// under way included), in [0, capacity]; message_queue: messages queued as
-  /// of its last committed change. std::nullopt when the words read make no
-  /// sense (see note).
-  std::optional<std::uint64_t> items;
-  std::optional<std::uint64_t> capacity;           ///< queues: N (std::nullopt if the recorded kind is cut short)
-  std::optional<std::uint64_t> max_message_bytes;  ///< message_queue: the longest message
-  std::optional<bool> closed;                      ///< queues: close() was called
-  std::optional<std::uint32_t> consumers_waiting;  ///< queues: threads asleep in pop/receive (the queue is empty)
-  std::optional<std::uint32_t> producers_waiting;  ///< queues: threads asleep in push/send (the queue is full)
-  std::vector<slot_holder> held_slots;             ///< queues: slots held now, by index (at most max_held_slots listed)
-  std::string note;                      ///< why something could not be read, else ""
-
-  /// held_slots lists at most this many (a note counts the others).
-  static constexpr std::size_t max_held_slots = 64;
-};
-
-/// A whole segment at one moment.
-struct segment_snapshot {
-  std::string name;                 ///< the segment's name
-  std::uint64_t bytes = 0;          ///< size of the file
-  bool ready = false;               ///< its creator finished initializing it
-  std::int32_t creator_pid = 0;     ///< 0 if not recorded yet
-  bool creator_alive = false;       ///< the creator (pid and start time) still runs
-  bool corrupt = false;             ///< a process died inside its allocator (named_segment refuses it)
-  bool allocator_busy = false;      ///< a process was inside its allocator on every try: objects not listed
-  std::optional<thread_info> guard_holder;  ///< who holds the segment's allocator guard now, if anyone
-  std::vector<object_snapshot> objects;     ///< in name order
-};
-
-/// One lock class of a deadlock_registry.
-struct lock_class_snapshot {
-  std::uint32_t id = 0;    ///< its slot (lock_class::id)
-  std::string name;        ///< its name
-  std::int32_t rank = 0;   ///< 0: unranked
-  bool nestable = false;   ///< defined nestable
-};
-
-/// A recorded order "from is taken before to", and who first took it.
-struct lock_order_snapshot {
-  std::uint32_t from = 0, to = 0;  ///< class ids
-  std::string from_name, to_name;  ///< class names
-  std::int32_t pid = 0;            ///< the process that first took this order
-  std::uint32_t tid = 0;           ///< its thread
-  std::string label;               ///< that process's label (install_deadlock_detector)
-  bool alive = false;              ///< whether that process still runs (by pid: start time is not recorded)
-};
-
-/// An entry of the wait-for table: `waiter` waits for a lock held by `holder`.
-struct wait_snapshot {
-  thread_info waiter;     ///< the waiting thread
-  std::string label;      ///< its process's label
-  std::string lock;       ///< the lock's class name, "" for an unnamed lock
-  std::string kind;       ///< "mutex", "recursive_mutex", ...
-  thread_info holder;     ///< the holder seen in the lock word (tid 0: none seen)
-  bool stale = false;     ///< the waiter's process is gone (a process purges it on its next look)
-  bool in_cycle = false;  ///< part of a cycle of the wait-for graph now
-};
-
-/// One member of a report's cycle (see detail::deadlock::report_step).
-struct report_step_snapshot {
-  std::int32_t pid = 0;   ///< process
-  std::uint32_t tid = 0;  ///< thread
-  std::string label;      ///< its label
-  std::string lock;       ///< deadlock: the lock it waits for; order violation: the class taken first
-};
-
-/// A deadlock or order-violation report kept in the registry's history.
-struct report_snapshot {
-  std::uint64_t number = 0;  ///< 1 for the registry's first report, 2 for the next, ...
-  std::string type;          ///< "deadlock" or "order_violation"
-  std::int64_t unix_ns = 0;  ///< when (wall clock, ns since the epoch)
-  std::int32_t pid = 0;      ///< the reporter: the victim, or the violator
-  std::uint32_t tid = 0;     ///< its thread
-  std::string label;         ///< its label
-  std::uint32_t cycle_length = 0;          ///< members of the cycle (0: not a cycle, e.g. a rank violation)
-  std::vector<report_step_snapshot> steps;  ///< the first members of the cycle, in order
-  std::string text;                        ///< the report as thrown or printed
-};
-
-/// A deadlock_registry at one moment.
-struct deadlock_snapshot {
-  std::string segment;                   ///< segment name
-  std::string object;                    ///< the registry's object name
-  std::chrono::nanoseconds timeout{0};   ///< its deadlock timeout
-  std::string policy;                    ///< "throw_error", "report" or "abort_process"
-  std::vector<lock_class_snapshot> classes;  ///< by id
-  std::vector<lock_order_snapshot> orders;   ///< by from, then to
-  std::vector<wait_snapshot> waits;          ///< the wait-for table now
-  std::vector<std::vector<std::uint32_t>> cycles;  ///< cycles of the wait-for graph now (waiter TIDs)
-  std::vector<report_snapshot> reports;      ///< the kept reports, oldest first
-  std::uint64_t reports_total = 0;           ///< reports made so far (only the newest report_capacity are kept)
-  std::uint32_t report_capacity = 0;         ///< deadlock_registry::report_history
-};
-
-/// What /proc says about thread `tid` now: its process (Tgid), that
-/// process's name, and whether it exists. tid 0 gives an empty thread_info.
-inline thread_info describe_thread(std::uint32_t tid) {
-  thread_info t;
-  t.tid = tid;
-  if (tid == 0 || tid > detail::word_tid_mask) return t;
-  const std::string status = detail::inspect::read_small_file("/proc/" + std::to_string(tid) + "/status");
-  const std::size_t at = status.find("\nTgid:");
-  if (at == std::string::npos) return t;
-  t.pid = static_cast<std::int32_t>(std::strtol(status.c_str() + at + 6, nullptr, 10));
-  // A zombie thread group has a status but no running thread.
-  const std::size_t st = status.find("\nState:");
-  t.alive = t.pid > 0 && !(st != std::string::npos && status.compare(st + 7, 3, "\tZ ") == 0);
-  t.name = detail::inspect::comm_of(t.pid);
-  return t;
-}
+// The snapshots (thread_info, object_snapshot, segment_snapshot,
+// deadlock_snapshot, ...) and describe_thread() are documented where they are
+// declared, in detail/inspect_types.hpp; they are procsync:: names.
 
 /// Opens a named segment read-only and takes snapshots of it. Movable, not
 /// copyable; the mapping lives as long as the inspector.
@@ -417,15 +188,15 @@ class segment_inspector {
     detail::backoff poll;  // a writer of the index has no futex word to tell us it is done
     for (int attempt = 0; attempt < 20 && !stable; ++attempt) {
       if (attempt != 0) poll.pause();
-      stable = list_entries(found);
+      stable = detail::inspect::list_entries(header(), bytes(), found);
     }
     if (!stable) {
       s.allocator_busy = true;
       return s;
     }
     std::sort(found.begin(), found.end(), [](const entry& a, const entry& b) { return a.name < b.name; });
-    for (const entry& e : found) s.objects.push_back(read_object(e));
-    name_checked_classes(s.objects, found);
+    for (const entry& e : found) s.objects.push_back(detail::inspect::read_object(e));
+    detail::inspect::name_checked_classes(s.objects, found);
     return s;
   }
 
@@ -447,7 +218,7 @@ class segment_inspector {
                                                      (s.ready ? " is busy (a process is inside its allocator)"
                                                               : " is still being initialized"));
     std::vector<entry> found;
-    (void)list_entries(found);
+    (void)detail::inspect::list_entries(header(), bytes(), found);
     for (const entry& e : found) {
       if (!object.empty() && e.name != object) continue;
       if (!e.header.same_kind(deadlock_registry::kind_name)) {
@@ -463,7 +234,8 @@ class segment_inspector {
                                                        detail::quoted(e.name) + " has layout version " +
                                                        std::to_string(e.header.layout_version) + ", expected " +
                                                        std::to_string(deadlock_registry::layout_version));
-      return read_registry(*std::launder(reinterpret_cast<const deadlock_registry*>(e.value)), e.name);
+      return detail::inspect::read_registry(*std::launder(reinterpret_cast<const deadlock_registry*>(e.value)), name_,
+                                            e.name);
     }
     detail::throw_error(errc::object_not_found,
                         "procsync::segment_inspector: no deadlock_registry" +
@@ -472,11 +244,7 @@ class segment_inspector {
   }
 
  private:
-  struct entry {
-    std::string name;
-    detail::object_header header{};
-    const char* value = nullptr;  // the object, in the read-only mapping; null if not readable
-  };
+  using entry = detail::inspect::entry;
 
   void release() noexcept {
     if (base_ != nullptr) ::munmap(base_, mapped_);
@@ -507,644 +275,17 @@ class segment_inspector {
   }
   const char* bytes() const noexcept { return static_cast<const char*>(base_); }
 
-  /// Walks the object index once. False if the allocator was (or became) busy meanwhile.
-  bool list_entries(std::vector<entry>& out) const {
-    out.clear();
-    const detail::segment_header& h = header();
-    const auto busy = [&] { return h.manager_busy.load(std::memory_order_acquire) != 0; };
-    if (busy()) return false;
-    const std::size_t buffer_size = static_cast<std::size_t>(h.total_size) - detail::segment_header_bytes;
-    const char* buffer = bytes() + detail::segment_header_bytes;
-    // Boost only reads through a const manager opened on existing memory;
-    // the mapping is PROT_READ, so any write would fault rather than land.
-    detail::segment_manager_buffer manager(boost::interprocess::open_only, const_cast<char*>(buffer), buffer_size);
-    const auto& index = *manager.get_segment_manager();
-    const std::size_t limit = buffer_size / 64;
-    std::size_t steps = 0;
-    for (auto it = index.named_begin(); it != index.named_end(); ++it) {
-      if (++steps > limit) return false;  // a loop: the tree changed under us
-      const char* value = static_cast<const char*>(it->value());
-      const char* name = it->name();
-      const std::size_t name_length = it->name_length();
-      if (value < buffer || value + sizeof(detail::object_header) > buffer + buffer_size || name < buffer ||
-          name + name_length > buffer + buffer_size || name_length == 0)
-        return false;
-      entry e;
-      e.name.assign(name, name_length);
-      std::memcpy(&e.header, value, sizeof e.header);
-      if (e.header.magic == detail::object_magic && e.header.value_offset >= sizeof(detail::object_header) &&
-          value + e.header.value_offset + e.header.value_size <= buffer + buffer_size)
-        e.value = value + e.header.value_offset;
-      out.push_back(std::move(e));
-    }
-    return !busy();
-  }
-
-  static void lock_state(std::uint32_t word, object_snapshot& o) {
-    if (word == detail::word_not_recoverable) {
-      o.state = object_state::poisoned;
-    } else {
-      const std::uint32_t tid = word & detail::word_tid_mask;
-      if (tid != 0) o.holder = describe_thread(tid);
-      o.state = (word & detail::word_owner_died) != 0 ? object_state::inconsistent
-                : tid != 0                           ? object_state::held
-                                                     : object_state::free;
-    }
-    o.waiters = (word != detail::word_not_recoverable && (word & detail::word_waiters) != 0) ? 1u : 0u;
-    o.waiters_exact = false;
-  }
-
-  template <class T>
-  static const T* as(const entry& e, object_snapshot& o) {
-    if (e.header.layout_version != detail::layout_version_of<T>() || e.header.value_size != sizeof(T) ||
-        e.header.value_align != alignof(T) || reinterpret_cast<std::uintptr_t>(e.value) % alignof(T) != 0) {
-      o.state = object_state::unknown;
-      o.note = "layout version " + std::to_string(e.header.layout_version) + " (" +
-               std::to_string(e.header.value_size) + " bytes) not known to this inspector (version " +
-               std::to_string(detail::layout_version_of<T>()) + ", " + std::to_string(sizeof(T)) + " bytes)";
-      return nullptr;
-    }
-    return std::launder(reinterpret_cast<const T*>(e.value));
-  }
-
-  template <std::size_t Slots>
-  static void read_semaphore(const entry& e, object_snapshot& o) {
-    // The layout of counting_semaphore<Max, Slots> does not depend on Max.
-    using sem = counting_semaphore<detail::semaphore_value_max, Slots>;
-    const sem* s = as<sem>(e, o);
-    if (s == nullptr) return;
-    o.value = s->value();
-    o.state = *o.value > 0 ? object_state::available : object_state::exhausted;
-    o.waiters = s->sleepers();
-    o.waiters_exact = true;
-    o.undo = s->undo_enabled();
-    o.undo_slots = static_cast<std::uint32_t>(Slots);
-    if constexpr (Slots > 0) {
-      for (std::size_t i = 0; i < Slots && o.undo; ++i) {
-        const auto [who, held] = s->undo_holder(i);
-        if (held == 0 || who.pid == 0) continue;
-        o.permit_holders.push_back(
-            permit_holder{who.pid, detail::inspect::comm_of(who.pid), detail::process_alive(who), held});
-      }
-    }
-  }
-
-  template <std::size_t... I>
-  static bool read_undo_semaphore(std::size_t slots, const entry& e, object_snapshot& o, std::index_sequence<I...>) {
-    return ((slots == I + 1 ? (read_semaphore<I + 1>(e, o), true) : false) || ...);
-  }
-
-  /// Who owns a queue slot: its owner token's TID through /proc, unless that
-  /// TID now names a thread started at another time (then: gone).
-  static thread_info describe_owner(detail::owner_token token) {
-    thread_info t;
-    t.tid = token >> detail::owner_tag_bits;
-    if (t.tid == 0 || detail::owner_state(token) == detail::process_state::dead) return t;
-    return describe_thread(t.tid);
-  }
-
-  static void add_note(object_snapshot& o, const std::string& text) {
-    if (!o.note.empty()) o.note += "; ";
-    o.note += text;
-  }
-
-  /// A sleeper count, if it can be one (a corrupt word is dropped with a note).
-  static std::optional<std::uint32_t> sleeper_count(const char* wait_word, const char* side, object_snapshot& o) {
-    const auto n = detail::inspect::load_word<std::uint32_t>(wait_word + offsetof(detail::wait_word, sleepers));
-    // No more threads than TIDs can exist (PID_MAX_LIMIT, 2^22).
-    if (n <= (1u << 22)) return n;
-    add_note(o, std::string(side) + " sleeper count unreadable (" + std::to_string(n) + ")");
-    return std::nullopt;
-  }
-
-  /// What every queue shows: the state word from fill level and closed flag, the waiters total.
-  static void finish_queue(object_snapshot& o) {
-    if (o.closed.value_or(false))
-      o.state = object_state::closed;
-    else if (!o.items)
-      o.state = object_state::unknown;
-    else if (*o.items == 0)
-      o.state = object_state::empty;
-    else if (o.capacity && *o.items >= *o.capacity)
-      o.state = object_state::full;
-    else
-      o.state = object_state::nonempty;
-    if (o.consumers_waiting && o.producers_waiting) {
-      o.waiters = *o.consumers_waiting + *o.producers_waiting;
-      o.waiters_exact = true;
-    }
-  }
-
-  /// queue<T, N>, known by its kind "procsync::queue<ELEMENT,N>" only.
-  static void read_queue(const entry& e, object_snapshot& o) {
-    using L = detail::queue_layout;
-    namespace di = detail::inspect;
-    o.short_kind = "queue";
-    const auto value = reinterpret_cast<std::uintptr_t>(e.value);
-    if (e.header.layout_version != L::layout_version || e.header.value_size < L::slots_offset(1, 1) ||
-        e.header.value_align < 64 || value % 64 != 0) {
-      o.state = object_state::unknown;
-      o.note = "layout version " + std::to_string(e.header.layout_version) + " (" +
-               std::to_string(e.header.value_size) + " bytes, aligned " + std::to_string(e.header.value_align) +
-               ") not known to this inspector (version " + std::to_string(L::layout_version) + ")";
-      return;
-    }
-    // The control words sit at the same offsets for every T and N.
-    const std::string_view args = di::template_arguments(e.header.kind_prefix(), "procsync::queue");
-    const std::size_t comma = args.rfind(',');
-    std::optional<std::uint64_t> capacity;
-    std::optional<di::element_shape> shape;
-    if (comma != std::string_view::npos && e.header.kind_length <= detail::object_kind_capacity) {
-      capacity = di::whole_number(args.substr(comma + 1), std::uint64_t{1} << 30);
-      if (capacity == 0u) capacity.reset();
-      shape = di::shape_of_element(args.substr(0, comma));
-    }
-    o.capacity = capacity;
-    // The slots are read only where the recorded size is exactly the one the kind implies.
-    bool slots_known = false;
-    if (!capacity) {
-      add_note(o, "capacity not readable from the kind (cut short in the header?): slots not read");
-    } else if (!shape) {
-      add_note(o, "element size not readable from the kind: slots not read");
-    } else if (*capacity > e.header.value_size / L::slot_stride(shape->size, shape->align) ||
-               L::object_size(shape->size, shape->align, *capacity) != e.header.value_size ||
-               L::object_align(shape->size, shape->align) != e.header.value_align) {
-      add_note(o, "recorded size " + std::to_string(e.header.value_size) + " is not a " + e.header.kind_for_message() +
-                      "'s: slots not read");
-    } else {
-      slots_known = true;
-    }
-    const char* q = e.value;
-    // deq first: both only grow, so in a sound queue the later enq is not below it.
-    const auto deq = di::load_word<std::uint64_t>(q + L::deq_offset, std::memory_order_acquire);
-    const auto enq = di::load_word<std::uint64_t>(q + L::enq_offset, std::memory_order_acquire);
-    if (enq < deq) {
-      add_note(o, "position counters out of order (enq " + std::to_string(enq) + " < deq " + std::to_string(deq) +
-                      "): fill level unknown");
-    } else if (capacity) {
-      o.items = L::fill(enq, deq, static_cast<std::size_t>(*capacity));
-    } else if (enq - deq <= e.header.value_size / 16) {  // a slot takes 16 bytes at least
-      o.items = enq - deq;
-    } else {
-      add_note(o, "fill level unknown: enq - deq = " + std::to_string(enq - deq) + " is more than fits");
-    }
-    o.closed = di::load_word<std::uint32_t>(q + L::closed_offset, std::memory_order_acquire) != 0;
-    o.consumers_waiting = sleeper_count(q + L::items_offset, "consumer", o);
-    o.producers_waiting = sleeper_count(q + L::space_offset, "producer", o);
-    if (slots_known) {
-      const std::size_t stride = L::slot_stride(shape->size, shape->align);
-      const char* slots = q + L::slots_offset(shape->size, shape->align);
-      std::size_t held = 0;
-      for (std::size_t i = 0; i < *capacity; ++i) {
-        const auto w = di::load_word<std::uint64_t>(slots + i * stride, std::memory_order_acquire);
-        const std::uint64_t phase = L::phase_of(w);
-        if (phase != L::writing_phase && phase != L::into_phase) continue;  // EMPTY and FULL have no owner
-        if (++held > object_snapshot::max_held_slots) continue;
-        o.held_slots.push_back(slot_holder{static_cast<std::uint32_t>(i),
-                                           phase == L::writing_phase ? "writing" : "handing_off",
-                                           describe_owner(L::owner_of(w)), (w & L::skip_bit) != 0});
-      }
-      if (held > object_snapshot::max_held_slots)
-        add_note(o, std::to_string(held - object_snapshot::max_held_slots) + " more held slots not listed");
-    }
-    finish_queue(o);
-  }
-
-  /// message_queue<M, N>, known by its kind "procsync::message_queue<M,N>" only.
-  static void read_message_queue(const entry& e, object_snapshot& o) {
-    using L = detail::message_queue_layout;
-    namespace di = detail::inspect;
-    o.short_kind = "message_queue";
-    const std::string_view args = di::template_arguments(e.header.kind_prefix(), "procsync::message_queue");
-    const std::size_t comma = args.find(',');
-    std::optional<std::uint64_t> max_bytes, capacity;
-    if (comma != std::string_view::npos) {
-      max_bytes = di::whole_number(args.substr(0, comma), 0xffffffffu);
-      capacity = di::whole_number(args.substr(comma + 1), std::uint64_t{1} << 24);
-    }
-    if (!max_bytes || !capacity || *capacity == 0 || e.header.layout_version != L::layout_version ||
-        e.header.value_size != L::object_size(*max_bytes, *capacity) || e.header.value_align != L::object_align ||
-        reinterpret_cast<std::uintptr_t>(e.value) % L::object_align != 0) {
-      o.state = object_state::unknown;
-      o.note = "layout version " + std::to_string(e.header.layout_version) + " (" +
-               std::to_string(e.header.value_size) + " bytes) not known to this inspector for this kind (version " +
-               std::to_string(L::layout_version) + ")";
-      return;
-    }
-    const auto n = static_cast<std::size_t>(*capacity);
-    o.capacity = capacity;
-    o.max_message_bytes = max_bytes;
-    const char* q = e.value;
-    // The index lock: who holds it now (a few hundred ns per call, unless stopped there).
-    const std::uint32_t word = std::launder(reinterpret_cast<const mutex*>(q + L::lock_offset))->lock_word();
-    if (word != detail::word_not_recoverable && (word & detail::word_tid_mask) != 0)
-      o.holder = describe_thread(word & detail::word_tid_mask);
-    const bool holder_died = word != detail::word_not_recoverable && (word & detail::word_owner_died) != 0;
-    // Every change to the index is journaled (each word's old value saved
-    // before it is written; the commit empties the journal). The index is
-    // shown as of the last commit: a dead holder's half-made change is rolled
-    // back by the next holder, a live one's is not made until it commits.
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> before;  // offset, value at the last commit
-    const auto journaled = di::load_word<std::uint32_t>(q + L::journal_count_offset);
-    if (journaled > L::journal_capacity(n)) {
-      add_note(o, "journal unreadable (" + std::to_string(journaled) + " entries): counts as they stand");
-    } else {
-      for (std::uint32_t i = 0; i < journaled; ++i) {
-        const char* j = q + L::journal_offset + i * L::journal_entry_bytes;
-        const auto offset = di::load_word<std::uint32_t>(j);
-        const auto width = di::load_word<std::uint32_t>(j + 4);
-        const auto old = di::load_word<std::uint64_t>(j + 8);
-        // The first entry for a word holds its committed value; the inspector reads only 32-bit ones.
-        if (width != 4 || std::any_of(before.begin(), before.end(), [&](const auto& b) { return b.first == offset; }))
-          continue;
-        before.emplace_back(offset, static_cast<std::uint32_t>(old));
-      }
-      if (journaled != 0)
-        add_note(o, holder_died ? "the index lock's holder died mid-change: shown as of the last commit, which its "
-                                  "next holder restores"
-                                : "a change is under way: shown as of the last commit");
-    }
-    if (holder_died && journaled == 0) add_note(o, "the index lock's holder died (between changes: nothing to undo)");
-    const auto committed = [&](std::size_t offset) {
-      for (const auto& [at, value] : before)
-        if (at == offset) return value;
-      return di::load_word<std::uint32_t>(q + offset);
-    };
-    // One word each: each is whole, two may be from different moments.
-    const std::uint32_t queued = committed(L::queued_offset);
-    if (queued <= n)
-      o.items = queued;
-    else
-      add_note(o, "message count unreadable (" + std::to_string(queued) + ")");
-    o.closed = di::load_word<std::uint32_t>(q + L::closed_offset(n), std::memory_order_acquire) != 0;
-    o.consumers_waiting = sleeper_count(q + L::items_offset(n), "receiver", o);
-    o.producers_waiting = sleeper_count(q + L::space_offset(n), "sender", o);
-    std::size_t held = 0, unreadable = 0;
-    for (std::size_t s = 0; s < n; ++s) {
-      const std::size_t meta = L::meta_offset(n) + s * L::meta_bytes;
-      const std::uint32_t state = committed(meta + L::meta_state_offset);
-      if (state > L::queued_state) ++unreadable;
-      if (state != L::reserved_state) continue;
-      if (++held > object_snapshot::max_held_slots) continue;
-      o.held_slots.push_back(slot_holder{static_cast<std::uint32_t>(s), "reserved",
-                                         describe_owner(committed(meta + L::meta_owner_offset)), false});
-    }
-    if (held > object_snapshot::max_held_slots)
-      add_note(o, std::to_string(held - object_snapshot::max_held_slots) + " more held slots not listed");
-    if (unreadable != 0) add_note(o, std::to_string(unreadable) + " slot states unreadable");
-    finish_queue(o);
-  }
-
-  static object_snapshot read_object(const entry& e) {
-    object_snapshot o;
-    o.name = e.name;
-    o.kind = e.header.kind_for_message();
-    o.layout_version = e.header.layout_version;
-    o.bytes = e.header.value_size;
-    o.short_kind = "data";
-    const std::string_view k = e.header.kind_prefix();
-    const auto starts = [&](std::string_view p) { return k.substr(0, p.size()) == p; };
-    if (starts("procsync::shared_value<")) o.short_kind = "shared_value";
-    if (starts("procsync::shared_array<")) o.short_kind = "shared_array";
-    if (starts("procsync::queue<")) o.short_kind = "queue";
-    if (starts("procsync::message_queue<")) o.short_kind = "message_queue";
-    if (e.header.magic != detail::object_magic) {
-      o.state = object_state::unknown;
-      o.note = "no valid object header";
-      return o;
-    }
-    if (e.header.state != static_cast<std::uint32_t>(detail::object_state::ready)) {
-      o.state = object_state::initializing;
-      return o;
-    }
-    if (e.value == nullptr) {
-      o.state = object_state::unknown;
-      o.note = "bad value offset";
-      return o;
-    }
-    if (e.header.same_kind(mutex::kind_name)) {
-      o.short_kind = "mutex";
-      if (const auto* m = as<mutex>(e, o)) lock_state(m->lock_word(), o);
-    } else if (e.header.same_kind(recursive_mutex::kind_name)) {
-      o.short_kind = "recursive_mutex";
-      if (const auto* m = as<recursive_mutex>(e, o)) lock_state(m->lock_word(), o);
-    } else if (e.header.same_kind(checked_mutex::kind_name)) {
-      o.short_kind = "checked_mutex";
-      if (const auto* m = as<checked_mutex>(e, o)) lock_state(m->lock_word(), o);
-    } else if (e.header.same_kind(shared_mutex::kind_name)) {
-      o.short_kind = "shared_mutex";
-      if (const auto* m = as<shared_mutex>(e, o)) {
-        lock_state(m->lock_word(), o);
-        for (std::size_t i = 0; i < shared_mutex::reader_slots; ++i)
-          if (const std::uint32_t tid = m->reader_tid(i); tid != 0) o.readers.push_back(describe_thread(tid));
-        if (o.state == object_state::free && !o.readers.empty()) o.state = object_state::shared;
-      }
-    } else if (starts("procsync::counting_semaphore<")) {
-      o.short_kind = "semaphore";
-      // "procsync::counting_semaphore<MAX>" or "<MAX,undo_slots=N>"
-      const std::string args(k.substr(29));
-      o.max = std::strtoll(args.c_str(), nullptr, 10);
-      std::size_t slots = 0;
-      if (const auto at = args.find("undo_slots="); at != std::string::npos)
-        slots = static_cast<std::size_t>(std::strtoull(args.c_str() + at + 11, nullptr, 10));
-      if (slots == 0) {
-        read_semaphore<0>(e, o);
-      } else if (!read_undo_semaphore(slots, e, o, std::make_index_sequence<64>{})) {
-        if (slots == 128) read_semaphore<128>(e, o);
-        else if (slots == 256) read_semaphore<256>(e, o);
-        else if (slots == 512) read_semaphore<512>(e, o);
-        else if (slots == 1024) read_semaphore<1024>(e, o);
-        else {
-          o.state = object_state::unknown;
-          o.note = "undo_slots=" + std::to_string(slots) + " not read by this inspector";
-        }
-      }
-    } else if (e.header.same_kind(event::kind_name)) {
-      o.short_kind = "event";
-      if (const auto* ev = as<event>(e, o)) {
-        o.flag = ev->is_set();
-        o.state = *o.flag ? object_state::set : object_state::clear;
-        o.mode = ev->mode() == event::reset_mode::manual ? "manual" : "automatic";
-        o.waiters = ev->sleepers();
-        o.waiters_exact = true;
-      }
-    } else if (e.header.same_kind(barrier::kind_name())) {
-      o.short_kind = "barrier";
-      if (const auto* b = as<barrier>(e, o)) {
-        o.parties = static_cast<std::uint32_t>(b->parties());
-        o.arrived = static_cast<std::uint32_t>(b->n_waiting());
-        o.state = b->broken() ? object_state::broken : *o.arrived != 0 ? object_state::waiting : object_state::idle;
-        o.waiters = b->sleepers();
-        o.waiters_exact = true;
-      }
-    } else if (e.header.same_kind(condition_variable::kind_name)) {
-      o.short_kind = "condition_variable";
-      if (const auto* cv = as<condition_variable>(e, o)) {
-        o.waiters = cv->sleepers();
-        o.waiters_exact = true;
-      }
-    } else if (starts("procsync::queue<")) {
-      read_queue(e, o);
-    } else if (starts("procsync::message_queue<")) {
-      read_message_queue(e, o);
-    } else if (e.header.same_kind(deadlock_registry::kind_name)) {
-      o.short_kind = "deadlock_registry";
-      if (const auto* r = as<deadlock_registry>(e, o)) {
-        const auto& g = detail_deadlock_access::graph_of(*r);
-        o.classes = r->class_count();
-        o.orders = r->order_count();
-        std::uint32_t blocked = 0;
-        for (const auto& w : g.waits) blocked += w.waiter.load(std::memory_order_relaxed) != 0;
-        o.blocked = blocked;
-        o.reports = r->report_count();
-      }
-    }
-    return o;
-  }
-
-  /// Gives each checked_mutex its class name from the first registry in the segment.
-  static void name_checked_classes(std::vector<object_snapshot>& objects, const std::vector<entry>& found) {
-    const deadlock_registry* reg = nullptr;
-    for (const entry& e : found)
-      if (e.value != nullptr && e.header.same_kind(deadlock_registry::kind_name) &&
-          e.header.layout_version == deadlock_registry::layout_version && e.header.value_size == sizeof(deadlock_registry)) {
-        reg = std::launder(reinterpret_cast<const deadlock_registry*>(e.value));
-        break;
-      }
-    if (reg == nullptr) return;
-    for (std::size_t i = 0; i < objects.size() && i < found.size(); ++i) {
-      if (objects[i].short_kind != "checked_mutex" || objects[i].state == object_state::unknown) continue;
-      const auto* m = std::launder(reinterpret_cast<const checked_mutex*>(found[i].value));
-      objects[i].lock_class = std::string(reg->class_name(m->get_class()));
-    }
-  }
-
-  deadlock_snapshot read_registry(const deadlock_registry& r, const std::string& object) const {
-    namespace dd = detail::deadlock;
-    const dd::graph& g = detail_deadlock_access::graph_of(r);
-    deadlock_snapshot d;
-    d.segment = name_;
-    d.object = object;
-    d.timeout = r.deadlock_timeout();
-    switch (r.policy()) {
-      case order_policy::throw_error: d.policy = "throw_error"; break;
-      case order_policy::report: d.policy = "report"; break;
-      case order_policy::abort_process: d.policy = "abort_process"; break;
-    }
-    const auto text = [](const char* s, std::size_t cap) { return std::string(s, ::strnlen(s, cap)); };
-    for (std::uint32_t c = 0; c < dd::class_slots; ++c) {
-      const dd::class_entry& ce = g.classes[c];
-      // Acquire: the name and options were written before `published`.
-      if (ce.published.load(std::memory_order_acquire) == 0) continue;
-      d.classes.push_back(lock_class_snapshot{c, text(ce.name, sizeof ce.name), ce.rank, ce.nestable != 0});
-    }
-    const std::uint32_t used = std::min(g.edge_count.load(std::memory_order_acquire), dd::max_edges);
-    for (const auto& c : d.classes) {
-      std::uint32_t steps = 0;
-      // Acquire: a linked edge's fields were written before its link.
-      for (std::uint32_t e = g.classes[c.id].first_out.load(std::memory_order_acquire); e != 0 && e <= dd::max_edges;
-           e = g.edges[e - 1].next.load(std::memory_order_acquire)) {
-        if (++steps > used + 1) break;
-        const dd::edge_entry& edge = g.edges[e - 1];
-        if (edge.to >= dd::class_slots) continue;
-        lock_order_snapshot o;
-        o.from = c.id;
-        o.to = edge.to;
-        o.from_name = c.name;
-        o.to_name = text(g.classes[edge.to].name, dd::class_name_size);
-        o.pid = edge.pid;
-        o.tid = edge.tid;
-        o.label = text(edge.label, sizeof edge.label);
-        o.alive = ::kill(edge.pid, 0) == 0 || errno == EPERM;
-        const bool duplicate = std::any_of(d.orders.begin(), d.orders.end(),
-                                           [&](const lock_order_snapshot& x) { return x.from == o.from && x.to == o.to; });
-        if (!duplicate) d.orders.push_back(std::move(o));
-      }
-    }
-    std::sort(d.orders.begin(), d.orders.end(), [](const auto& a, const auto& b) {
-      return std::pair(a.from_name, a.to_name) < std::pair(b.from_name, b.to_name);
-    });
-    for (std::uint32_t i = 0; i < dd::wait_slots; ++i) {
-      dd::wait_view v{};
-      if (!dd::read_wait(g, i, v)) continue;
-      wait_snapshot w;
-      w.waiter = describe_thread(v.waiter);
-      w.label = text(v.label, sizeof v.label);
-      w.lock = text(v.lock, sizeof v.lock);
-      w.kind = text(v.kind, sizeof v.kind);
-      w.holder = describe_thread(v.holder);
-      w.stale = !detail::process_alive(detail::process_identity{v.pid, 0, g.waits[i].start_time});
-      if (w.waiter.pid == 0) w.waiter.pid = v.pid;
-      d.waits.push_back(std::move(w));
-    }
-    // Cycles: follow waiter -> holder among live entries.
-    std::map<std::uint32_t, std::uint32_t> next;
-    for (const auto& w : d.waits)
-      if (!w.stale && w.holder.tid != 0) next[w.waiter.tid] = w.holder.tid;
-    std::set<std::uint32_t> done;
-    for (const auto& [start, unused] : next) {
-      (void)unused;
-      std::vector<std::uint32_t> path;
-      std::uint32_t t = start;
-      while (next.count(t) != 0 && done.count(t) == 0 &&
-             std::find(path.begin(), path.end(), t) == path.end()) {
-        path.push_back(t);
-        t = next[t];
-      }
-      const auto at = std::find(path.begin(), path.end(), t);
-      if (at != path.end()) {
-        std::vector<std::uint32_t> cycle(at, path.end());
-        std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
-        d.cycles.push_back(cycle);
-      }
-      done.insert(path.begin(), path.end());
-    }
-    for (auto& w : d.waits)
-      for (const auto& c : d.cycles)
-        if (std::find(c.begin(), c.end(), w.waiter.tid) != c.end()) w.in_cycle = true;
-    d.reports_total = g.report_count.load(std::memory_order_acquire);
-    d.report_capacity = dd::report_slots;
-    for (std::uint32_t i = 0; i < dd::report_slots; ++i) {
-      auto* raw = new dd::report_entry;  // 1.6 KiB: off the stack
-      std::unique_ptr<dd::report_entry> copy(raw);
-      if (!g.read_report(i, *copy)) continue;
-      report_snapshot rs;
-      rs.number = copy->number;
-      rs.type = copy->type == dd::report_deadlock ? "deadlock" : "order_violation";
-      rs.unix_ns = copy->unix_ns;
-      rs.pid = copy->pid;
-      rs.tid = copy->tid;
-      rs.label = text(copy->label, sizeof copy->label);
-      rs.cycle_length = copy->cycle_length;
-      for (std::uint32_t j = 0; j < copy->step_count; ++j) {
-        const dd::report_step& st = copy->steps[j];
-        rs.steps.push_back(
-            report_step_snapshot{st.pid, st.tid, text(st.label, sizeof st.label), text(st.lock, sizeof st.lock)});
-      }
-      rs.text = text(copy->text, sizeof copy->text);
-      d.reports.push_back(std::move(rs));
-    }
-    std::sort(d.reports.begin(), d.reports.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
-    return d;
-  }
-
   std::string name_;
   int fd_ = -1;
   mutable void* base_ = nullptr;
   mutable std::size_t mapped_ = 0;
 };
 
-namespace detail::inspect {
-
-inline std::string dot_quote(std::string_view s) {
-  std::string q = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') q += '\\';
-    if (c == '\n') {
-      q += "\\n";
-      continue;
-    }
-    q += c;
-  }
-  return q + "\"";
-}
-
-inline std::string who(std::int32_t pid, std::string_view label) {
-  std::string s = std::to_string(pid);
-  if (!label.empty()) {
-    s += ' ';
-    s += label;
-  }
-  return s;
-}
-
-}  // namespace detail::inspect
-
 /// The registry as a Graphviz digraph: the lock classes and the recorded
 /// orders (each edge labelled with the process that first took it), the
 /// refused order of the newest order-violation report (red, dashed), the
 /// wait-for graph now (threads; cycles in red), and the cycle of the newest
 /// deadlock report (red). Render with `dot -Tsvg`.
-inline std::string to_dot(const deadlock_snapshot& d) {
-  using detail::inspect::dot_quote;
-  using detail::inspect::who;
-  std::string o = "digraph procsync_deadlock {\n";
-  o += "  graph [fontname=\"Helvetica\", fontsize=11, rankdir=LR, labelloc=t, label=" +
-       dot_quote("procsync deadlock registry '" + d.object + "' in segment '" + d.segment + "'") + "];\n";
-  o += "  node [fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n";
-  const report_snapshot* last_violation = nullptr;
-  const report_snapshot* last_deadlock = nullptr;
-  for (const auto& r : d.reports) (r.type == "deadlock" ? last_deadlock : last_violation) = &r;
-  if (!d.classes.empty()) {
-    o += "  subgraph cluster_orders {\n    label=\"lock classes and recorded orders\"; color=gray60;\n";
-    for (const auto& c : d.classes) {
-      std::string label = c.name;
-      if (c.rank != 0) label += "\nrank " + std::to_string(c.rank);
-      if (c.nestable) label += "\nnestable";
-      o += "    c" + std::to_string(c.id) + " [shape=box, style=rounded, label=" + dot_quote(label) + "];\n";
-    }
-    for (const auto& e : d.orders)
-      o += "    c" + std::to_string(e.from) + " -> c" + std::to_string(e.to) +
-           " [label=" + dot_quote("first: " + who(e.pid, e.label)) + "];\n";
-    if (last_violation != nullptr && last_violation->steps.size() >= 2) {
-      // steps[0] -> steps[1] is the refused acquisition.
-      const auto id_of = [&](const std::string& name) -> std::string {
-        for (const auto& c : d.classes)
-          if (c.name == name) return "c" + std::to_string(c.id);
-        return {};
-      };
-      const std::string a = id_of(last_violation->steps[0].lock), b = id_of(last_violation->steps[1].lock);
-      if (!a.empty() && !b.empty())
-        o += "    " + a + " -> " + b + " [color=red, fontcolor=red, style=dashed, label=" +
-             dot_quote("refused (report #" + std::to_string(last_violation->number) + "): " +
-                       who(last_violation->pid, last_violation->label)) +
-             "];\n";
-    }
-    o += "  }\n";
-  }
-  if (!d.waits.empty()) {
-    o += "  subgraph cluster_waits {\n    label=\"wait-for graph now\"; color=gray60;\n";
-    std::set<std::uint32_t> nodes;
-    const auto node = [&](const thread_info& t, std::string_view label, bool red) {
-      if (t.tid == 0 || !nodes.insert(t.tid).second) return;
-      o += "    t" + std::to_string(t.tid) + " [shape=ellipse" + std::string(red ? ", color=red" : "") + ", label=" +
-           dot_quote(who(t.pid, label.empty() ? std::string_view(t.name) : label) + "\ntid " + std::to_string(t.tid)) +
-           "];\n";
-    };
-    for (const auto& w : d.waits) node(w.waiter, w.label, w.in_cycle);
-    for (const auto& w : d.waits) node(w.holder, {}, w.in_cycle);
-    for (const auto& w : d.waits)
-      if (w.holder.tid != 0)
-        o += "    t" + std::to_string(w.waiter.tid) + " -> t" + std::to_string(w.holder.tid) +
-             " [label=" + dot_quote("waits for " + w.kind + (w.lock.empty() ? "" : " '" + w.lock + "'")) +
-             (w.in_cycle ? ", color=red, fontcolor=red" : "") + "];\n";
-    o += "  }\n";
-  }
-  if (last_deadlock != nullptr && !last_deadlock->steps.empty()) {
-    const auto& r = *last_deadlock;
-    const std::string n = std::to_string(r.number);
-    o += "  subgraph cluster_deadlock {\n    label=" +
-         dot_quote("last deadlock (report #" + n + " of " + std::to_string(d.reports_total) +
-                   "): every process waits for the next") +
-         "; color=red; fontcolor=red;\n";
-    for (std::size_t i = 0; i < r.steps.size(); ++i) {
-      const auto& st = r.steps[i];
-      const bool victim = st.tid == r.tid;
-      o += "    d" + n + "_" + std::to_string(i) + " [shape=ellipse, color=red" +
-           std::string(victim ? ", style=bold" : "") + ", label=" +
-           dot_quote(who(st.pid, st.label) + (victim ? "\n(victim)" : "")) + "];\n";
-    }
-    const bool whole = r.steps.size() == r.cycle_length;
-    for (std::size_t i = 0; i < r.steps.size(); ++i) {
-      if (i + 1 == r.steps.size() && !whole) break;
-      const std::size_t j = (i + 1) % r.steps.size();
-      o += "    d" + n + "_" + std::to_string(i) + " -> d" + n + "_" + std::to_string(j) +
-           " [color=red, fontcolor=red, label=" + dot_quote("waits for " + r.steps[i].lock) + "];\n";
-    }
-    o += "  }\n";
-  }
-  o += "}\n";
-  return o;
-}
+inline std::string to_dot(const deadlock_snapshot& d) { return detail::inspect::dot_of(d); }
 
 }  // namespace procsync
