@@ -215,14 +215,11 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported, *boost::unit_test::tim
     return 0;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);  // the waiter released it in wait()
     b->value = 1;
     b->cv.notify_all();
-    ::raise(SIGKILL);  // die holding the mutex
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);
   BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
   BOOST_TEST(b->value == 100);
   BOOST_TEST((b->m.try_lock_robust() == procsync::lock_status::acquired));
@@ -241,14 +238,11 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported, *boost::unit_test::tim
     return 0;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer2 = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
     b->value = 1;
     b->cv.notify_one();
-    ::raise(SIGKILL);
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer2) == -SIGKILL);
+  }) == -SIGKILL);
   BOOST_TEST(wait_exit_code(waiter2, 30s) == 0);
 }
 
@@ -273,13 +267,10 @@ BOOST_AUTO_TEST_CASE(predicate_wait_reports_a_holders_death_by_exception, *boost
   });
   for (int round = 1; round <= 2; ++round) {
     BOOST_REQUIRE(eventually([&] { return b->waiting.load() == round; }));
-    const pid_t killer = fork_child([&]() -> int {
+    BOOST_TEST(die_holding([&] {  // dies holding it, value still 0
       while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
       b->cv.notify_all();
-      ::raise(SIGKILL);  // die holding it, value still 0
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+    }) == -SIGKILL);
   }
   BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
   BOOST_TEST(!b->m.not_recoverable());
@@ -303,13 +294,10 @@ BOOST_AUTO_TEST_CASE(predicate_wait_on_a_nothing_to_repair_mutex_keeps_the_std_c
     return b->value == 42 && !b->m.inconsistent() ? 0 : 1;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {  // dies holding it, predicate still false
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
     b->cv.notify_all();
-    ::raise(SIGKILL);  // dies holding it, predicate still false
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);
   {
     std::lock_guard g(b->m);  // std code: never calls consistent()
     b->value = 42;
@@ -329,12 +317,9 @@ BOOST_AUTO_TEST_CASE(poisoned_mutex_during_wait_throws_and_releases_lock, *boost
     return lk.owns_lock() ? 2 : 0;  // the unique_lock no longer claims the mutex
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
-    ::raise(SIGKILL);
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);
   // The parent takes it from the dead owner and poisons it, then notifies.
   BOOST_REQUIRE((b->m.try_lock_robust_for(30s) == procsync::lock_status::owner_died));
   b->value = 1;

@@ -309,14 +309,11 @@ BOOST_AUTO_TEST_CASE(owner_death_of_the_lock_is_reported_by_the_lock, *boost::un
     return 0;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1 && blocked_in_futex(waiter); }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     b->m.lock();
     b->value = 1;
     b->cv.notify_all();
-    ::raise(SIGKILL);  // dies holding the mutex
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);  // dies holding the mutex
   BOOST_TEST(wait_exit_code(waiter) == 0);
   BOOST_TEST(!b->m.not_recoverable());
   BOOST_TEST((b->m.try_lock_robust() == procsync::lock_status::acquired));
