@@ -19,6 +19,7 @@
 
 #include "child.hpp"
 #include "errors.hpp"
+#include "kinds.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -28,18 +29,9 @@ namespace {
 /// Removes the segment when the test ends, pass or fail: nothing is left in /dev/shm.
 constexpr std::size_t kSize = 64 * 1024;
 
-// Types stored in a named segment declare their kind (procsync refuses to
-// guess from the compiler's spelling, which g++ and clang++ do not share).
-struct point {
-  static constexpr const char* kind_name = "test::point";
-  int x = 0;
-  int y = 0;
-};
-struct other_point {
-  static constexpr const char* kind_name = "test::other_point";
-  int x = 0;
-  int y = 0;
-};
+constexpr char point_kind[] = "test::point", other_point_kind[] = "test::other_point";
+using point = kinded_xy<int, point_kind>;
+using other_point = kinded_xy<int, other_point_kind>;  // point's layout, another kind
 
 // Same kind and version as procsync::mutex, another version / size: what an
 // old or new build of the library would place.

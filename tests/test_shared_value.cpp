@@ -22,24 +22,16 @@
 
 #include "child.hpp"
 #include "errors.hpp"
+#include "kinds.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct point {
-  static constexpr const char* kind_name = "test::point";
-  long x = 0;
-  long y = 0;
-};
-
-// Same size as point, another kind.
-struct span_pair {
-  static constexpr const char* kind_name = "test::span_pair";
-  long begin = 0;
-  long end = 0;
-};
+constexpr char point_kind[] = "test::point", span_pair_kind[] = "test::span_pair";
+using point = kinded_xy<long, point_kind>;
+using span_pair = kinded_xy<long, span_pair_kind>;  // point's layout, another kind
 
 // 4 KiB of fields that must all agree: any mix of two commits is visible.
 struct big {
