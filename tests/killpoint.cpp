@@ -150,7 +150,7 @@ std::string check_ledger(ledger& l, const long* finished, int parts, int target,
 // ---------------------------------------------------------------------------
 // Scenarios. Each is a struct with:
 //   name, roles (participant names), targets (which participants are traced),
-//   state (shared memory, starting with `control ctl`), make(),
+//   state (shared memory, starting with `control ctl`; run_once makes it),
 //   body(state&, i) -> exit code,
 //   may_block(state&, target, pid, kind): a frozen target may legitimately make
 //     the others wait (it holds what they need),
@@ -168,6 +168,19 @@ void sleep_after_first_waiter(S& s, int i, int first_role) {
   if (i == first) return;
   (void)poll_until([&] { return s.ctl.phase[first] == acquiring; }, 20'000);
   sleep_us(500);
+}
+
+/// The waker (participant 0) starts once every other participant is in its
+/// waiting call, and gives them `settle_us` to fall asleep: its wakes must
+/// find sleepers, not waiters still on their way in.
+template <class S>
+void start_after_others_wait(S& s, int parts, long settle_us) {
+  (void)poll_until([&] {
+    for (int p = 1; p < parts; ++p)
+      if (s.ctl.phase[p] != acquiring) return false;
+    return true;
+  }, 20'000);
+  sleep_us(settle_us);
 }
 
 struct scenario_base {
@@ -245,7 +258,6 @@ struct mutex_scenario : scenario_base {
     long finished[max_parts] = {};
     long repairs = 0;
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if constexpr (std::is_same_v<K, checked_mutex_kind>)
@@ -313,7 +325,6 @@ struct shared_mutex_scenario : scenario_base {
     std::atomic<int> writer0_in{0};
     long finished[max_parts] = {};
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if (i < 2) {
@@ -414,7 +425,6 @@ struct shared_mutex_slots_scenario : scenario_base {
     std::atomic<int> readers_done{0};
     long finished[max_parts] = {};
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if (i == 0) {
@@ -507,7 +517,6 @@ struct condvar_scenario_of : scenario_base {
     long consumed[max_parts] = {};
     long produced = 0;
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static void repair(state& s) {
     if (s.log_active != 0) {
@@ -530,10 +539,7 @@ struct condvar_scenario_of : scenario_base {
   static int body(state& s, int i) {
     std::unique_lock<procsync::mutex> lk;
     if (i == 0) {
-      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
-                                    s.ctl.phase[3] == acquiring; },
-                       20'000);
-      sleep_us(1000);
+      start_after_others_wait(s, parts, 1000);
       for (int item = 1; item <= items; ++item) {
         // Each item waits until the previous one was taken, so every
         // notification is needed: one swallowed by a dying consumer shows.
@@ -674,14 +680,10 @@ struct semaphore_scenario : scenario_base {
     long taken[max_parts] = {};
     long released = 0;
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if (i == 0) {
-      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
-                                    s.ctl.phase[3] == acquiring; },
-                       20'000);
-      sleep_us(1500);  // they sleep
+      start_after_others_wait(s, parts, 1500);
       for (int k = 0; k < permits; ++k) {
         if (k == 2)
           while (s.sem.value() != 0) sleep_us(100);
@@ -743,7 +745,6 @@ struct undo_semaphore_scenario : scenario_base {
     std::atomic<int> inside{0};
     long finished[max_parts] = {};
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     for (long it = 0; it < iters; ++it) {
@@ -811,14 +812,10 @@ struct event_manual_scenario : scenario_base {
     long returned[max_parts] = {};
     long sets = 0;
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if (i == 0) {
-      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
-                                    s.ctl.phase[3] == acquiring; },
-                       20'000);
-      sleep_us(1500);  // they sleep
+      start_after_others_wait(s, parts, 1500);
       s.ctl.phase[i] = releasing;
       s.ev.set();
       s.ctl.phase[i] = idle;
@@ -862,14 +859,10 @@ struct event_auto_scenario : scenario_base {
     long fired[max_parts] = {};
     long sets_done = 0;
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if (i == 0) {
-      (void)poll_until([&] { return s.ctl.phase[1] == acquiring && s.ctl.phase[2] == acquiring &&
-                                    s.ctl.phase[3] == acquiring; },
-                       20'000);
-      sleep_us(1500);
+      start_after_others_wait(s, parts, 1500);
       for (int k = 0; k < sets; ++k) {
         // A set while the flag is up is absorbed: wait until a waiter took it.
         while (s.ev.is_set()) sleep_us(100);
@@ -937,7 +930,6 @@ struct barrier_scenario : scenario_base {
     long completed[max_parts] = {};
     int broken[max_parts] = {};  // 1: a party died, 2: timed out, 3: other
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     for (long c = 0; c < cycles; ++c) {
@@ -1037,7 +1029,6 @@ struct latch_scenario : scenario_base {
     procsync::latch l{3};
     int released[max_parts] = {};  // 1: the latch opened for it, 2: its wait timed out
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     s.ctl.phase[i] = acquiring;
@@ -1095,7 +1086,6 @@ struct shared_value_scenario : scenario_base {
     procsync::shared_value<record> sv{record{0, 0, 0}};
     long finished[max_parts] = {};
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     if (i < 2) {
@@ -1343,7 +1333,6 @@ struct queue_scenario : scenario_base {
     queue_crew crew;
     std::atomic<int> resolved{-1};
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static int body(state& s, int i) {
     mark_queue_steps_if_target(s.ctl, s.crew.target_claims, i);
@@ -1459,7 +1448,6 @@ struct message_queue_scenario : scenario_base {
     mq_type mq;
     queue_crew crew;
   };
-  static procsync::anonymous_ptr<state> make() { return procsync::make_anonymous<state>(); }
 
   static std::size_t length(int id) { return 4 + static_cast<std::size_t>(id) * 11 % (max_bytes - 3); }  // 4..48
   static unsigned priority(int id) { return static_cast<unsigned>(id) % priorities; }
@@ -1581,7 +1569,7 @@ std::string stuck_list(typename Sc::state& s, const tracer& t, int target) {
 template <class Sc>
 run_result run_once(int target, point pt, fault f) {
   run_result res;
-  auto st = Sc::make();
+  auto st = procsync::make_anonymous<typename Sc::state>();
   typename Sc::state& s = *st;
   s.ctl.target = target;
   sigchld_blocker blocked;

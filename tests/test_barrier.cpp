@@ -37,6 +37,16 @@ struct block {
   std::atomic<int> done{0};
 };
 
+/// A party that dies waiting: the first to wait at `b`, SIGKILLed once the
+/// barrier counts it (die_holding's code: -SIGKILL then). Its wait returning
+/// instead is a failure (exit code 1).
+int die_waiting(procsync::barrier& b) {
+  return die_holding([&] {
+    (void)b.wait();
+    return 1;
+  }, [&] { return b.n_waiting() == 1u; });
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(indices_are_distinct_in_every_cycle, *boost::unit_test::timeout(300)) {
@@ -177,13 +187,7 @@ BOOST_AUTO_TEST_CASE(a_party_killed_while_waiting_breaks_the_barrier, *boost::un
 
 BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(3);
-  const pid_t victim = fork_child([&] {
-    (void)s->b.wait();
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
-  ::kill(victim, SIGKILL);
-  BOOST_TEST(wait_exit_code(victim) == -SIGKILL);
+  BOOST_REQUIRE(die_waiting(s->b) == -SIGKILL);
   // Broken because the party died, not by this wait's own 30 s timeout: told
   // apart by the reason, not by the time it took.
   std::string what;
@@ -196,13 +200,7 @@ BOOST_AUTO_TEST_CASE(a_party_dead_before_the_next_arrives_breaks_it_too, *boost:
 // however quickly it comes after the death (before any neighbour's poll).
 BOOST_AUTO_TEST_CASE(the_last_arrival_does_not_count_a_dead_party, *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>(2);
-  const pid_t victim = fork_child([&] {
-    (void)s->b.wait();
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return s->b.n_waiting() == 1u; }));
-  ::kill(victim, SIGKILL);
-  BOOST_TEST(wait_exit_code(victim) == -SIGKILL);
+  BOOST_REQUIRE(die_waiting(s->b) == -SIGKILL);
   BOOST_TEST(is_broken_error(error_of([&] { s->b.wait(); })));
   BOOST_TEST(s->b.broken());
   s->b.reset();

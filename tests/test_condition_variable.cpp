@@ -215,14 +215,11 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported, *boost::unit_test::tim
     return 0;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);  // the waiter released it in wait()
     b->value = 1;
     b->cv.notify_all();
-    ::raise(SIGKILL);  // die holding the mutex
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);
   BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
   BOOST_TEST(b->value == 100);
   BOOST_TEST((b->m.try_lock_robust() == procsync::lock_status::acquired));
@@ -241,14 +238,11 @@ BOOST_AUTO_TEST_CASE(owner_death_during_wait_is_reported, *boost::unit_test::tim
     return 0;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer2 = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
     b->value = 1;
     b->cv.notify_one();
-    ::raise(SIGKILL);
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer2) == -SIGKILL);
+  }) == -SIGKILL);
   BOOST_TEST(wait_exit_code(waiter2, 30s) == 0);
 }
 
@@ -273,13 +267,10 @@ BOOST_AUTO_TEST_CASE(predicate_wait_reports_a_holders_death_by_exception, *boost
   });
   for (int round = 1; round <= 2; ++round) {
     BOOST_REQUIRE(eventually([&] { return b->waiting.load() == round; }));
-    const pid_t killer = fork_child([&]() -> int {
+    BOOST_TEST(die_holding([&] {  // dies holding it, value still 0
       while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
       b->cv.notify_all();
-      ::raise(SIGKILL);  // die holding it, value still 0
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+    }) == -SIGKILL);
   }
   BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
   BOOST_TEST(!b->m.not_recoverable());
@@ -303,13 +294,10 @@ BOOST_AUTO_TEST_CASE(predicate_wait_on_a_nothing_to_repair_mutex_keeps_the_std_c
     return b->value == 42 && !b->m.inconsistent() ? 0 : 1;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {  // dies holding it, predicate still false
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
     b->cv.notify_all();
-    ::raise(SIGKILL);  // dies holding it, predicate still false
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);
   {
     std::lock_guard g(b->m);  // std code: never calls consistent()
     b->value = 42;
@@ -329,12 +317,9 @@ BOOST_AUTO_TEST_CASE(poisoned_mutex_during_wait_throws_and_releases_lock, *boost
     return lk.owns_lock() ? 2 : 0;  // the unique_lock no longer claims the mutex
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1; }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     while (!b->m.try_lock()) std::this_thread::sleep_for(1ms);
-    ::raise(SIGKILL);
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);
   // The parent takes it from the dead owner and poisons it, then notifies.
   BOOST_REQUIRE((b->m.try_lock_robust_for(30s) == procsync::lock_status::owner_died));
   b->value = 1;
@@ -367,9 +352,7 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters, *b
   struct strict_block {
     procsync::mutex m;
     procsync::condition_variable cv;
-    std::atomic<int> registered{0};
-    std::atomic<int> returned{0};
-    std::atomic<int> first{0};
+    wake_probe::return_log log;
   };
   constexpr int waiters = 4;
   const char* env = std::getenv("PROCSYNC_NOTIFY_ROUNDS");
@@ -377,41 +360,17 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters, *b
   int passed = 0;
   for (int round = 0; round < rounds; ++round) {
     auto b = procsync::make_anonymous<strict_block>();
-    std::vector<pid_t> kids;
-    for (int i = 0; i < waiters; ++i)
-      kids.push_back(fork_child([&] {
-        std::unique_lock lk(b->m);
-        b->registered.fetch_add(1);
-        b->cv.wait(lk);
-        int none = 0;
-        b->first.compare_exchange_strong(none, ::getpid());
-        b->returned.fetch_add(1);
-        return 0;
-      }));
-    BOOST_REQUIRE(eventually([&] {
-      if (b->registered.load() != waiters || !b->m.try_lock()) return false;
+    const auto r = wake_probe::notify_one_round(b->log, waiters, b->cv, [&] { return std::unique_lock(b->m); }, [&] {
+      if (!b->m.try_lock()) return false;
       b->m.unlock();
-      return all_blocked_in_futex(kids);
-    }));
-    b->cv.notify_one();
-    BOOST_REQUIRE(eventually([&] { return b->first.load() != 0; }));
-    const pid_t first = b->first.load();
-    BOOST_REQUIRE(wait_exit_code(first) == 0);  // it has released the mutex: nobody else waits for it
-    std::vector<pid_t> rest;
-    for (pid_t k : kids)
-      if (k != first) rest.push_back(k);
-    // Each of the others must be seen to wake, re-check and sleep again (its
-    // re-arm slice ends within 50 ms): a waiter released by mistake would
-    // return then instead.
-    const auto seen = switch_counts(rest);
-    const bool others_asleep = eventually([&] { return all_slept_again(rest, seen); }, 10s);
-    const int returned = b->returned.load();
-    BOOST_TEST(others_asleep);
-    BOOST_TEST(returned == 1, "round " << round << ": " << returned << " waiters returned for one notify_one");
-    if (others_asleep && returned == 1) ++passed;
-    b->cv.notify_all();
-    for (pid_t k : rest) BOOST_TEST(wait_exit_code(k) == 0);
-    if (passed != round + 1) break;
+      return true;
+    });
+    BOOST_REQUIRE_MESSAGE(r.broken.empty(), "round " << round << ": " << r.broken);
+    BOOST_TEST(r.others_slept_again);
+    BOOST_TEST(r.returned == 1, "round " << round << ": " << r.returned << " waiters returned for one notify_one");
+    for (int code : r.others_codes) BOOST_TEST(code == 0);
+    if (!r.exactly_one()) break;
+    ++passed;
   }
   BOOST_TEST(passed == rounds);
   BOOST_TEST_MESSAGE("notify_one strict: " << passed << " of " << rounds << " rounds released exactly one waiter");
@@ -427,11 +386,7 @@ BOOST_AUTO_TEST_CASE(notify_all_wakes_sleepers_by_a_wake_call, *boost::unit_test
   wake_probe::tally t;
   for (int round = 0; round < 5; ++round) {
     auto a = procsync::make_anonymous<strict_block>();
-    t += wake_probe::strict_wake_round(2, [&] {
-      std::unique_lock<procsync::mutex> lk(a->m);
-      a->cv.wait(lk);
-      return lk.owns_lock();
-    }, [&] { a->cv.notify_all(); });
+    t += wake_probe::strict_wake_round(2, wake_probe::cv_waiter(a->cv, a->m), [&] { a->cv.notify_all(); });
   }
   BOOST_TEST(t.strict(), "notify_all() of 2 sleepers: " << t.str());
 }

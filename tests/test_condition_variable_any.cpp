@@ -47,8 +47,7 @@ struct block {
   procsync::condition_variable_any cv;
   long value = 0;
   std::atomic<int> waiting{0};
-  std::atomic<int> returned{0};
-  std::atomic<int> first{0};
+  wake_probe::return_log log;  // notify_one_releases_exactly_one_of_the_sleeping_waiters
 };
 
 // N processes wait (predicate value == round) with the lock made by `make`; the
@@ -232,38 +231,15 @@ BOOST_AUTO_TEST_CASE(notify_one_releases_exactly_one_of_the_sleeping_waiters, *b
   int failures = 0;
   for (int round = 0; round < rounds && failures == 0; ++round) {
     auto b = procsync::make_anonymous<block>();
-    std::vector<pid_t> kids;
-    for (int i = 0; i < waiters; ++i)
-      kids.push_back(fork_child([&] {
-        std::shared_lock lk(b->sm);  // any lock: here readers of a shared_mutex
-        b->waiting.fetch_add(1);
-        b->cv.wait(lk);
-        int none = 0;
-        b->first.compare_exchange_strong(none, ::getpid());
-        b->returned.fetch_add(1);
-        return 0;
-      }));
-    // Registered (waiting counted under the lock), the lock free again (all
-    // unlocked in wait), and each asleep in a futex call.
-    BOOST_REQUIRE(eventually([&] {
-      if (b->waiting.load() != waiters || !b->sm.try_lock()) return false;
+    // Any lock: here readers of a shared_mutex; free when nobody holds it, not even as a reader.
+    const auto r = wake_probe::notify_one_round(b->log, waiters, b->cv, [&] { return std::shared_lock(b->sm); }, [&] {
+      if (!b->sm.try_lock()) return false;
       b->sm.unlock();
-      return b->sm.reader_count() == 0u && all_blocked_in_futex(kids);
-    }));
-    b->cv.notify_one();
-    BOOST_REQUIRE(eventually([&] { return b->first.load() != 0; }));
-    const pid_t first = b->first.load();
-    BOOST_TEST(wait_exit_code(first) == 0);
-    std::vector<pid_t> rest;
-    for (pid_t k : kids)
-      if (k != first) rest.push_back(k);
-    // Each of the others is seen to wake (its 50 ms re-arm slice), re-check
-    // and sleep again: one released by mistake would return instead.
-    const auto seen = switch_counts(rest);
-    const bool others_asleep = eventually([&] { return all_slept_again(rest, seen); }, 10s);
-    if (!others_asleep || b->returned.load() != 1) ++failures;
-    b->cv.notify_all();
-    for (pid_t k : rest) BOOST_TEST(wait_exit_code(k) == 0);
+      return b->sm.reader_count() == 0u;
+    });
+    BOOST_REQUIRE_MESSAGE(r.broken.empty(), "round " << round << ": " << r.broken);
+    if (!r.exactly_one()) ++failures;
+    for (int code : r.others_codes) BOOST_TEST(code == 0);
   }
   BOOST_TEST(failures == 0);
 }
@@ -309,14 +285,11 @@ BOOST_AUTO_TEST_CASE(owner_death_of_the_lock_is_reported_by_the_lock, *boost::un
     return 0;
   });
   BOOST_REQUIRE(eventually([&] { return b->waiting.load() == 1 && blocked_in_futex(waiter); }));
-  const pid_t killer = fork_child([&]() -> int {
+  BOOST_TEST(die_holding([&] {
     b->m.lock();
     b->value = 1;
     b->cv.notify_all();
-    ::raise(SIGKILL);  // dies holding the mutex
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(killer) == -SIGKILL);
+  }) == -SIGKILL);  // dies holding the mutex
   BOOST_TEST(wait_exit_code(waiter) == 0);
   BOOST_TEST(!b->m.not_recoverable());
   BOOST_TEST((b->m.try_lock_robust() == procsync::lock_status::acquired));
@@ -344,17 +317,9 @@ BOOST_AUTO_TEST_CASE(notify_wakes_sleepers_by_a_wake_call, *boost::unit_test::ti
   wake_probe::tally one, all;
   for (int round = 0; round < 5; ++round) {
     auto a = procsync::make_anonymous<strict_block>();
-    one += wake_probe::strict_wake_round(1, [&] {
-      std::unique_lock<procsync::mutex> lk(a->m);
-      a->cv.wait(lk);
-      return lk.owns_lock();
-    }, [&] { a->cv.notify_one(); });
+    one += wake_probe::strict_wake_round(1, wake_probe::cv_waiter(a->cv, a->m), [&] { a->cv.notify_one(); });
     auto b = procsync::make_anonymous<strict_block>();
-    all += wake_probe::strict_wake_round(2, [&] {
-      std::unique_lock<procsync::mutex> lk(b->m);
-      b->cv.wait(lk);
-      return lk.owns_lock();
-    }, [&] { b->cv.notify_all(); });
+    all += wake_probe::strict_wake_round(2, wake_probe::cv_waiter(b->cv, b->m), [&] { b->cv.notify_all(); });
   }
   BOOST_TEST(one.strict(), "notify_one() of 1 sleeper: " << one.str());
   BOOST_TEST(all.strict(), "notify_all() of 2 sleepers: " << all.str());

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -111,12 +112,23 @@ sweep_result sweep(Prepare prepare, Operation operation, Check check) {
   return r;
 }
 
-/// Sweeps `operation` on a fresh State (after `prepare`) and asserts that
-/// every kill kept the invariant `check` and that the sweep reached the end.
-template <class State, class Prepare, class Operation, class Check>
-void require_sweep(const char* what, Prepare prepare, Operation operation, Check check) {
+/// One step a target takes on its State: the operation swept, or one of the
+/// steps before it.
+template <class State>
+using step_of = void (*)(State&);
+
+/// Sweeps `operation` on a fresh State, after the `prepare` steps (in order:
+/// the untraced first run of the operation, then the state it is swept from),
+/// and asserts that every kill kept the invariant `check` and that the sweep
+/// reached the end.
+template <class State, class Check>
+void require_sweep(const char* what, std::initializer_list<step_of<State>> prepare, step_of<State> operation,
+                   Check check) {
   if (!supported) return;
-  const sweep_result r = sweep<State>(prepare, operation, check);
+  const auto prepare_all = [prepare](State& s) {
+    for (const step_of<State> step : prepare) step(s);
+  };
+  const sweep_result r = sweep<State>(prepare_all, operation, check);
   BOOST_TEST_MESSAGE(what << ": " << r.runs << " instructions killed (every " << stride << ")");
   BOOST_TEST(r.failure.empty(), what << ": " << r.failure);
   BOOST_TEST(r.completed, what << ": the operation never completed within " << max_steps << " instructions");
@@ -140,26 +152,17 @@ std::string permits_restored(undo_state& s, int) {
   return {};
 }
 
+void acquire(undo_state& s) { s.sem.acquire(); }
+void release(undo_state& s) { s.sem.release(); }
+
 BOOST_AUTO_TEST_CASE(undo_semaphore_acquire_killed_at_every_instruction, *utf::timeout(300)) {
-  require_sweep<undo_state>(
-      "undo_semaphore::acquire",
-      [](undo_state& s) {
-        s.sem.acquire();
-        s.sem.release();
-      },
-      [](undo_state& s) { s.sem.acquire(); }, permits_restored);
+  require_sweep<undo_state>("undo_semaphore::acquire", {acquire, release}, acquire, permits_restored);
 }
 
 BOOST_AUTO_TEST_CASE(undo_semaphore_release_killed_at_every_instruction, *utf::timeout(300)) {
-  require_sweep<undo_state>(
-      "undo_semaphore::release",
-      [](undo_state& s) {
-        s.sem.acquire();
-        s.sem.release();
-        s.sem.acquire();
-        s.sem.acquire();
-      },
-      [](undo_state& s) { s.sem.release(); }, permits_restored);
+  // Holding two permits: the release leaves one held.
+  require_sweep<undo_state>("undo_semaphore::release", {acquire, release, acquire, acquire}, release,
+                            permits_restored);
 }
 
 // --- mutex: a holder killed anywhere in lock() or unlock() never wedges it ----------
@@ -179,25 +182,15 @@ std::string next_locker_gets_it(mutex_state& s, int) {
   return {};
 }
 
+void lock(mutex_state& s) { s.m.lock(); }
+void unlock(mutex_state& s) { s.m.unlock(); }
+
 BOOST_AUTO_TEST_CASE(mutex_lock_killed_at_every_instruction, *utf::timeout(300)) {
-  require_sweep<mutex_state>(
-      "mutex::lock",
-      [](mutex_state& s) {
-        s.m.lock();
-        s.m.unlock();
-      },
-      [](mutex_state& s) { s.m.lock(); }, next_locker_gets_it);
+  require_sweep<mutex_state>("mutex::lock", {lock, unlock}, lock, next_locker_gets_it);
 }
 
 BOOST_AUTO_TEST_CASE(mutex_unlock_killed_at_every_instruction, *utf::timeout(300)) {
-  require_sweep<mutex_state>(
-      "mutex::unlock",
-      [](mutex_state& s) {
-        s.m.lock();
-        s.m.unlock();
-        s.m.lock();
-      },
-      [](mutex_state& s) { s.m.unlock(); }, next_locker_gets_it);
+  require_sweep<mutex_state>("mutex::unlock", {lock, unlock, lock}, unlock, next_locker_gets_it);
 }
 
 // --- shared_value: a writer killed anywhere leaves the old or the new value ---------
@@ -225,14 +218,8 @@ std::string old_or_new(value_state& s, int) {
 
 BOOST_AUTO_TEST_CASE(shared_value_store_killed_at_every_instruction, *utf::timeout(300)) {
   require_sweep<value_state>(
-      "shared_value<struct>::store",
-      [](value_state& s) {
-        s.v.store(pair_value{1, -1});
-      },
-      [](value_state& s) {
-        s.v.store(pair_value{2, -2});
-      },
-      old_or_new);
+      "shared_value<struct>::store", {[](value_state& s) { s.v.store(pair_value{1, -1}); }},
+      [](value_state& s) { s.v.store(pair_value{2, -2}); }, old_or_new);
 }
 
 // --- queues: an item is entirely in the queue or not at all, no slot is lost -------
@@ -257,27 +244,18 @@ std::string one_item_or_none(queue_state& s, int) {
   return {};
 }
 
+void push_1(queue_state& s) { s.q.push(1); }
+void push_42(queue_state& s) { s.q.push(42); }
+void pop(queue_state& s) { (void)s.q.pop(); }
+
 BOOST_AUTO_TEST_CASE(queue_push_killed_at_every_instruction, *utf::timeout(300)) {
-  require_sweep<queue_state>(
-      "queue::push",
-      [](queue_state& s) {
-        s.q.push(1);
-        (void)s.q.pop();
-      },
-      [](queue_state& s) { s.q.push(42); }, one_item_or_none);
+  require_sweep<queue_state>("queue::push", {push_1, pop}, push_42, one_item_or_none);
 }
 
 BOOST_AUTO_TEST_CASE(queue_pop_killed_at_every_instruction, *utf::timeout(300)) {
   // A consumer killed inside pop() may take the item with it (documented: at
   // most one per killed consumer); nothing else may change.
-  require_sweep<queue_state>(
-      "queue::pop",
-      [](queue_state& s) {
-        s.q.push(1);
-        (void)s.q.pop();
-        s.q.push(42);
-      },
-      [](queue_state& s) { (void)s.q.pop(); }, one_item_or_none);
+  require_sweep<queue_state>("queue::pop", {push_1, pop, push_42}, pop, one_item_or_none);
 }
 
 struct message_state {
@@ -315,11 +293,11 @@ std::string one_message_or_none(message_state& s, int) {
 BOOST_AUTO_TEST_CASE(message_queue_send_killed_at_every_instruction, *utf::timeout(300)) {
   require_sweep<message_state>(
       "message_queue::send",
-      [](message_state& s) {
+      {[](message_state& s) {
         std::array<std::byte, 16> buf{};
         s.mq.send(hello(), 1);
         (void)s.mq.receive(buf);
-      },
+      }},
       [](message_state& s) { s.mq.send(hello(), 7); }, one_message_or_none);
 }
 

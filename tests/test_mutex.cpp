@@ -114,14 +114,7 @@ BOOST_AUTO_TEST_CASE(holder_killed_waiter_gets_owner_died_then_consistent, *boos
 
 BOOST_AUTO_TEST_CASE(unlock_without_consistent_makes_it_not_recoverable, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<death_block>();
-  const pid_t holder = fork_child([&]() -> int {
-    b->m.lock();
-    b->step = 1;
-    for (;;) ::pause();
-  });
-  BOOST_REQUIRE(wait_flag(b->step, 1));
-  ::kill(holder, SIGKILL);
-  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  BOOST_REQUIRE(die_holding([&] { b->m.lock(); }) == -SIGKILL);
   // The parent takes it from the dead owner and keeps it while others queue.
   BOOST_REQUIRE((b->m.lock_robust() == procsync::lock_status::owner_died));
   std::vector<pid_t> blocked;
@@ -392,14 +385,7 @@ BOOST_AUTO_TEST_CASE(works_at_two_mapping_addresses, *boost::unit_test::timeout(
 
   // A child dies holding it through mapping A: the kernel's robust list entry
   // (an address in A) still marks it for the locker through mapping C.
-  const pid_t child = fork_child([&]() -> int {
-    via_a->m.lock();
-    via_a->step = 1;
-    for (;;) ::pause();
-  });
-  BOOST_REQUIRE(wait_flag(via_c->step, 1));
-  ::kill(child, SIGKILL);
-  BOOST_TEST(wait_exit_code(child) == -SIGKILL);
+  BOOST_REQUIRE(die_holding([&] { via_a->m.lock(); }) == -SIGKILL);
   BOOST_TEST((via_c->m.try_lock_robust_for(30s) == procsync::lock_status::owner_died));
   via_c->m.consistent();
   via_c->m.unlock();
@@ -475,13 +461,8 @@ BOOST_AUTO_TEST_CASE(glibc_robust_pthread_interop_in_one_thread, *boost::unit_te
       init_robust_pthread(&b->g[0]);
       init_robust_pthread(&b->g[1]);
       const auto& script = scripts[si];
-      const pid_t child = fork_child([&] {
-        const int rc = run_script(b.get(), script);
-        if (rc != 0) return rc;
-        ::raise(SIGKILL);  // die holding whatever the script left held
-        return 1;
-      });
-      BOOST_TEST(wait_exit_code(child) == -SIGKILL);
+      // Dies holding whatever the script left held.
+      BOOST_TEST(die_holding([&] { return run_script(b.get(), script); }) == -SIGKILL);
       bool held_g[2], held_p[2];
       held_after(script, held_g, held_p);
       for (int n = 0; n < 2; ++n) {

@@ -61,7 +61,48 @@ bool is_stopped(pid_t pid) {
   return p != std::string::npos && p + 2 < all.size() && all[p + 2] == 'T';
 }
 
+/// Runs `op` in a child that SIGKILLs itself the `nth` time it reaches step
+/// `at`. The child's exit code: -SIGKILL when it died there, 1 when `op`
+/// finished without reaching it.
+template <class Op>
+int die_at(step at, Op&& op, int nth = 1) {
+  return wait_exit_code(fork_child([&] {
+    arm(at, SIGKILL, nth);
+    op();
+    return 1;
+  }));
+}
+
+/// Forks a child that runs `op` and stops (SIGSTOP) the first time it reaches
+/// step `at`; returns it once it is seen stopped. After a SIGCONT it finishes
+/// `op` and exits 0.
+template <class Op>
+pid_t stopped_at(step at, Op&& op) {
+  const pid_t pid = fork_child([&] {
+    arm(at, SIGSTOP, 1);
+    op();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return is_stopped(pid); }));
+  return pid;
+}
+
 using q4 = procsync::queue<std::uint64_t, 4>;
+
+/// A queue and a destination for its pop_into() callers.
+struct into_block {
+  q4 q;
+  procsync::handoff<std::uint64_t> dst;
+};
+
+/// Items from..to pass through the ring one at a time: the slot a dead or
+/// stopped caller holds blocks no one.
+void items_pass(q4& q, std::uint64_t from, std::uint64_t to) {
+  for (std::uint64_t i = from; i <= to; ++i) {
+    BOOST_TEST(q.try_push_for(i, 5s));
+    BOOST_TEST(q.try_pop_for(5s).value_or(0) == i);
+  }
+}
 
 /// Every slot usable again: exactly capacity() pushes fit, then all come out.
 void check_whole_ring(q4& q) {
@@ -76,12 +117,9 @@ void check_whole_ring(q4& q) {
 BOOST_AUTO_TEST_CASE(a_producer_killed_at_each_step_leaves_its_item_whole_or_absent) {
   for (step at : {step::push_claimed, step::push_copied, step::push_published}) {
     auto q = procsync::make_anonymous<q4>();
-    const pid_t producer = fork_child([&] {
-      arm(at, SIGKILL, 3);
+    BOOST_TEST(die_at(at, [&] {
       for (std::uint64_t i = 1; i <= 3; ++i) q->push(i);
-      return 1;  // not reached
-    });
-    BOOST_TEST(wait_exit_code(producer) == -SIGKILL);
+    }, 3) == -SIGKILL);
     BOOST_TEST(q->pop() == 1u);
     BOOST_TEST(q->pop() == 2u);
     // Blocking pop: after one re-arm slice it finds the dead owner and voids the slot.
@@ -97,12 +135,7 @@ BOOST_AUTO_TEST_CASE(a_producer_killed_at_each_step_leaves_its_item_whole_or_abs
 
 BOOST_AUTO_TEST_CASE(a_producer_killed_with_the_ring_full_is_recovered_by_blocked_producers) {
   auto q = procsync::make_anonymous<q4>();
-  const pid_t producer = fork_child([&] {
-    arm(step::push_copied, SIGKILL, 1);
-    q->push(1);
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(producer) == -SIGKILL);
+  BOOST_TEST(die_at(step::push_copied, [&] { q->push(1); }) == -SIGKILL);
   for (std::uint64_t i = 2; i <= 4; ++i) q->push(i);
   // The ring is full only because of the dead slot: a blocked push recovers it.
   BOOST_TEST(q->try_push_for(5, 5s));
@@ -117,17 +150,8 @@ BOOST_AUTO_TEST_CASE(a_producer_killed_with_the_ring_full_is_recovered_by_blocke
 BOOST_AUTO_TEST_CASE(a_closed_queue_still_yields_the_items_behind_a_dead_producers_slot) {
   enum class how { pop, try_pop, pop_into, try_pop_into };
   for (how h : {how::pop, how::try_pop, how::pop_into, how::try_pop_into}) {
-    struct block {
-      q4 q;
-      procsync::handoff<std::uint64_t> dst;
-    };
-    auto b = procsync::make_anonymous<block>();
-    const pid_t producer = fork_child([&] {
-      arm(step::push_copied, SIGKILL, 1);
-      b->q.push(1);
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(producer) == -SIGKILL);
+    auto b = procsync::make_anonymous<into_block>();
+    BOOST_TEST(die_at(step::push_copied, [&] { b->q.push(1); }) == -SIGKILL);
     b->q.push(2);
     b->q.close();
     std::uint64_t got = 0;
@@ -156,12 +180,7 @@ BOOST_AUTO_TEST_CASE(a_consumer_killed_before_its_take_leaves_the_item_after_it_
     auto q = procsync::make_anonymous<q4>();
     q->push(1);
     q->push(2);
-    const pid_t consumer = fork_child([&] {
-      arm(at, SIGKILL, 1);
-      (void)q->pop();
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(consumer) == -SIGKILL);
+    BOOST_TEST(die_at(at, [&] { (void)q->pop(); }) == -SIGKILL);
     if (at == step::pop_copied) BOOST_TEST(q->pop() == 1u);  // still queued for the others
     BOOST_TEST(q->pop() == 2u);                              // (pop_taken: 1 went with its taker)
     BOOST_TEST(!q->try_pop().has_value());
@@ -173,19 +192,10 @@ BOOST_AUTO_TEST_CASE(a_consumer_killed_before_its_take_leaves_the_item_after_it_
 // exactly one of the queue and the destination.
 BOOST_AUTO_TEST_CASE(pop_into_killed_at_each_step_loses_nothing) {
   for (step at : {step::into_receiving, step::into_copied, step::into_claimed, step::into_full, step::into_released}) {
-    struct block {
-      q4 q;
-      procsync::handoff<std::uint64_t> dst;
-    };
-    auto b = procsync::make_anonymous<block>();
+    auto b = procsync::make_anonymous<into_block>();
     b->q.push(7);
     b->q.push(8);
-    const pid_t consumer = fork_child([&] {
-      arm(at, SIGKILL, 1);
-      b->q.pop_into(b->dst);
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(consumer) == -SIGKILL);
+    BOOST_TEST(die_at(at, [&] { b->q.pop_into(b->dst); }) == -SIGKILL);
     const bool in_dst = b->q.resolve(b->dst);
     const bool taken = at != step::into_receiving && at != step::into_copied;
     BOOST_TEST(in_dst == taken);
@@ -201,23 +211,10 @@ BOOST_AUTO_TEST_CASE(pop_into_killed_at_each_step_loses_nothing) {
 
 // Until resolve() runs, a dead pop_into caller's slot is passed by the others.
 BOOST_AUTO_TEST_CASE(a_dead_pop_into_slot_is_skipped_until_resolved) {
-  struct block {
-    q4 q;
-    procsync::handoff<std::uint64_t> dst;
-  };
-  auto b = procsync::make_anonymous<block>();
+  auto b = procsync::make_anonymous<into_block>();
   b->q.push(1);
-  const pid_t consumer = fork_child([&] {
-    arm(step::into_claimed, SIGKILL, 1);
-    b->q.pop_into(b->dst);
-    return 1;
-  });
-  BOOST_TEST(wait_exit_code(consumer) == -SIGKILL);
-  // 5 items through a ring of 4 whose one slot is held: pushes pass it.
-  for (std::uint64_t i = 2; i <= 6; ++i) {
-    BOOST_TEST(b->q.try_push_for(i, 5s));
-    BOOST_TEST(*b->q.try_pop_for(5s) == i);
-  }
+  BOOST_TEST(die_at(step::into_claimed, [&] { b->q.pop_into(b->dst); }) == -SIGKILL);
+  items_pass(b->q, 2, 6);  // 5 items through a ring of 4 whose one slot is held
   BOOST_TEST(b->q.resolve(b->dst));
   BOOST_TEST(b->dst.take() == 1u);
   check_whole_ring(b->q);
@@ -226,17 +223,8 @@ BOOST_AUTO_TEST_CASE(a_dead_pop_into_slot_is_skipped_until_resolved) {
 BOOST_AUTO_TEST_CASE(a_stopped_producer_holds_only_its_slot_and_its_item_arrives_once) {
   for (step at : {step::push_claimed, step::push_copied}) {
     auto q = procsync::make_anonymous<q4>();
-    const pid_t producer = fork_child([&] {
-      arm(at, SIGSTOP, 1);
-      q->push(100);
-      return 0;
-    });
-    BOOST_REQUIRE(eventually([&] { return is_stopped(producer); }));
-    // The others go on: 10 items through the ring while it is stopped.
-    for (std::uint64_t i = 1; i <= 10; ++i) {
-      BOOST_TEST(q->try_push_for(i, 5s));
-      BOOST_TEST(*q->try_pop_for(5s) == i);
-    }
+    const pid_t producer = stopped_at(at, [&] { q->push(100); });
+    items_pass(*q, 1, 10);  // the others go on while it is stopped
     ::kill(producer, SIGCONT);
     BOOST_TEST(wait_exit_code(producer) == 0);
     BOOST_TEST(*q->try_pop_for(5s) == 100u);
@@ -252,12 +240,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_consumer_blocks_no_one_and_takes_each_item_once) 
   };
   auto b = procsync::make_anonymous<block>();
   b->q.push(1);
-  const pid_t consumer = fork_child([&] {
-    arm(step::pop_copied, SIGSTOP, 1);
-    b->got.store(b->q.pop());
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return is_stopped(consumer); }));
+  const pid_t consumer = stopped_at(step::pop_copied, [&] { b->got.store(b->q.pop()); });
   BOOST_TEST(b->q.pop() == 1u);  // the item it copied is still ours to take
   for (std::uint64_t i = 2; i <= 9; ++i) {
     b->q.push(i);
@@ -271,26 +254,14 @@ BOOST_AUTO_TEST_CASE(a_stopped_consumer_blocks_no_one_and_takes_each_item_once) 
 }
 
 BOOST_AUTO_TEST_CASE(resolve_refuses_a_hand_off_whose_caller_is_stopped_and_the_ring_goes_on) {
-  struct block {
-    q4 q;
-    procsync::handoff<std::uint64_t> dst;
-  };
-  auto b = procsync::make_anonymous<block>();
+  auto b = procsync::make_anonymous<into_block>();
   b->q.push(1);
-  const pid_t consumer = fork_child([&] {
-    arm(step::into_claimed, SIGSTOP, 1);
-    b->q.pop_into(b->dst);
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return is_stopped(consumer); }));
+  const pid_t consumer = stopped_at(step::into_claimed, [&] { b->q.pop_into(b->dst); });
   std::string what;
   BOOST_TEST((error_of([&] { (void)b->q.resolve(b->dst); }, &what) == procsync::errc::invalid_argument));
   BOOST_TEST(what.find("whose pop_into() caller died") != std::string::npos);
   BOOST_TEST(what.find("still running or stopped") != std::string::npos);
-  for (std::uint64_t i = 2; i <= 7; ++i) {
-    BOOST_TEST(b->q.try_push_for(i, 5s));
-    BOOST_TEST(*b->q.try_pop_for(5s) == i);
-  }
+  items_pass(b->q, 2, 7);
   ::kill(consumer, SIGCONT);
   BOOST_TEST(wait_exit_code(consumer) == 0);
   BOOST_TEST(b->dst.take() == 1u);
@@ -466,12 +437,7 @@ BOOST_AUTO_TEST_CASE(a_sender_killed_at_each_step_leaves_its_message_whole_or_ab
     auto mq = procsync::make_anonymous<mq4>();
     mq->send(bytes_of("a"), 1);
     mq->send(bytes_of("b"), 2);
-    const pid_t sender = fork_child([&] {
-      arm(at, SIGKILL, 1);
-      mq->send(bytes_of("killed"), 5);  // sifts to the top of the heap
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(sender) == -SIGKILL);
+    BOOST_TEST(die_at(at, [&] { mq->send(bytes_of("killed"), 5); }) == -SIGKILL);  // sifts to the top of the heap
     const auto all = drain(*mq);
     const std::vector<std::string> with = {"killed/5", "b/2", "a/1"}, without = {"b/2", "a/1"};
     BOOST_TEST((all == (at == step::send_queued ? with : without)));
@@ -485,13 +451,10 @@ BOOST_AUTO_TEST_CASE(a_receiver_killed_before_its_commit_leaves_the_message_afte
     mq->send(bytes_of("a"), 1);
     mq->send(bytes_of("c"), 3);
     mq->send(bytes_of("b"), 2);
-    const pid_t receiver = fork_child([&] {
-      arm(at, SIGKILL, 1);
+    BOOST_TEST(die_at(at, [&] {
       std::array<std::byte, 16> buf{};
       (void)mq->receive(buf);
-      return 1;
-    });
-    BOOST_TEST(wait_exit_code(receiver) == -SIGKILL);
+    }) == -SIGKILL);
     const auto all = drain(*mq);
     const std::vector<std::string> kept = {"c/3", "b/2", "a/1"}, taken = {"b/2", "a/1"};
     BOOST_TEST((all == (at == step::receive_copied ? kept : taken)));
@@ -501,12 +464,7 @@ BOOST_AUTO_TEST_CASE(a_receiver_killed_before_its_commit_leaves_the_message_afte
 
 BOOST_AUTO_TEST_CASE(a_stopped_sender_holds_only_its_slot) {
   auto mq = procsync::make_anonymous<mq4>();
-  const pid_t sender = fork_child([&] {
-    arm(step::send_copied, SIGSTOP, 1);
-    mq->send(bytes_of("late"), 9);
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return is_stopped(sender); }));
+  const pid_t sender = stopped_at(step::send_copied, [&] { mq->send(bytes_of("late"), 9); });
   // Three slots are left, and the others use them.
   for (int i = 0; i < 3; ++i) BOOST_TEST(mq->try_send_for(bytes_of("x"), 0, 5s));
   BOOST_TEST(!mq->try_send_for(bytes_of("x"), 0, 100ms));  // its slot stays its own

@@ -120,14 +120,7 @@ BOOST_AUTO_TEST_CASE(owner_killed_at_depth_three, *boost::unit_test::timeout(120
 
 BOOST_AUTO_TEST_CASE(not_recoverable_after_unrepaired_unlock, *boost::unit_test::timeout(120)) {
   auto b = procsync::make_anonymous<block>();
-  const pid_t holder = fork_child([&]() -> int {
-    b->m.lock();
-    b->step = 1;
-    for (;;) ::pause();
-  });
-  BOOST_REQUIRE(wait_flag(b->step, 1));
-  ::kill(holder, SIGKILL);
-  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  BOOST_REQUIRE(die_holding([&] { b->m.lock(); }) == -SIGKILL);
   BOOST_REQUIRE((b->m.lock_robust() == procsync::lock_status::owner_died));
   BOOST_TEST(b->m.inconsistent());
   b->m.lock();    // depth 2

@@ -19,6 +19,7 @@
 
 #include "child.hpp"
 #include "errors.hpp"
+#include "kinds.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
@@ -28,18 +29,9 @@ namespace {
 /// Removes the segment when the test ends, pass or fail: nothing is left in /dev/shm.
 constexpr std::size_t kSize = 64 * 1024;
 
-// Types stored in a named segment declare their kind (procsync refuses to
-// guess from the compiler's spelling, which g++ and clang++ do not share).
-struct point {
-  static constexpr const char* kind_name = "test::point";
-  int x = 0;
-  int y = 0;
-};
-struct other_point {
-  static constexpr const char* kind_name = "test::other_point";
-  int x = 0;
-  int y = 0;
-};
+constexpr char point_kind[] = "test::point", other_point_kind[] = "test::other_point";
+using point = kinded_xy<int, point_kind>;
+using other_point = kinded_xy<int, other_point_kind>;  // point's layout, another kind
 
 // Same kind and version as procsync::mutex, another version / size: what an
 // old or new build of the library would place.
@@ -504,21 +496,11 @@ BOOST_AUTO_TEST_CASE(a_process_killed_holding_the_segment_lock_does_not_block_ot
   procsync::named_segment seg(procsync::create_only, name, kSize);
   seg.construct<point>("before", 1, 1);
   // A child takes the segment's guard (as during a find_or_construct) and is SIGKILLed.
-  int ready[2];
-  BOOST_REQUIRE(::pipe(ready) == 0);
-  const pid_t kid = fork_child([&] {
+  BOOST_REQUIRE(die_holding([&](const hold_here& hold) {
     procsync::named_segment s(procsync::open_only, name);
     static_cast<procsync::detail::segment_header*>(s.address())->guard.lock();
-    (void)!::write(ready[1], "x", 1);
-    ::pause();
-    return 0;
-  });
-  char c;
-  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
-  ::kill(kid, SIGKILL);
-  BOOST_TEST(wait_exit_code(kid) == -SIGKILL);
-  ::close(ready[0]);
-  ::close(ready[1]);
+    hold();  // still mapped
+  }) == -SIGKILL);
   // Boost's own lock would now hang every user (#90); ours recovers.
   BOOST_TEST(seg.find<point>("before").x == 1);
   seg.construct<point>("after", 2, 2);
@@ -532,27 +514,15 @@ BOOST_AUTO_TEST_CASE(a_process_killed_holding_the_segment_lock_does_not_block_ot
 BOOST_AUTO_TEST_CASE(a_process_killed_while_constructing_leaves_no_half_object) {
   struct slow {
     static constexpr const char* kind_name() { return "test::slow"; }
-    explicit slow(int fd) {
-      (void)!::write(fd, "x", 1);
-      ::pause();
-    }
+    explicit slow(const hold_here& hold) { hold(); }  // killed in the middle of its construction
   };
   scoped_name name("half");
   procsync::named_segment seg(procsync::create_only, name, kSize);
   const std::size_t before = seg.free_memory();
-  int ready[2];
-  BOOST_REQUIRE(::pipe(ready) == 0);
-  const pid_t kid = fork_child([&] {
+  BOOST_REQUIRE(die_holding([&](const hold_here& hold) {
     procsync::named_segment s(procsync::open_only, name);
-    s.construct<slow>("slow", ready[1]);
-    return 0;
-  });
-  char c;
-  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
-  ::kill(kid, SIGKILL);
-  BOOST_TEST(wait_exit_code(kid) == -SIGKILL);
-  ::close(ready[0]);
-  ::close(ready[1]);
+    s.construct<slow>("slow", hold);
+  }) == -SIGKILL);
   BOOST_TEST((error_of([&] { seg.find<point>("slow"); }) == procsync::errc::object_not_found));
   BOOST_TEST(seg.free_memory() == before);
 }
@@ -560,15 +530,13 @@ BOOST_AUTO_TEST_CASE(a_process_killed_while_constructing_leaves_no_half_object) 
 BOOST_AUTO_TEST_CASE(a_process_killed_inside_the_allocator_marks_the_segment_corrupt) {
   scoped_name name("allocator");
   procsync::named_segment seg(procsync::create_only, name, kSize);
-  const pid_t kid = fork_child([&] {
+  BOOST_TEST(die_holding([&](const hold_here& hold) {
     procsync::named_segment s(procsync::open_only, name);
     auto* h = static_cast<procsync::detail::segment_header*>(s.address());
     h->guard.lock();
     h->manager_busy.store(1);  // as if SIGKILLed mid-allocation
-    ::raise(SIGKILL);
-    return 0;
-  });
-  BOOST_TEST(wait_exit_code(kid) == -SIGKILL);
+    hold();
+  }) == -SIGKILL);
   std::string msg;
   BOOST_TEST((error_of([&] { seg.construct<point>("p"); }, &msg) == procsync::errc::corrupt_segment));
   BOOST_TEST(msg.find("died inside its allocator") != std::string::npos, msg);
@@ -642,12 +610,7 @@ BOOST_AUTO_TEST_CASE(procsync_mutex_in_a_users_boost_managed_segment) {
   BOOST_TEST(wait_exit_code(b) == 0);
   BOOST_TEST(block->count == 3 * iters);
   // Robustness holds there too: a holder killed through one mapping is seen through the other.
-  const pid_t dies = fork_child([&] {
-    other->m.lock();
-    ::raise(SIGKILL);
-    return 0;
-  });
-  BOOST_TEST(wait_exit_code(dies) == -SIGKILL);
+  BOOST_TEST(die_holding([&] { other->m.lock(); }) == -SIGKILL);
   BOOST_TEST((block->m.lock_robust() == procsync::lock_status::owner_died));
   block->m.consistent();
   block->m.unlock();

@@ -288,17 +288,12 @@ BOOST_AUTO_TEST_CASE(without_undo_a_killed_holders_permits_stay_taken, *boost::u
   // An undo-capable type constructed without the tag behaves the same.
   auto untagged = procsync::make_anonymous<holder_block<procsync::undo_semaphore<2, 4>>>(2);
   BOOST_TEST(!untagged->sem.undo_enabled());
-  const pid_t holder = fork_child([&]() -> int {
+  BOOST_REQUIRE(die_holding([&] {
     plain->sem.acquire();
     plain->sem.acquire();
     untagged->sem.acquire();
     untagged->sem.acquire();
-    plain->holding = 1;
-    for (;;) ::pause();
-  });
-  BOOST_REQUIRE(wait_flag(plain->holding, 1));
-  ::kill(holder, SIGKILL);
-  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  }) == -SIGKILL);
   BOOST_TEST(!plain->sem.try_acquire_for(100ms));
   BOOST_TEST(!untagged->sem.try_acquire_for(100ms));
   BOOST_TEST(untagged->sem.reclaim_dead_holders() == 0);

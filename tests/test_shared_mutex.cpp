@@ -174,15 +174,7 @@ BOOST_AUTO_TEST_CASE(writer_death_owner_died_consistent_and_poison, *boost::unit
   s->m.unlock_shared();
 
   // Second death; this time the repairer does not call consistent().
-  s->step = 0;
-  const pid_t w2 = fork_child([&]() -> int {
-    s->m.lock();
-    s->step = 1;
-    for (;;) ::pause();
-  });
-  BOOST_REQUIRE(wait_flag(s->step, 1));
-  ::kill(w2, SIGKILL);
-  BOOST_TEST(wait_exit_code(w2) == -SIGKILL);
+  BOOST_REQUIRE(die_holding([&] { s->m.lock(); }) == -SIGKILL);
   BOOST_REQUIRE((s->m.lock_robust() == procsync::lock_status::owner_died));
   // Others queue behind the repairer: a writer and a reader.
   const pid_t blocked = fork_child([&] {

@@ -22,24 +22,16 @@
 
 #include "child.hpp"
 #include "errors.hpp"
+#include "kinds.hpp"
 
 using namespace procsync_test;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct point {
-  static constexpr const char* kind_name = "test::point";
-  long x = 0;
-  long y = 0;
-};
-
-// Same size as point, another kind.
-struct span_pair {
-  static constexpr const char* kind_name = "test::span_pair";
-  long begin = 0;
-  long end = 0;
-};
+constexpr char point_kind[] = "test::point", span_pair_kind[] = "test::span_pair";
+using point = kinded_xy<long, point_kind>;
+using span_pair = kinded_xy<long, span_pair_kind>;  // point's layout, another kind
 
 // 4 KiB of fields that must all agree: any mix of two commits is visible.
 struct big {
@@ -491,18 +483,12 @@ BOOST_AUTO_TEST_CASE(killed_holder_of_a_lock_free_value, *boost::unit_test::time
   // Lock-free T: with_lock() commits by one CAS, so a writer killed inside fn
   // changes nothing, and the next with_lock() repairs the lock.
   auto l = procsync::make_anonymous<procsync::shared_value<long>>(5);
-  auto sync = procsync::make_anonymous<flags>();
-  const pid_t writer = fork_child([&] {
+  BOOST_REQUIRE(die_holding([&](const hold_here& hold) {
     l->with_lock([&](long& v) {
       v = 1000;
-      sync->go.store(1);
-      for (;;) ::pause();
+      hold();
     });
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return sync->go.load() == 1; }, 30s));
-  ::kill(writer, SIGKILL);
-  BOOST_REQUIRE(wait_exit_code(writer) == -SIGKILL);
+  }) == -SIGKILL);
   BOOST_TEST(l->load() == 5);
   BOOST_TEST(l->get_lock().inconsistent());
   BOOST_TEST(l->with_lock([](long& v) { return ++v; }) == 6);
@@ -517,18 +503,12 @@ BOOST_AUTO_TEST_CASE(std_style_use_of_get_lock_survives_a_holders_death, *boost:
   using pair = std::array<long, 2>;
   struct block {
     procsync::shared_value<pair> total{pair{5, 5}};
-    std::atomic<int> holding{0};
   };
   auto b = procsync::make_anonymous<block>();
-  const pid_t holder = fork_child([&] {
+  BOOST_REQUIRE(die_holding([&](const hold_here& hold) {
     std::unique_lock lk(b->total.get_lock());
-    b->holding = 1;
-    for (;;) ::pause();  // killed while holding
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return b->holding.load() == 1; }));
-  ::kill(holder, SIGKILL);
-  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+    hold();  // killed while holding
+  }) == -SIGKILL);
   {
     std::lock_guard g(b->total.get_lock());  // std code: never calls consistent()
   }

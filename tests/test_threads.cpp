@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(killed_process_with_many_threads_releases_all) {
     std::atomic<int> held{0};
   };
   auto b = procsync::make_anonymous<many>();
-  const pid_t child = fork_child([&]() -> int {
+  BOOST_REQUIRE(die_holding([&] {
     std::vector<std::thread> ts;
     for (int i = 0; i < 4; ++i)
       ts.emplace_back([&, i] {
@@ -123,10 +123,7 @@ BOOST_AUTO_TEST_CASE(killed_process_with_many_threads_releases_all) {
         for (;;) ::pause();
       });
     for (;;) ::pause();
-  });
-  BOOST_REQUIRE(eventually([&] { return b->held.load() == 4; }));
-  ::kill(child, SIGKILL);
-  BOOST_TEST(wait_exit_code(child) == -SIGKILL);
+  }, [&] { return b->held.load() == 4; }) == -SIGKILL);
   for (auto& m : b->m) {
     BOOST_TEST((m.try_lock_robust_for(10s) == procsync::lock_status::owner_died));
     m.consistent();

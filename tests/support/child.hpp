@@ -5,6 +5,8 @@
 // fails the test instead of hanging it.
 #pragma once
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -20,6 +22,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace procsync_test {
@@ -76,6 +80,79 @@ inline int wait_exit_code(pid_t pid, std::chrono::milliseconds limit = std::chro
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
   return -1001;
+}
+
+/// What die_holding() hands to a take() whose hold lives in its own scope (a
+/// unique_lock, a mapping, a constructor still running): calling it tells the
+/// parent "held now" and sleeps until the parent's SIGKILL, so nothing of that
+/// scope is undone before the death.
+class hold_here {
+ public:
+  explicit hold_here(int fd) noexcept : fd_(fd) {}
+  [[noreturn]] void operator()() const noexcept {
+    (void)!::write(fd_, "h", 1);
+    for (;;) ::pause();
+  }
+
+ private:
+  int fd_;
+};
+
+/// Forks a child that takes something (locks a mutex, takes permits, waits at
+/// a barrier) and SIGKILLs it while it holds it, then reaps it: the one way
+/// these tests leave a primitive with a dead owner. The child runs `take()`,
+/// or `take(hold)` (hold_here: for a hold that lives in take's own scope);
+/// when take() returns, the child holds. A take() that returns an int fails
+/// with a non-zero one: the child exits with it. For a take() that never
+/// returns by itself (a wait), `seen_holding()`, evaluated in the parent, says
+/// when it holds. The parent kills the child only once it holds, never later
+/// than 30 s after the fork (the watchdog).
+/// Returns the child's exit code: -SIGKILL when it died holding; -1000 when it
+/// was not seen to hold within 30 s; its own code (98 when take() threw) when
+/// it ended by itself. So `die_holding(...) == -SIGKILL` fails unless the
+/// child really held and was killed holding.
+template <class Take, class SeenHolding>
+int die_holding(Take&& take, SeenHolding&& seen_holding) {
+  int said[2];  // the child's "held now": a byte, or end of file if it ended first
+  if (::pipe2(said, O_CLOEXEC) != 0) {
+    std::perror("pipe2");
+    std::abort();
+  }
+  const pid_t pid = fork_child([&]() -> int {
+    ::close(said[0]);
+    const hold_here hold(said[1]);
+    if constexpr (std::is_invocable_v<Take&, const hold_here&>) {
+      if constexpr (std::is_void_v<std::invoke_result_t<Take&, const hold_here&>>) take(hold);
+      else if (const int rc = take(hold); rc != 0) return rc;
+    } else {
+      if constexpr (std::is_void_v<std::invoke_result_t<Take&>>) take();
+      else if (const int rc = take(); rc != 0) return rc;
+    }
+    hold();
+  });
+  ::close(said[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool held = false, ended = false;
+  while (!held && !ended && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{said[0], POLLIN, 0};
+    if (::poll(&p, 1, 1) == 1) {  // also the 1 ms pause between looks
+      char c = 0;
+      const ssize_t n = ::read(said[0], &c, 1);
+      held = n == 1;
+      ended = n == 0;
+    }
+    if (!held && !ended && seen_holding()) held = true;
+  }
+  ::close(said[0]);
+  ::kill(pid, SIGKILL);  // a child that ended by itself is a zombie: no effect
+  const int code = wait_exit_code(pid);
+  return !held && code == -SIGKILL ? -1000 : code;
+}
+
+/// die_holding() for a take() that returns (or calls hold) once it holds.
+template <class Take>
+int die_holding(Take&& take) {
+  return die_holding(std::forward<Take>(take), [] { return false; });
 }
 
 /// A name no other test run can produce: prefix, pid, and a per-process counter.

@@ -16,12 +16,16 @@
 // ETIMEDOUT, so the check asks for most rounds, not all: a dropped wake makes
 // every round ETIMEDOUT.
 //
+// notify_one_round below asks the other question of a notify_one: did it
+// release exactly one waiter, and leave the others asleep?
+//
 // Include it in exactly one translation unit of an executable (it defines
 // syscall()); x86-64 and aarch64 glibc both export syscall as a plain variadic.
 #pragma once
 
 #include <dlfcn.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -29,7 +33,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "child.hpp"
@@ -98,6 +104,85 @@ tally strict_wake_round(int waiters, WaitBody&& wait_body, Wake&& wake,
       ++t.slice;
   }
   return t;
+}
+
+/// A `wait_body` for strict_wake_round(): waits on `cv` under a unique_lock
+/// of `m`; right when it returns holding the lock again.
+template <class ConditionVariable, class Mutex>
+auto cv_waiter(ConditionVariable& cv, Mutex& m) {
+  return [&cv, &m] {
+    std::unique_lock<Mutex> lk(m);
+    cv.wait(lk);
+    return lk.owns_lock();
+  };
+}
+
+/// Where the waiters of a notify_one_round() report; it lives in the shared
+/// memory the round's waiters share.
+struct return_log {
+  std::atomic<int> registered{0};  // waiters counted under the lock, before their wait
+  std::atomic<int> returned{0};    // waiters whose wait returned
+  std::atomic<int> first{0};       // the pid of the first to return
+};
+
+/// What a notify_one_round() saw.
+struct notify_one_outcome {
+  std::string broken;               // why the round could not be judged; "" when it could
+  bool others_slept_again = false;  // each other waiter was seen to wake, re-check and sleep again
+  int returned = 0;                 // waiters that had returned by then
+  std::vector<int> others_codes;    // the others' exit codes, once a notify_all released them
+  /// The one notify_one released exactly one waiter.
+  bool exactly_one() const noexcept { return broken.empty() && others_slept_again && returned == 1; }
+};
+
+/// notify_one releases exactly one of the waiters asleep before it. Forks
+/// `waiters` processes that each take `make_lock()`, register in `log` and
+/// wait on `cv`; waits until all registered, `lock_free()` (the lock is free
+/// again: each unlocked it in its wait) and each sleeps in futex(2), all
+/// decided by looking; calls cv.notify_one(); reaps the one that returned
+/// (then it no longer holds the lock the others need); then sees each of the
+/// others wake (its 50 ms re-arm slice), re-check and sleep again: one released
+/// by mistake would return instead. Last, cv.notify_all() releases the others
+/// and they are reaped. Nothing is left running, whatever broke.
+template <class ConditionVariable, class MakeLock, class LockFree>
+notify_one_outcome notify_one_round(return_log& log, int waiters, ConditionVariable& cv, MakeLock&& make_lock,
+                                    LockFree&& lock_free) {
+  notify_one_outcome out;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < waiters; ++i)
+    kids.push_back(fork_child([&] {
+      auto lk = make_lock();
+      log.registered.fetch_add(1);
+      cv.wait(lk);
+      int none = 0;  // still holding the lock
+      log.first.compare_exchange_strong(none, ::getpid());
+      log.returned.fetch_add(1);
+      return 0;
+    }));
+  const auto give_up = [&](std::string why) {
+    for (pid_t k : kids) ::kill(k, SIGKILL);
+    for (pid_t k : kids) (void)wait_status(k);
+    out.broken = std::move(why);
+    return out;
+  };
+  if (!eventually([&] { return log.registered.load() == waiters && lock_free() && all_blocked_in_futex(kids); }))
+    return give_up("the waiters were not all registered and asleep within 30 s");
+  cv.notify_one();
+  if (!eventually([&] { return log.first.load() != 0; }))
+    return give_up("no waiter returned for the notify_one within 30 s");
+  const pid_t first = log.first.load();
+  std::vector<pid_t> rest;
+  for (pid_t k : kids)
+    if (k != first) rest.push_back(k);
+  kids = rest;  // the ones give_up would still have to reap
+  if (const int code = wait_exit_code(first); code != 0)
+    return give_up("the waiter that returned exited with " + std::to_string(code));
+  const auto seen = switch_counts(rest);
+  out.others_slept_again = eventually([&] { return all_slept_again(rest, seen); }, std::chrono::seconds(10));
+  out.returned = log.returned.load();
+  cv.notify_all();
+  for (pid_t k : rest) out.others_codes.push_back(wait_exit_code(k));
+  return out;
 }
 
 }  // namespace procsync_test::wake_probe
