@@ -122,12 +122,12 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
 
   /// Releases one share held by the caller (else errc::not_owner).
   void unlock_shared() {
-    const std::size_t slot = find_own_slot(detail::current_tid());
+    const detail::thread_identity& self = detail::current_thread();
+    const std::size_t slot = find_own_slot(self.tid);
     if (slot == reader_slots)
       detail::throw_error(errc::not_owner, "procsync::shared_mutex: unlock_shared by thread " +
-                                               std::to_string(detail::current_tid()) +
-                                               ", which holds no shared lock");
-    slots_[slot].release(message_name);  // wakes a writer draining readers
+                                               std::to_string(self.tid) + ", which holds no shared lock");
+    slots_[slot].release(self, message_name);  // wakes a writer draining readers
     detail::ring(slot_freed_, 1);
   }
 
@@ -206,7 +206,8 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   void abandon_gate() { gate_.release_to_all(message_name, true); }
 
   lock_status acquire_shared(const timespec* deadline, bool may_wait) {
-    const std::uint32_t self = detail::current_tid();
+    detail::thread_identity& self_id = detail::current_thread();
+    const std::uint32_t self = self_id.tid;
     detail::robust_wait wait;
     for (;;) {
       // seq_cst: a reader must see what the last writer wrote (acquire), and
@@ -225,26 +226,26 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
       // A free gate that still carries `waiters`: its writer died between its
       // release and its wake call, and the kernel woke only us. Pass it on.
       if (gate & detail::word_waiters) gate_.pass_on_wake();
-      const std::size_t slot = claim_slot(deadline, may_wait);
+      const std::size_t slot = claim_slot(self_id, deadline, may_wait);
       if (slot == reader_slots) return lock_status::unavailable;
       const std::uint32_t now = gate_.word().load(std::memory_order_seq_cst);
       if ((now & tid_mask) == 0 && now != detail::word_not_recoverable)
         return (now & detail::word_owner_died) ? lock_status::owner_died : lock_status::acquired;
-      slots_[slot].release(message_name);  // a writer came first: let it drain us
+      slots_[slot].release(self_id, message_name);  // a writer came first: let it drain us
       detail::ring(slot_freed_, 1);
     }
   }
 
   // Takes a free slot (starting at one chosen by TID to spread readers); if
   // none is free, sleeps on the slot-freed doorbell. reader_slots: none taken.
-  std::size_t claim_slot(const timespec* deadline, bool may_wait) {
-    const std::size_t start = detail::current_tid() % reader_slots;
+  std::size_t claim_slot(detail::thread_identity& self, const timespec* deadline, bool may_wait) {
+    const std::size_t start = first_slot_of(self.tid);
     std::size_t taken = reader_slots;
     auto try_claim = [&](std::uint32_t) {
       for (std::size_t k = 0; k < reader_slots; ++k) {
         const std::size_t i = (start + k) % reader_slots;
         if ((slots_[i].word().load(std::memory_order_relaxed) & tid_mask) != 0) continue;
-        const lock_status s = slots_[i].try_acquire(message_name);
+        const lock_status s = slots_[i].try_acquire(self, message_name);
         if (!holds(s)) continue;
         // A slot guards no data: a dead reader's mark needs no repair.
         if (s == lock_status::owner_died) slots_[i].make_consistent(message_name);
@@ -258,8 +259,14 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
     return taken;
   }
 
+  // Where a reader starts looking. Slots are 40 bytes, so neighbours share a
+  // cache line; processes started together have consecutive TIDs, and
+  // multiplying by 5 puts those 5 slots (200 bytes) apart (ids 13 apart are
+  // the first to land on neighbouring slots).
+  static std::size_t first_slot_of(std::uint32_t tid) noexcept { return (std::size_t{tid} * 5) % reader_slots; }
+
   std::size_t find_own_slot(std::uint32_t tid) const noexcept {
-    const std::size_t start = tid % reader_slots;
+    const std::size_t start = first_slot_of(tid);
     for (std::size_t k = 0; k < reader_slots; ++k) {
       const std::size_t i = (start + k) % reader_slots;
       if (slots_[i].holder_tid() == tid) return i;

@@ -56,8 +56,8 @@ class robust_lock {
     return acquire_contended(self, kind, deadline);
   }
 
-  lock_status try_acquire(const char* kind) {
-    thread_identity& self = current_thread();
+  lock_status try_acquire(const char* kind) { return try_acquire(current_thread(), kind); }
+  lock_status try_acquire(thread_identity& self, const char* kind) {
     set_pending(self, &node_);
     std::uint32_t seen = word_.load(std::memory_order_relaxed);
     while ((seen & word_tid_mask) == 0) {
