@@ -171,19 +171,16 @@ class advisory_lock {
 
 }  // namespace detail
 
-/// An exclusive lock named `name`, shared by every client of the server.
-class mutex {
- public:
-  /// Registers `name` (1..max_name_length bytes) on first use by any client.
-  /// Throws errc::invalid_name, errc::name_collision (another mutex name has
-  /// the same key), errc::connection_lost, errc::server_error.
-  mutex(const session& s, std::string_view name) : core_(s, name, detail::kind::mutex, "mutex") {}
-  /// Releases the lock if this object still holds it (never throws).
-  ~mutex() = default;
+namespace detail {
 
+/// The exclusive side, the same for pg::mutex and pg::shared_mutex's writers:
+/// written once here, documented for both.
+class exclusive_side {
+ public:
   /// Blocks until held. Throws errc::would_deadlock if this session already
   /// holds the name (through this or another object: advisory locks are
-  /// re-entrant per session, so two holders would be silently merged),
+  /// re-entrant per session, so two holders would be silently merged; for a
+  /// shared_mutex, also when it holds the name shared),
   /// errc::deadlock_detected if the server picked this waiter as a deadlock
   /// victim (it keeps its other locks), errc::connection_lost.
   void lock() { core_.acquire(false, std::nullopt); }
@@ -200,11 +197,12 @@ class mutex {
   template <class Clock, class Duration>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
     core_.acquire(false, procsync::detail::to_steady(deadline));
-    return owned();
+    return core_.held() == 1;
   }
 
-  /// Releases. Throws errc::not_owner if this object does not hold it; never
-  /// throws for a lost connection (the server released it already).
+  /// Releases. Throws errc::not_owner if this object does not hold it
+  /// exclusively; never throws for a lost connection (the server released it
+  /// already).
   void unlock() { core_.release(false); }
 
   /// While held: a number strictly greater than any returned for an earlier
@@ -213,39 +211,42 @@ class mutex {
   /// gone (then the lock is gone too).
   [[nodiscard]] std::uint64_t fencing_token() { return core_.fence(); }
 
+  [[nodiscard]] const std::string& name() const noexcept { return core_.name(); }
+
+ protected:
+  exclusive_side(const session& s, std::string_view name, kind k, const char* label) : core_(s, name, k, label) {}
+  ~exclusive_side() = default;  // releases the lock if this object still holds it (never throws)
+
+  advisory_lock core_;
+};
+
+}  // namespace detail
+
+/// An exclusive lock named `name`, shared by every client of the server.
+/// lock, try_lock, try_lock_for/until, unlock, fencing_token, name: see
+/// detail::exclusive_side above.
+class mutex : public detail::exclusive_side {
+ public:
+  /// Registers `name` (1..max_name_length bytes) on first use by any client.
+  /// Throws errc::invalid_name, errc::name_collision (another mutex name has
+  /// the same key), errc::connection_lost, errc::server_error.
+  mutex(const session& s, std::string_view name) : exclusive_side(s, name, detail::kind::mutex, "mutex") {}
+
   /// Whether this object holds the lock (as far as the client knows; a lost
   /// connection shows at the next operation or session::check()).
   [[nodiscard]] bool owned() const noexcept { return core_.held() == 1; }
-  [[nodiscard]] const std::string& name() const noexcept { return core_.name(); }
-
- private:
-  detail::advisory_lock core_;
 };
 
 /// A reader/writer lock named `name` (std::shared_mutex's shape). The server
 /// queues requests: a waiting writer blocks later readers, so writers do not
-/// starve. A dead reader or writer is released with its session.
-class shared_mutex {
+/// starve. A dead reader or writer is released with its session. The
+/// exclusive side (lock ... fencing_token) is mutex's, detail::exclusive_side;
+/// a session holds a name in one mode at a time (errc::would_deadlock otherwise).
+class shared_mutex : public detail::exclusive_side {
  public:
   /// Same as mutex's constructor; shared_mutex names are a namespace of their own.
-  shared_mutex(const session& s, std::string_view name) : core_(s, name, detail::kind::shared_mutex, "shared_mutex") {}
-  ~shared_mutex() = default;
-
-  /// Exclusive ownership; same errors and costs as mutex. A session holds a
-  /// name in one mode at a time: errc::would_deadlock otherwise.
-  void lock() { core_.acquire(false, std::nullopt); }
-  [[nodiscard]] bool try_lock() { return core_.try_acquire(false); }
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    return try_lock_until(procsync::detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    core_.acquire(false, procsync::detail::to_steady(deadline));
-    return core_.held() == 1;
-  }
-  void unlock() { core_.release(false); }
-  [[nodiscard]] std::uint64_t fencing_token() { return core_.fence(); }
+  shared_mutex(const session& s, std::string_view name)
+      : exclusive_side(s, name, detail::kind::shared_mutex, "shared_mutex") {}
 
   /// Shared ownership: any number of sessions at once, none while a writer
   /// holds or waits. Same errors as lock().
@@ -262,11 +263,6 @@ class shared_mutex {
   }
   /// Throws errc::not_owner unless this object holds it shared.
   void unlock_shared() { core_.release(true); }
-
-  [[nodiscard]] const std::string& name() const noexcept { return core_.name(); }
-
- private:
-  detail::advisory_lock core_;
 };
 
 }  // namespace procsync::pg
