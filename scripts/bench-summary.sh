@@ -81,27 +81,3 @@ if ! python3 -c 'import matplotlib' 2>/dev/null && [ -x /usr/bin/python3 ] &&
 fi
 "$python" scripts/plot_bench.py --results "$out" --summary
 
-# bench_shared_mutex's targets: plot_bench.py does not read its JSON, so they
-# are printed here, with plot_bench's own loader, per-run ratios and verdicts.
-"$python" - "$out" <<'EOF'
-import os
-import sys
-
-sys.path.insert(0, "scripts")
-import plot_bench as pb
-
-loaded = pb.load(os.path.join(sys.argv[1], "bench_shared_mutex.json"))
-if loaded:
-    medians, _, pb.REPS["shared_mutex"] = loaded
-    rows = []
-    for procs in (2, 4):
-        r = pb.run_ratios("shared_mutex", f"read_mostly/procsync/procs:{procs}",
-                          f"read_mostly/pthread_rwlock/procs:{procs}", lambda row: row.get("ops_per_s"))
-        rows.append([f"shared_mutex read-mostly (95 % reads) P={procs} >= 1.0x pthread_rwlock",
-                     pb.spread_text(r), pb.verdict(r, ">=", 1.0) if r else "-"])
-    size = lambda impl: pb.fmt(medians.get(f"uncontended_shared/{impl}", {}).get("bytes"), 0)
-    print()
-    print("== shared_mutex targets (bench_shared_mutex; median of the per-run ratios, min-max over the runs)")
-    pb.table(["target", "measured", ""], rows)
-    print(f"size: procsync::shared_mutex {size('procsync')} bytes, pthread_rwlock_t {size('pthread_rwlock')} bytes")
-EOF

@@ -72,7 +72,7 @@ REPS = {}
 
 def load_all(results):
     data, context = {}, {}
-    for bench in ("contention", "mutex", "semaphore", "latency", "shared_value", "queue"):
+    for bench in ("contention", "mutex", "semaphore", "latency", "shared_value", "queue", "shared_mutex"):
         loaded = load(os.path.join(results, f"bench_{bench}.json"))
         if loaded:
             data[bench], ctx, REPS[bench] = loaded
@@ -90,8 +90,12 @@ def median(values):
 
 def run_ratios(bench, name_a, name_b, value):
     """Per-run ratios value(run i of a) / value(run i of b), or [] if either is
-    missing. With one run each this is the single ratio."""
-    a, b = REPS.get(bench, {}).get(name_a, []), REPS.get(bench, {}).get(name_b, [])
+    missing. With one run each this is the single ratio. name_b None: the
+    values of a themselves (a target on an absolute number, such as fairness)."""
+    a = REPS.get(bench, {}).get(name_a, [])
+    if name_b is None:
+        return [v for v in (value(r) for r in a) if v is not None]
+    b = REPS.get(bench, {}).get(name_b, [])
     out = []
     for ra, rb in zip(a, b):
         va, vb = value(ra), value(rb)
@@ -100,14 +104,14 @@ def run_ratios(bench, name_a, name_b, value):
     return out
 
 
-def spread_text(ratios, digits=2):
-    """"1.06x (0.98-1.12, 3 runs)", or "1.06x (1 run)"."""
+def spread_text(ratios, digits=2, unit="x"):
+    """"1.06x (0.98-1.12, 3 runs)", or "1.06x (1 run)"; unit "" for a plain value."""
     if not ratios:
         return "-"
     m = median(ratios)
     if len(ratios) == 1:
-        return f"{m:.{digits}f}x (1 run)"
-    return f"{m:.{digits}f}x ({min(ratios):.{digits}f}-{max(ratios):.{digits}f}, {len(ratios)} runs)"
+        return f"{m:.{digits}f}{unit} (1 run)"
+    return f"{m:.{digits}f}{unit} ({min(ratios):.{digits}f}-{max(ratios):.{digits}f}, {len(ratios)} runs)"
 
 
 def ratio_cell(bench, name_a, name_b, value, digits=2):
@@ -289,24 +293,43 @@ def summary_shared_value(data):
     table(["impl", "1 proc", "2 procs", "4 procs", "lost"], rows)
 
 
+def fair_min_max(row):
+    return row.get("fair_min_max") if row else None
+
+
+def contended(impl, procs):
+    return f"contended/{impl}/counter/procs:{procs}"
+
+
 TARGETS = [
-    # (target, bench, benchmark, baseline, value, "<=" or ">=", threshold)
+    # (target, bench, benchmark, baseline (None: the value itself), value, "<=" or ">=", threshold)
     ("mutex uncontended <= 1.0x pthread non-robust", "mutex",
      "uncontended/procsync", "uncontended/pthread", cpu_ns, "<=", 1.0),
+    ("mutex uncontended <= 0.80x glibc robust", "mutex",
+     "uncontended/procsync", "uncontended/pthread_robust", cpu_ns, "<=", 0.8),
+    ("recursive_mutex uncontended within 5 % of mutex", "mutex",
+     "uncontended/procsync_recursive", "uncontended/procsync", cpu_ns, "<=", 1.05),
     ("mutex uncontended <= 2.0x the CAS floor", "mutex",
      "uncontended/procsync", "uncontended/cas_spin", cpu_ns, "<=", 2.0),
-    ("2-proc contended throughput >= 1.25x glibc robust", "mutex",
-     "contended/procsync/counter/procs:2", "contended/pthread_robust/counter/procs:2",
-     lambda r: r.get("ops_per_s"), ">=", 1.25),
-    ("2-proc contended throughput >= 1.0x pthread non-robust", "mutex",
-     "contended/procsync/counter/procs:2", "contended/pthread/counter/procs:2",
-     lambda r: r.get("ops_per_s"), ">=", 1.0),
+] + [
+    (f"{procs}-proc contended throughput >= {threshold}x {label}", "mutex",
+     contended("procsync", procs), contended(base, procs), lambda r: r.get("ops_per_s"), ">=", threshold)
+    for procs in (2, 4)
+    for base, label, threshold in (("pthread", "pthread non-robust", 1.25), ("pthread_robust", "glibc robust", 1.6))
+] + [
+    ("8 procs contended >= 1.0x pthread (on this machine's cores)", "contention",
+     "contention/procsync/counter/procs:8", "contention/pthread/counter/procs:8", mops, ">=", 1.0),
+    ("fairness at 4 procs: fair_min_max >= 0.8 (a value, not a ratio)", "contention",
+     "contention/procsync/counter/procs:4", None, fair_min_max, ">=", 0.8),
     ("counting_semaphore acquire+release <= 1.0x sem_t", "semaphore",
      "uncontended/procsync_counting", "uncontended/sem_t", cpu_ns, "<=", 1.0),
     ("event wake latency (p50) <= 1.1x raw futex ping-pong", "latency",
      "latency/procsync_event", "latency/raw_futex", lambda r: r.get("p50_ns"), "<=", 1.1),
-    ("8 procs contended >= 1.5x pthread (design: 8-16 procs on 16 cores)", "contention",
-     "contention/procsync/counter/procs:8", "contention/pthread/counter/procs:8", mops, ">=", 1.5),
+] + [
+    (f"shared_mutex read-mostly (95 % reads) P={procs} >= 1.0x pthread_rwlock", "shared_mutex",
+     f"read_mostly/procsync/procs:{procs}", f"read_mostly/pthread_rwlock/procs:{procs}",
+     lambda r: r.get("ops_per_s"), ">=", 1.0)
+    for procs in (2, 4)
 ]
 
 
@@ -377,7 +400,7 @@ def targets(data):
     for label, bench, name, base, value, op, threshold in TARGETS:
         ratios = run_ratios(bench, name, base, value)
         if ratios:
-            out.append((label, spread_text(ratios), verdict(ratios, op, threshold)))
+            out.append((label, spread_text(ratios, unit="x" if base else ""), verdict(ratios, op, threshold)))
     return out
 
 
@@ -386,6 +409,11 @@ def summary_targets(data):
     if rows:
         print("== design targets (median of the per-run ratios, min-max over the runs)")
         table(["target", "measured", ""], rows)
+    sizes = {impl: data.get("shared_mutex", {}).get(f"uncontended_shared/{impl}", {}).get("bytes")
+             for impl in ("procsync", "pthread_rwlock")}
+    if all(sizes.values()):
+        print(f"size: procsync::shared_mutex {sizes['procsync']:.0f} bytes, "
+              f"pthread_rwlock_t {sizes['pthread_rwlock']:.0f} bytes")
 
 
 def read_load(results):

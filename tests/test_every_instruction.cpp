@@ -31,6 +31,7 @@
 #include <procsync/message_queue.hpp>
 #include <procsync/mutex.hpp>
 #include <procsync/queue.hpp>
+#include <procsync/shared_mutex.hpp>
 #include <procsync/shared_value.hpp>
 #include <procsync/undo_semaphore.hpp>
 
@@ -299,6 +300,75 @@ BOOST_AUTO_TEST_CASE(message_queue_send_killed_at_every_instruction, *utf::timeo
         (void)s.mq.receive(buf);
       }},
       [](message_state& s) { s.mq.send(hello(), 7); }, one_message_or_none);
+}
+
+// --- shared_mutex: a reader stopped anywhere in lock_shared() never shares with a writer --
+//
+// Not a kill: the reader is frozen n instructions into lock_shared(), a writer
+// takes the lock if it can, the reader goes on. If the writer got in, the
+// reader must stay out until the writer leaves. This is the Dekker pair of
+// the reader's slot and the writer's gate, tested at every instruction
+// between them (a reader that skipped its second look at the gate would get
+// in only when frozen between its first look and its slot).
+
+struct shared_state {
+  control ctl;
+  std::atomic<int> inside{0};  // the reader's lock_shared() returned
+  procsync::shared_mutex rw;
+};
+
+// How long a reader the writer let through would need to show it: once
+// resumed it runs a few dozen instructions.
+constexpr std::int64_t reader_show_ns = 50'000'000;
+
+BOOST_AUTO_TEST_CASE(shared_mutex_reader_frozen_at_every_instruction_meets_no_writer, *utf::timeout(300)) {
+  if (!supported) return;
+  int runs = 0, writer_got_in = 0;
+  bool completed = false;
+  // Every instruction in both builds: a run is short (no kill, no recovery).
+  for (int n = 1; n <= max_steps && !completed; ++n) {
+    auto st = procsync::make_anonymous<shared_state>();
+    auto& s = *st;
+    sigchld_blocker blocked;
+    const pid_t pid = procsync_test::fork_child([&s] {
+      sigchld_blocker::unblock_in_child();
+      s.rw.lock_shared();  // the untraced first use
+      s.rw.unlock_shared();
+      if (!become_target()) return 3;
+      mark(s.ctl);
+      s.rw.lock_shared();
+      s.inside.store(1);
+      mark(s.ctl);
+      s.rw.unlock_shared();
+      return 0;
+    });
+    tracer t({pid}, 0, point{point_kind::other, 0, n}, &s.ctl.marker);
+    t.set_fault(fault::stop);
+    BOOST_REQUIRE_MESSAGE(t.attach(), "the target could not be traced");
+    BOOST_REQUIRE_MESSAGE(t.run_until([&] { return t.hit() || t.all_exited(); }, now_ns() + 10'000'000'000),
+                          "instruction " << n << ": the reader neither stopped nor finished within 10 s");
+    ++runs;
+    completed = !t.hit() || s.inside.load() != 0;
+    if (t.hit() && s.rw.try_lock()) {
+      ++writer_got_in;
+      t.resume_target();
+      const bool entered = t.run_until([&] { return s.inside.load() != 0; }, now_ns() + reader_show_ns);
+      BOOST_TEST(!entered, "frozen at instruction " << n << ": the reader got in while a writer held the lock");
+      s.rw.unlock();
+    } else {
+      t.resume_target();
+    }
+    BOOST_REQUIRE_MESSAGE(t.run_until([&] { return t.all_exited(); }, now_ns() + 10'000'000'000),
+                          "instruction " << n << ": the reader did not finish within 10 s");
+    BOOST_TEST((WIFEXITED(t.status(0)) && WEXITSTATUS(t.status(0)) == 0),
+               "instruction " << n << ": the reader ended with status " << t.status(0));
+    BOOST_TEST(s.inside.load() == 1);
+  }
+  BOOST_TEST_MESSAGE("shared_mutex::lock_shared: " << runs << " instructions frozen, the writer got in at "
+                                                   << writer_got_in);
+  BOOST_TEST(completed, "lock_shared never completed within " << max_steps << " instructions");
+  BOOST_TEST(writer_got_in > 0, "no freeze let a writer in: the sweep tested nothing");
+  BOOST_TEST(runs > 10);
 }
 
 }  // namespace

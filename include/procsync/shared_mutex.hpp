@@ -172,6 +172,20 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   lock_status acquire(const timespec* deadline, bool may_wait) {
     const lock_status got = may_wait ? gate_.acquire(message_name, deadline) : gate_.try_acquire(message_name);
     if (!holds(got)) return got;
+    if (no_reader_inside()) [[likely]]
+      return got;
+    return drain_readers(got, deadline, may_wait);
+  }
+
+  // One pass of plain loads over every slot: the writer's half of the Dekker
+  // pair when no reader is inside, which is the common case.
+  bool no_reader_inside() const noexcept {
+    std::uint32_t any = 0;
+    for (const auto& slot : slots_) any |= slot.word().load(std::memory_order_seq_cst);
+    return (any & tid_mask) == 0;
+  }
+
+  [[gnu::noinline]] lock_status drain_readers(lock_status got, const timespec* deadline, bool may_wait) {
     const std::uint32_t self = detail::current_tid();
     detail::robust_wait wait;
     for (auto& slot : slots_) {
@@ -206,7 +220,24 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   void abandon_gate() { gate_.release_to_all(message_name, true); }
 
   lock_status acquire_shared(const timespec* deadline, bool may_wait) {
-    detail::thread_identity& self_id = detail::current_thread();
+    detail::thread_identity& self = detail::current_thread();
+    // The common case, with no writer about and the reader's first slot free:
+    // take that slot, then re-check the gate (seq_cst both, as below).
+    if (gate_.word().load(std::memory_order_seq_cst) == 0) {
+      detail::robust_lock& slot = slots_[first_slot_of(self.tid)];
+      if (slot.word().load(std::memory_order_relaxed) == 0 &&
+          slot.try_acquire(self, message_name) == lock_status::acquired) {
+        if (gate_.word().load(std::memory_order_seq_cst) == 0) [[likely]]
+          return lock_status::acquired;
+        slot.release(self, message_name);  // a writer came first: let it drain us
+        detail::ring(slot_freed_, 1);
+      }
+    }
+    return acquire_shared_contended(self, deadline, may_wait);
+  }
+
+  [[gnu::noinline]] lock_status acquire_shared_contended(detail::thread_identity& self_id, const timespec* deadline,
+                                                         bool may_wait) {
     const std::uint32_t self = self_id.tid;
     detail::robust_wait wait;
     for (;;) {
