@@ -43,6 +43,8 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
   /// owner's death.
   [[nodiscard]] lock_status lock_robust() {
     detail::thread_identity& self = detail::current_thread();
+    if (core_.take_if_clean(self)) [[likely]]
+      return lock_status::acquired;  // a free lock has no levels beyond the first
     if (reenter(self)) return lock_status::acquired;
     return first_hold(core_.acquire(self, message_name, nullptr));
   }

@@ -42,6 +42,17 @@ class robust_lock {
   lock_status acquire(const char* kind, const timespec* deadline) { return acquire(current_thread(), kind, deadline); }
   /// The same, for a caller that already has its identity (one TLS check per call).
   lock_status acquire(thread_identity& self, const char* kind, const timespec* deadline) {
+    if (take_if_clean(self)) [[likely]]
+      return lock_status::acquired;
+    set_pending(self, &node_);
+    return acquire_contended(self, kind, deadline);
+  }
+
+  /// The uncontended path alone: takes the lock if it is free and clean (no
+  /// owner_died mark, no waiters); false, with nothing changed, otherwise.
+  /// recursive_mutex tries it before looking at the word, so a contended
+  /// lock's line is not first fetched for reading and then again to write.
+  bool take_if_clean(thread_identity& self) noexcept {
     set_pending(self, &node_);
     std::uint32_t expected = 0;
     // Acquire: the critical section must see everything the last holder wrote.
@@ -51,9 +62,10 @@ class robust_lock {
       [[likely]] {
       robust_enqueue(self, &node_);
       clear_pending(self);
-      return lock_status::acquired;
+      return true;
     }
-    return acquire_contended(self, kind, deadline);
+    clear_pending(self);
+    return false;
   }
 
   lock_status try_acquire(const char* kind) { return try_acquire(current_thread(), kind); }
