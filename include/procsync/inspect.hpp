@@ -113,7 +113,8 @@ class segment_inspector {
     if (fd_ < 0) {
       const int e = errno;
       if (e == ENOENT)
-        detail::throw_error(errc::segment_not_found, "procsync::segment_inspector: no segment " + detail::quoted(name_));
+        detail::throw_error(errc::segment_not_found,
+                            "procsync::segment_inspector: no segment " + detail::quoted(name_));
       if (e == EACCES || e == EPERM)
         detail::throw_error(errc::permission_denied,
                             "procsync::segment_inspector: not allowed to read segment " + detail::quoted(name_));

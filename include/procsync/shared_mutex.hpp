@@ -149,7 +149,9 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   /// TID of the writer (holding or draining readers), 0 if none.
   [[nodiscard]] std::uint32_t writer_tid() const noexcept { return gate_.holder_tid(); }
   /// TID holding reader slot `i` (< reader_slots), 0 if free: a racy snapshot for inspectors.
-  [[nodiscard]] std::uint32_t reader_tid(std::size_t i) const noexcept { return i < reader_slots ? slots_[i].holder_tid() : 0; }
+  [[nodiscard]] std::uint32_t reader_tid(std::size_t i) const noexcept {
+    return i < reader_slots ? slots_[i].holder_tid() : 0;
+  }
   /// The writer gate's raw robust lock word (holder TID | owner-died bit | waiters bit, see
   /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return gate_.word().load(std::memory_order_relaxed); }

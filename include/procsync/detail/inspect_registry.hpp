@@ -35,7 +35,8 @@ inline void name_checked_classes(std::vector<object_snapshot>& objects, const st
   const deadlock_registry* reg = nullptr;
   for (const entry& e : found)
     if (e.value != nullptr && e.header.same_kind(deadlock_registry::kind_name) &&
-        e.header.layout_version == deadlock_registry::layout_version && e.header.value_size == sizeof(deadlock_registry)) {
+        e.header.layout_version == deadlock_registry::layout_version &&
+        e.header.value_size == sizeof(deadlock_registry)) {
       reg = std::launder(reinterpret_cast<const deadlock_registry*>(e.value));
       break;
     }
@@ -86,8 +87,9 @@ inline deadlock_snapshot read_registry(const deadlock_registry& r, const std::st
       o.tid = edge.tid;
       o.label = text(edge.label, sizeof edge.label);
       o.alive = ::kill(edge.pid, 0) == 0 || errno == EPERM;
-      const bool duplicate = std::any_of(d.orders.begin(), d.orders.end(),
-                                         [&](const lock_order_snapshot& x) { return x.from == o.from && x.to == o.to; });
+      const bool duplicate = std::any_of(d.orders.begin(), d.orders.end(), [&](const lock_order_snapshot& x) {
+        return x.from == o.from && x.to == o.to;
+      });
       if (!duplicate) d.orders.push_back(std::move(o));
     }
   }

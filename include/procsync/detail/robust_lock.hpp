@@ -191,8 +191,9 @@ class robust_lock {
   }
 
   // Per-lock data of the wrappers, in the spare room of the 40 bytes.
-  std::uint32_t& recursion_extra_levels() noexcept { return recursion_extra_levels_; }  // recursive_mutex: levels beyond the first
-  std::uint32_t lock_class() const noexcept { return lock_class_; }         // checked_mutex: class id + 1; 0: none
+  // recursive_mutex: the levels held beyond the first.
+  std::uint32_t& recursion_extra_levels() noexcept { return recursion_extra_levels_; }
+  std::uint32_t lock_class() const noexcept { return lock_class_; }  // checked_mutex: class id + 1; 0: none
   void set_lock_class(std::uint32_t id_plus_one) noexcept { lock_class_ = id_plus_one; }
   owner_death policy() const noexcept { return static_cast<owner_death>(policy_); }
 

@@ -138,7 +138,8 @@ class advisory_lock {
                               std::to_string(static_cast<std::int32_t>(kind_)) + " AND key = " + std::to_string(key_) +
                               " RETURNING fence",
                           "fencing_token");
-      if (r.rows() != 1) throw error(errc::server_error, "procsync::pg: fencing counter row missing for '" + name_ + "'");
+      if (r.rows() != 1)
+        throw error(errc::server_error, "procsync::pg: fencing counter row missing for '" + name_ + "'");
       token_ = std::strtoull(r.value(), nullptr, 10);
     }
     return token_;
