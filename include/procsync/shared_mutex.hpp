@@ -31,7 +31,7 @@
 // (recursive shared locking is otherwise allowed, and takes another slot).
 //
 // Cost: without contention lock_shared/unlock_shared and lock/unlock make no
-// system call; lock() reads every slot (32 loads). Size: 41 robust words of 40
+// system call; lock() reads every slot (32 loads). Size: 33 robust locks of 40
 // bytes and an 8-byte doorbell (1328 bytes): a pthread_rwlock_t is 56 bytes but
 // forgets dead readers for ever.
 // Requirements and limits: procsync::mutex's (mutex.hpp).
