@@ -227,8 +227,11 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
     // take that slot, then re-check the gate (seq_cst both, as below).
     if (gate_.word().load(std::memory_order_seq_cst) == 0) {
       detail::robust_lock& slot = slots_[first_slot_of(self.tid)];
-      if (slot.word().load(std::memory_order_relaxed) == 0 &&
-          slot.try_acquire(self, message_name) == lock_status::acquired) {
+      if (slot.word().load(std::memory_order_relaxed) == 0 && holds(slot.try_acquire(self, message_name))) {
+        // A reader that took the slot after our look and died marks it
+        // owner_died: a slot guards no data, and it is ours now either way.
+        if (slot.inconsistent()) [[unlikely]]
+          slot.make_consistent(message_name);
         if (gate_.word().load(std::memory_order_seq_cst) == 0) [[likely]]
           return lock_status::acquired;
         slot.release(self, message_name);  // a writer came first: let it drain us
