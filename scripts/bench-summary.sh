@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-release}
 out=${PROCSYNC_BENCH_OUT:-$build/bench-results}
 reps=${PROCSYNC_BENCH_REPS:-3}
-benches=(bench_contention bench_mutex bench_semaphore bench_latency bench_shared_value bench_shared_mutex)
+benches=(bench_contention bench_mutex bench_semaphore bench_latency bench_shared_value bench_shared_mutex bench_wait)
 
 if [ ! -d "$build" ]; then
   meson setup "$build" --buildtype=release -Dtests=false -Dexamples=false -Dtools=false >/dev/null

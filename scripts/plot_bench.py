@@ -3,10 +3,11 @@
 
 Usage: plot_bench.py [--results DIR] [--summary] [--no-plots]
 
-Reads DIR/bench_{contention,mutex,semaphore,latency,shared_value,queue}.json (any
-that exist; default DIR is bench/results). With repetitions, the median
-aggregate of each benchmark is used. --summary prints the tables, with ratios
-against pthread and Boost.Interprocess, and the design targets.
+Reads DIR/bench_{contention,mutex,semaphore,latency,shared_value,queue,
+shared_mutex,wait}.json (any that exist; default DIR is bench/results). With
+repetitions, the median aggregate of each benchmark is used. --summary prints
+the tables, with ratios against pthread and Boost.Interprocess, and the design
+targets.
 
 Repeated runs (--benchmark_repetitions): every ratio is the median of the
 per-run ratios (run i of one benchmark against run i of the other), printed
@@ -72,7 +73,7 @@ REPS = {}
 
 def load_all(results):
     data, context = {}, {}
-    for bench in ("contention", "mutex", "semaphore", "latency", "shared_value", "queue", "shared_mutex"):
+    for bench in ("contention", "mutex", "semaphore", "latency", "shared_value", "queue", "shared_mutex", "wait"):
         loaded = load(os.path.join(results, f"bench_{bench}.json"))
         if loaded:
             data[bench], ctx, REPS[bench] = loaded
@@ -293,6 +294,33 @@ def summary_shared_value(data):
     table(["impl", "1 proc", "2 procs", "4 procs", "lost"], rows)
 
 
+WAIT_IMPLS = ("procsync", "pthread", "pthread_robust")
+WAIT_PROCS = (2, 4, 8)
+
+
+def tail_ratio(row):
+    return row.get("tail_ratio") if row else None
+
+
+def summary_wait(data):
+    w = data.get("wait", {})
+    if not w:
+        return
+    print("== Lock wait times under contention (bench_wait), ns from lock() called to lock() returned")
+    print("   (lower is better; tail = p99.9 / p50, median [min-max] over the runs; fair = min/max acquisitions)")
+    rows = []
+    for impl in WAIT_IMPLS:
+        for procs in WAIT_PROCS:
+            name = f"wait/{impl}/procs:{procs}"
+            row = w.get(name)
+            if not row:
+                continue
+            rows.append([impl, procs, fmt(row.get("p50_ns"), 0), fmt(row.get("p99_ns"), 0),
+                         fmt(row.get("p999_ns"), 0), fmt(row.get("max_ns"), 0),
+                         ratio_cell("wait", name, None, tail_ratio, digits=1), fmt(fair_min_max(row), 2)])
+    table(["impl", "P", "p50", "p99", "p99.9", "max", "tail p99.9/p50", "fair"], rows)
+
+
 def fair_min_max(row):
     return row.get("fair_min_max") if row else None
 
@@ -330,6 +358,9 @@ TARGETS = [
      f"read_mostly/procsync/procs:{procs}", f"read_mostly/pthread_rwlock/procs:{procs}",
      lambda r: r.get("ops_per_s"), ">=", 1.0)
     for procs in (2, 4)
+] + [
+    ("p99.9 wait at P=4 <= 10x its median (a value, not a ratio)", "wait",
+     "wait/procsync/procs:4", None, tail_ratio, "<=", 10.0),
 ]
 
 
@@ -713,6 +744,7 @@ def main():
         summary_latency(data)
         summary_shared_value(data)
         summary_queue(data)
+        summary_wait(data)
         summary_targets(data)
         for line in warning:  # again, next to the verdicts
             print(line)
