@@ -199,7 +199,14 @@ struct scenario_base {
 
 // --- mutex, recursive_mutex, checked_mutex under the deadlock detector -------
 
-struct plain_mutex_kind {
+// How mutex_scenario's lockers behave: hold 300 us, stay away 100 us; locker-0 traced.
+struct steady_lockers {
+  static long hold_us(int) { return 300; }
+  static long gap_us(int) { return 100; }
+  static std::vector<int> targets() { return {0}; }
+};
+
+struct plain_mutex_kind : steady_lockers {
   static constexpr const char* name = "mutex";
   struct lock_type {
     procsync::mutex m;
@@ -211,7 +218,7 @@ struct plain_mutex_kind {
   static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
 };
 
-struct recursive_mutex_kind {
+struct recursive_mutex_kind : steady_lockers {
   static constexpr const char* name = "recursive_mutex";
   struct lock_type {
     procsync::recursive_mutex m;
@@ -230,7 +237,7 @@ struct recursive_mutex_kind {
   static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
 };
 
-struct checked_mutex_kind {
+struct checked_mutex_kind : steady_lockers {
   static constexpr const char* name = "checked_mutex";
   struct lock_type {
     procsync::deadlock_registry reg{};
@@ -243,13 +250,24 @@ struct checked_mutex_kind {
   static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
 };
 
+// Eventual fairness (waiting_floor.hpp, policy 5): lockers 1 and 2 hold for
+// 2 ms and take the mutex straight back, so locker-0 waits past the 1 ms bound
+// and reserves it. Traced: the heir (killed asleep with its reservation, or
+// woken and not yet in) and a barging unlocker (killed on its way to wake the heir).
+struct reserved_mutex_kind : plain_mutex_kind {
+  static constexpr const char* name = "mutex_reserved";
+  static long hold_us(int i) { return i == 0 ? 300 : 2000; }
+  static long gap_us(int i) { return i == 0 ? 100 : 0; }
+  static std::vector<int> targets() { return {0, 1}; }
+};
+
 template <class K>
 struct mutex_scenario : scenario_base {
   static constexpr const char* name = K::name;
   static constexpr int parts = 3;
   static constexpr long iters = 4;
   static constexpr const char* roles[parts] = {"locker-0", "locker-1", "locker-2"};
-  static std::vector<int> targets() { return {0}; }
+  static std::vector<int> targets() { return K::targets(); }
 
   struct state {
     control ctl;
@@ -275,8 +293,8 @@ struct mutex_scenario : scenario_base {
       }
       s.led.inside = i + 1;
       step();
-      mark(s.ctl);    // a death here: held, nothing half-done
-      sleep_us(300);  // hold it: the others must sleep
+      mark(s.ctl);               // a death here: held, nothing half-done
+      sleep_us(K::hold_us(i));  // hold it: the others must sleep
       s.led.commit(i, s.ctl);
       s.led.inside = 0;
       step();
@@ -284,7 +302,7 @@ struct mutex_scenario : scenario_base {
       K::unlock(s.lk);
       s.ctl.phase[i] = idle;
       ++s.finished[i];
-      sleep_us(100);
+      if (K::gap_us(i) > 0) sleep_us(K::gap_us(i));
     }
     return 0;
   }
@@ -1885,6 +1903,7 @@ BOOST_TEST_GLOBAL_FIXTURE(summary_writer);
   BOOST_AUTO_TEST_CASE(id##_stop) { run_case<Sc>(fault::stop); }
 
 KILLPOINT_CASES(mutex, mutex_scenario<plain_mutex_kind>)
+KILLPOINT_CASES(mutex_reserved, mutex_scenario<reserved_mutex_kind>)
 KILLPOINT_CASES(recursive_mutex, mutex_scenario<recursive_mutex_kind>)
 KILLPOINT_CASES(shared_mutex, shared_mutex_scenario)
 KILLPOINT_CASES(shared_mutex_33_readers, shared_mutex_slots_scenario)

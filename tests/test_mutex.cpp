@@ -555,3 +555,86 @@ BOOST_AUTO_TEST_CASE(unlock_wakes_sleeping_waiters_by_a_wake_call, *boost::unit_
   BOOST_TEST(one.strict(), "unlock() of 1 sleeper: " << one.str());
   BOOST_TEST(chain.strict(), "unlock() of 2 sleepers, each woken in turn: " << chain.str());
 }
+
+// --- Eventual fairness: a waiter that has waited 1 ms reserves the mutex -----
+
+struct fairness_block {
+  procsync::mutex m;
+  std::atomic<int> heir_inside{0};  // the waiter's critical section has run
+  std::atomic<int> waiting{0};
+};
+
+// A child that locks (waiting as long as it must), marks that it got in, unlocks.
+pid_t fair_waiter(fairness_block& b) {
+  return fork_child([&b] {
+    b.waiting = 1;
+    b.m.lock();
+    b.heir_inside = 1;
+    b.m.unlock();
+    return 0;
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_starved_waiter_is_served_before_the_unlocker_relocks, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<fairness_block>();
+  b->m.lock();
+  const pid_t waiter = fair_waiter(*b);
+  // It sleeps, wakes at its first re-arm slice having waited > 1 ms, and reserves.
+  BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(waiter); }));
+  // Without the reservation the unlocker takes the mutex straight back, long
+  // before the woken waiter runs: unlock then lock is a few nanoseconds.
+  const auto t0 = clk::now();
+  b->m.unlock();
+  b->m.lock();
+  const auto relock = clk::now() - t0;
+  // The heir went first, or (a machine so loaded that it was not scheduled for
+  // 50 ms) its reservation was dropped after that patience, never sooner.
+  BOOST_TEST((b->heir_inside.load() == 1 || relock >= 50ms), "relocked after " << (relock / 1us) << " us");
+  BOOST_TEST(b->m.heir_tid() == 0u);
+  b->m.unlock();
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  BOOST_TEST(b->heir_inside.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_or_stopped_heir_delays_the_others_boundedly, *boost::unit_test::timeout(120)) {
+  for (const int sig : {SIGKILL, SIGSTOP}) {
+    auto b = procsync::make_anonymous<fairness_block>();
+    b->m.lock();
+    const pid_t heir = fair_waiter(*b);
+    BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+    ::kill(heir, sig);
+    if (sig == SIGKILL) BOOST_TEST(wait_exit_code(heir) == -SIGKILL);
+    // Released to a heir that will not come; a newcomer must still get it.
+    b->m.unlock();
+    const auto t0 = clk::now();
+    const pid_t other = fork_child([&b] {
+      b->m.lock();
+      b->m.unlock();
+      return 0;
+    });
+    BOOST_TEST(wait_exit_code(other, 30s) == 0, "signal " << sig);  // the watchdog: a hang fails here
+    const auto waited = clk::now() - t0;
+    BOOST_TEST_MESSAGE("signal " << sig << ": a newcomer got the mutex after " << (waited / 1ms) << " ms");
+    BOOST_TEST(b->m.heir_tid() != static_cast<std::uint32_t>(heir), "the dead reservation was dropped");
+    if (sig == SIGSTOP) {
+      ::kill(heir, SIGCONT);
+      BOOST_TEST(wait_exit_code(heir, 30s) == 0);  // resumed, it still gets the mutex
+      BOOST_TEST(b->heir_inside.load() == 1);
+    }
+    BOOST_TEST(b->m.try_lock());
+    b->m.unlock();
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_heir_that_times_out_drops_its_reservation, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<fairness_block>();
+  b->m.lock();
+  const pid_t heir = fork_child([&b] { return b->m.try_lock_for(2s) ? 1 : 0; });
+  BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+  BOOST_TEST(wait_exit_code(heir) == 0);  // it timed out: we still hold the mutex
+  BOOST_TEST(b->m.heir_tid() == 0u);
+  b->m.unlock();
+  BOOST_TEST(b->m.lock_word() == 0u, "with no reservation left, unlock frees the word for the fast path");
+  BOOST_TEST(b->m.try_lock());
+  b->m.unlock();
+}

@@ -23,6 +23,14 @@
 //
 // Cost: lock+unlock without contention is two atomic instructions and no system
 // call; a system call is made only when a thread has to sleep or wake a sleeper.
+//
+// Fairness: eventual. An unlocking thread may take the mutex straight back
+// (throughput), but a waiter that has slept and waited at least 1 ms reserves
+// it, and the next unlock hands it to that waiter before anyone new. A reserved
+// waiter that dies, is stopped, or does not take the free mutex within one
+// 50 ms re-arm slice loses its reservation, so it delays the others by at most
+// that slice plus scheduling, the bound every procsync wait keeps.
+// try_lock() ignores reservations.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -50,8 +58,8 @@ class mutex : public detail::timed_lock_api<mutex> {
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 
-  /// Blocks until the calling thread holds the mutex.
-  /// Throws errc::would_deadlock if the caller already holds it,
+  /// Blocks until the calling thread holds the mutex. Once it has waited 1 ms
+  /// it is served before newcomers (see "Fairness" above). Throws errc::would_deadlock if the caller already holds it,
   /// errc::not_recoverable if it was poisoned. After an owner's death it
   /// succeeds and inconsistent() is true.
   void lock() { (void)core_.acquire(message_name, nullptr); }
@@ -100,6 +108,9 @@ class mutex : public detail::timed_lock_api<mutex> {
   /// The kernel thread id of the holder, 0 if free: a racy snapshot for
   /// diagnostics (and the deadlock detector), never for decisions.
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+  /// The kernel thread id of the waiter the mutex is reserved for (see
+  /// "Fairness" above), 0 if none: a racy snapshot for diagnostics.
+  [[nodiscard]] std::uint32_t heir_tid() const noexcept { return core_.heir_tid(); }
   /// The raw robust lock word (holder TID | owner-died bit | waiters bit, see
   /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }

@@ -37,10 +37,12 @@ inline long futex_call(std::atomic<std::uint32_t>* word, int op, std::uint32_t v
 enum class wait_result { woken, value_changed, timed_out };
 
 /// Sleeps while `*word == expected`, until woken or until `deadline` (absolute
-/// CLOCK_MONOTONIC; nullptr waits forever).
+/// CLOCK_MONOTONIC; nullptr waits forever). A plain wake reaches every sleeper;
+/// futex_wake_bitset() only those whose `bitset` shares a bit with its own.
 inline wait_result futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                              const timespec* deadline = nullptr) noexcept {
-  const long rc = futex_call(word, FUTEX_WAIT_BITSET, expected, deadline, FUTEX_BITSET_MATCH_ANY);
+                              const timespec* deadline = nullptr,
+                              std::uint32_t bitset = FUTEX_BITSET_MATCH_ANY) noexcept {
+  const long rc = futex_call(word, FUTEX_WAIT_BITSET, expected, deadline, bitset);
   if (rc == 0) return wait_result::woken;
   switch (errno) {
     case EAGAIN: return wait_result::value_changed;
@@ -49,15 +51,25 @@ inline wait_result futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t ex
   }
 }
 
-/// Wakes up to `count` waiters on `word`; returns how many were woken.
-/// Async-signal-safe (a bare syscall; errno is preserved).
-inline int futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {
+inline int futex_wake_call(std::atomic<std::uint32_t>* word, int op, int count, std::uint32_t bitset) noexcept {
   const int saved_errno = errno;
-  const long rc = futex_call(word, FUTEX_WAKE, static_cast<std::uint32_t>(count), nullptr, 0);
+  const long rc = futex_call(word, op, static_cast<std::uint32_t>(count), nullptr, bitset);
   errno = saved_errno;
   return rc < 0 ? 0 : static_cast<int>(rc);
 }
 
+/// Wakes up to `count` waiters on `word`; returns how many were woken.
+/// Async-signal-safe (a bare syscall; errno is preserved).
+inline int futex_wake(std::atomic<std::uint32_t>* word, int count) noexcept {
+  return futex_wake_call(word, FUTEX_WAKE, count, 0);
+}
+
 inline int futex_wake_all(std::atomic<std::uint32_t>* word) noexcept { return futex_wake(word, INT_MAX); }
+
+/// Wakes up to `count` waiters on `word` that sleep with a bitset sharing a bit
+/// with `bitset`. Async-signal-safe.
+inline int futex_wake_bitset(std::atomic<std::uint32_t>* word, int count, std::uint32_t bitset) noexcept {
+  return futex_wake_call(word, FUTEX_WAKE_BITSET, count, bitset);
+}
 
 }  // namespace procsync::detail

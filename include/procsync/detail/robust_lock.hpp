@@ -7,10 +7,20 @@
 //   owner_died [| waiters]    free: the holder died; the next owner must repair
 //   tid | owner_died [| w]    held by `tid`, data inconsistent until consistent()
 //   not_recoverable           poisoned: unlocked while inconsistent
-//   waiters                   free, sleepers may exist (only shared_mutex's gate
-//                             leaves it so, see release_to_all())
+//   waiters                   free, sleepers may exist (shared_mutex's gate after
+//                             release_to_all(); any lock released to its heir)
 // The kernel writes `owner_died [| waiters]` when the holder dies and wakes one
 // waiter. Everyone else only ever CASes the word; only the holder clears it.
+//
+// Eventual fairness (the waiting floor's policy 5): `heir_` names one waiter
+// that has waited longer than starvation_bound_ns. While it is set, an unlock
+// that finds sleepers leaves the word `waiters` instead of 0 (so a newcomer's
+// fast path, which needs 0, fails) and wakes the heir alone; other waiters in
+// acquire_contended() leave a free, reserved lock to the heir. A reservation
+// never owns anything: a heir that dies, stops or is too slow loses it to the
+// first waiter that sees the lock free and unused for heir_patience_ns, and a
+// death mark (owner_died) ends it at once. try_acquire() ignores it (as
+// pthread_mutex_trylock barges).
 // Sleeping goes through the waiting floor (waiting_floor.hpp), with this lock
 // as the sleeper's robust-list pending op, so the kernel hands on a wake-up
 // whose receiver died.
@@ -93,10 +103,12 @@ class robust_lock {
       return release_exceptional(self, kind);
     set_pending(self, &node_);
     robust_dequeue(&node_);
+    // With sleepers, a reserved lock is freed to `waiters`, which no fast path takes.
+    const std::uint32_t next = (seen & word_waiters) ? free_value_for_sleepers() : 0;
     // Release: the next holder must see our writes. seq_cst: the same xchg on
     // x86; it orders the release before a later check for sleepers elsewhere
-    // (shared_mutex's slot-freed bell).
-    if (word_.exchange(0, std::memory_order_seq_cst) & word_waiters) futex_wake(&word_, 1);
+    // (shared_mutex's slot-freed bell) and before wake_next()'s look at the heir.
+    if (word_.exchange(next, std::memory_order_seq_cst) & word_waiters) wake_next();
     clear_pending(self);
   }
 
@@ -142,6 +154,9 @@ class robust_lock {
     return w != word_not_recoverable && (w & word_owner_died) != 0;
   }
   bool not_recoverable() const noexcept { return word_.load(std::memory_order_relaxed) == word_not_recoverable; }
+
+  /// The TID of the waiter the lock is reserved for, 0 when none (a snapshot).
+  std::uint32_t heir_tid() const noexcept { return heir_.load(std::memory_order_relaxed); }
 
   /// The TID of the holder, 0 when free (a snapshot, for diagnostics).
   std::uint32_t holder_tid() const noexcept {
@@ -230,6 +245,59 @@ class robust_lock {
     clear_pending(self);
   }
 
+  // Policy 5, the unlocker's side. seq_cst loads: with the heir's seq_cst claim
+  // and our seq_cst exchange, either we see the claim or the heir, reading the
+  // word after its claim, finds the lock free.
+  std::uint32_t free_value_for_sleepers() const noexcept {
+    return heir_.load(std::memory_order_seq_cst) != 0 ? word_waiters : 0;
+  }
+  // Wakes the heir (only it sleeps with heir_wake_bit); if it was not asleep
+  // (awake, stopped or dead), one other sleeper too, who starts the heir's
+  // patience clock: a heir that never comes then costs one re-arm slice.
+  void wake_next() noexcept {
+    if (heir_.load(std::memory_order_seq_cst) != 0 && futex_wake_bitset(&word_, 1, heir_wake_bit) != 0) return;
+    futex_wake(&word_, 1);
+  }
+
+  // Policy 5, a waiter's side: may it take the free lock word `seen` now?
+  bool may_take(const thread_identity& self, std::uint32_t seen, robust_wait& wait) noexcept {
+    std::uint32_t heir = heir_.load(std::memory_order_relaxed);
+    // A death mark ends any reservation: recovery never waits for a heir.
+    if (heir == 0 || heir == self.tid || (seen & word_owner_died)) return true;
+    if (!wait.reservation_expired(heir)) return false;
+    // Relaxed: the reservation only routes wake-ups; the word's CAS decides.
+    // Fails harmlessly if the heir changed meanwhile.
+    heir_.compare_exchange_strong(heir, 0, std::memory_order_relaxed);
+    return true;
+  }
+  void claim_reservation(const thread_identity& self) noexcept {
+    std::uint32_t none = 0;
+    // seq_cst: the heir's half of the pair with the unlocker (see wake_next()).
+    heir_.compare_exchange_strong(none, self.tid, std::memory_order_seq_cst, std::memory_order_relaxed);
+  }
+  // Ends our reservation, if we hold one; returns whether we did.
+  bool end_reservation(const thread_identity& self) noexcept {
+    std::uint32_t mine = self.tid;
+    // Relaxed: routing only; the word we now hold (or gave up) is what counts.
+    return heir_.load(std::memory_order_relaxed) == mine &&
+           heir_.compare_exchange_strong(mine, 0, std::memory_order_relaxed);
+  }
+  // Taken: a death mark ends anyone's reservation (its heir may be the dead
+  // holder, whose stale claim would make every later unlock wait for nobody).
+  void reservation_after_taking(const thread_identity& self, std::uint32_t previous) noexcept {
+    if (previous & word_owner_died)
+      heir_.store(0, std::memory_order_relaxed);
+    else
+      (void)end_reservation(self);
+  }
+  // Leaving without the lock: drop our reservation, and if the lock sits free
+  // (perhaps released to us), pass on the wake-up nobody else was sent.
+  void leave_without_lock(const thread_identity& self) noexcept {
+    if (end_reservation(self) && (word_.load(std::memory_order_seq_cst) & word_tid_mask) == 0)
+      futex_wake(&word_, 1);
+    clear_pending(self);
+  }
+
   lock_status took_ownership(thread_identity& self, std::uint32_t previous) {
     robust_enqueue(self, &node_);
     clear_pending(self);
@@ -249,35 +317,40 @@ class robust_lock {
     std::uint32_t seen = word_.load(std::memory_order_relaxed);
     for (;;) {
       if (seen == word_not_recoverable) {
-        clear_pending(self);
+        leave_without_lock(self);
         throw_not_recoverable(kind);
       }
       const std::uint32_t owner = seen & word_tid_mask;
-      if (owner == 0) {
+      if (owner == 0 && may_take(self, seen, wait)) {
         if (word_.compare_exchange_weak(seen, seen | self.tid | mark, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed))
+                                        std::memory_order_relaxed)) {
+          reservation_after_taking(self, seen);
           return took_ownership(self, seen);
+        }
         continue;
       }
       if (owner == self.tid) {
-        clear_pending(self);
+        leave_without_lock(self);
         throw_would_deadlock(kind);
       }
+      if (owner != 0) wait.reservation_used();
       if (!(seen & word_waiters) &&
           !word_.compare_exchange_weak(seen, seen | word_waiters, std::memory_order_relaxed))
         continue;
       mark = word_waiters;
+      const bool heir = heir_.load(std::memory_order_relaxed) == self.tid;
       bool more = true;
       try {
-        more = wait.sleep(word_, seen | word_waiters, deadline, *this, kind);
+        more = wait.sleep(word_, seen | word_waiters, deadline, *this, kind, heir);
       } catch (...) {
-        clear_pending(self);
+        leave_without_lock(self);
         throw;
       }
       if (!more) {
-        clear_pending(self);
+        leave_without_lock(self);
         return lock_status::unavailable;
       }
+      if (!heir && heir_.load(std::memory_order_relaxed) == 0 && wait.starving()) claim_reservation(self);
       seen = word_.load(std::memory_order_relaxed);
     }
   }
@@ -303,7 +376,8 @@ class robust_lock {
   std::uint32_t recursion_extra_levels_ = 0;
   std::uint32_t lock_class_ = 0;
   std::uint32_t policy_ = 0;
-  [[maybe_unused]] std::uint32_t spare_[2] = {};  // room for the next per-lock field
+  std::atomic<std::uint32_t> heir_{0};  // policy 5: the starved waiter this lock is reserved for; 0: none
+  [[maybe_unused]] std::uint32_t spare_ = 0;  // room for the next per-lock field
   robust_node node_{};
 
   friend struct robust_lock_layout;

@@ -34,6 +34,15 @@
 //     100-iteration spin cost 40 % of contended throughput — the spinner's loads
 //     steal the line from the holder about to release it. Spinning is a
 //     primitive's fast-path decision, not the floor's.
+//  5. Eventual fairness for robust locks. A waiter that has waited longer than
+//     `starvation_bound` (1 ms) since its first sleep may reserve the lock
+//     (robust_lock's heir): the holder's unlock then leaves it to that waiter
+//     alone and wakes it by a futex bitset no other sleeper uses. A reservation
+//     is only a request: one whose lock sits free and unclaimed for
+//     `heir_patience` (one re-arm slice) is dropped by whoever sees that. An
+//     unlock that finds its heir not asleep also wakes one other sleeper to
+//     watch, so a heir killed or stopped costs the others one slice (policy 1's
+//     bound). It never decides who may hold the lock (the word's CAS does).
 // The bounds each primitive promises follow from 1–3 and are measured by the
 // kill-point harness (tests/killpoint.cpp); README.md states them per primitive.
 #pragma once
@@ -53,6 +62,19 @@ class robust_lock;
 
 /// The longest single futex sleep anywhere in procsync.
 inline constexpr std::int64_t rearm_slice_ns = 50'000'000;
+/// A robust-lock waiter that has waited this long may reserve the lock (policy 5).
+inline constexpr std::int64_t starvation_bound_ns = 1'000'000;
+/// A reservation whose lock stayed free this long without its heir is dropped.
+inline constexpr std::int64_t heir_patience_ns = rearm_slice_ns;
+/// The futex bitset bit only a lock's heir sleeps with (policy 5); every other
+/// robust sleeper leaves it out, and plain wakes match everyone.
+inline constexpr std::uint32_t heir_wake_bit = 0x1u;
+
+inline std::int64_t monotonic_ns() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
 
 /// Slow-path hook for the deadlock detector (deadlock.hpp), process-local.
 /// When installed, a *contended* robust acquisition sleeps in slices of
@@ -78,7 +100,8 @@ enum class sleep_end {
 /// Sleeps while `word == expected`, for at most `slice_ns` and never past
 /// `deadline` (absolute CLOCK_MONOTONIC; nullptr: none).
 inline sleep_end sleep_bounded(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* deadline,
-                               std::int64_t slice_ns = rearm_slice_ns) noexcept {
+                               std::int64_t slice_ns = rearm_slice_ns,
+                               std::uint32_t bitset = FUTEX_BITSET_MATCH_ANY) noexcept {
   timespec until{};
   ::clock_gettime(CLOCK_MONOTONIC, &until);
   if (slice_ns > rearm_slice_ns) slice_ns = rearm_slice_ns;
@@ -88,7 +111,7 @@ inline sleep_end sleep_bounded(std::atomic<std::uint32_t>& word, std::uint32_t e
   until.tv_nsec = static_cast<long>(ns % 1000000000);
   const bool last = deadline != nullptr && (deadline->tv_sec < until.tv_sec ||
                                             (deadline->tv_sec == until.tv_sec && deadline->tv_nsec <= until.tv_nsec));
-  if (futex_wait(&word, expected, last ? deadline : &until) != wait_result::timed_out) return sleep_end::woken;
+  if (futex_wait(&word, expected, last ? deadline : &until, bitset) != wait_result::timed_out) return sleep_end::woken;
   return last ? sleep_end::deadline_over : sleep_end::slice_over;
 }
 
@@ -268,7 +291,8 @@ bool wait_until_rung(wait_word& w, const timespec* deadline, Done&& done, Step&&
 }
 
 /// The state of one contended robust acquisition across its sleeps: the
-/// deadlock hook (if one is installed) and its per-wait slot.
+/// deadlock hook (if one is installed) and its per-wait slot, and what policy 5
+/// needs (when this wait began, and which reservation it has seen unused since when).
 class robust_wait {
  public:
   // Acquire: pairs with the installer's release, so the hook's tables are seen.
@@ -280,31 +304,52 @@ class robust_wait {
   robust_wait& operator=(const robust_wait&) = delete;
 
   /// One sleep on a robust lock word that read `expected` (with the waiters bit
-  /// set by the caller), with list_op_pending on the lock (policy 2). Returns
-  /// false when `deadline` has passed. When the hook's own slice has passed,
-  /// the hook looks for a deadlock (it may throw errc::deadlock_detected).
+  /// set by the caller), with list_op_pending on the lock (policy 2). `heir`:
+  /// the caller holds the lock's reservation, so it sleeps with heir_wake_bit
+  /// (policy 5). Returns false when `deadline` has passed. When the hook's own
+  /// slice has passed, the hook looks for a deadlock (it may throw
+  /// errc::deadlock_detected).
   bool sleep(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* deadline, robust_lock& lock,
-             const char* kind) {
-    if (hook_ == nullptr) return sleep_bounded(word, expected, deadline) != sleep_end::deadline_over;
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-    const std::int64_t now_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+             const char* kind, bool heir = false) {
+    const std::uint32_t bitset = heir ? FUTEX_BITSET_MATCH_ANY : ~heir_wake_bit;
+    if (started_ns_ == 0) started_ns_ = monotonic_ns();
+    if (hook_ == nullptr)
+      return sleep_bounded(word, expected, deadline, rearm_slice_ns, bitset) != sleep_end::deadline_over;
+    const std::int64_t now_ns = monotonic_ns();
     if (next_look_ns_ == 0) next_look_ns_ = now_ns + hook_->slice_ns(slices_++);
-    const sleep_end end = sleep_bounded(word, expected, deadline, next_look_ns_ - now_ns);
+    const sleep_end end = sleep_bounded(word, expected, deadline, next_look_ns_ - now_ns, bitset);
     if (end == sleep_end::deadline_over) return false;
-    if (end == sleep_end::slice_over) {
-      ::clock_gettime(CLOCK_MONOTONIC, &now);
-      if (std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec >= next_look_ns_) {
-        next_look_ns_ = 0;
-        hook_->on_slice(lock, kind, word.load(std::memory_order_relaxed), slot_);
-      }
+    if (end == sleep_end::slice_over && monotonic_ns() >= next_look_ns_) {
+      next_look_ns_ = 0;
+      hook_->on_slice(lock, kind, word.load(std::memory_order_relaxed), slot_);
     }
     return true;
   }
 
+  /// Whether this wait has lasted starvation_bound_ns since its first sleep.
+  bool starving() const noexcept { return started_ns_ != 0 && monotonic_ns() - started_ns_ >= starvation_bound_ns; }
+
+  /// Called on finding the lock free but reserved for `heir`: whether this wait
+  /// has seen it so, for the same heir, for heir_patience_ns (the heir is dead,
+  /// stopped or too slow, and the reservation may be dropped).
+  bool reservation_expired(std::uint32_t heir) noexcept {
+    const std::int64_t now_ns = monotonic_ns();
+    if (heir != reserved_for_) {
+      reserved_for_ = heir;
+      reserved_seen_ns_ = now_ns;
+      return false;
+    }
+    return now_ns - reserved_seen_ns_ >= heir_patience_ns;
+  }
+  /// Called on finding the lock held: a reservation seen before was used.
+  void reservation_used() noexcept { reserved_for_ = 0; }
+
  private:
   const contended_wait_hook* hook_;
   std::int64_t next_look_ns_ = 0;  // CLOCK_MONOTONIC time of the hook's next look; 0: not planned
+  std::int64_t started_ns_ = 0;    // CLOCK_MONOTONIC time of the first sleep; 0: none yet
+  std::int64_t reserved_seen_ns_ = 0;
+  std::uint32_t reserved_for_ = 0;  // the heir whose unused reservation this wait saw first at reserved_seen_ns_
   std::int32_t slot_ = -1;
   std::uint32_t slices_ = 0;
 };
