@@ -19,7 +19,7 @@ sync) but not run: the reason is printed in the report.
 Usage:
   scripts/mutate.py                      every mutant, report to stdout
   scripts/mutate.py --only ID [--only ID]
-  scripts/mutate.py --sample 3 [--seed S] CI: a rotating sample (seed: the
+  scripts/mutate.py --sample 2 [--seed S] CI: a rotating sample (seed: the
                                          date by default); exit 1 if a sampled
                                          non-equivalent mutant survives
   scripts/mutate.py --check              only check that every snippet applies

@@ -361,6 +361,10 @@ TARGETS = [
 ] + [
     ("p99.9 wait at P=4 <= 10x its median (a value, not a ratio)", "wait",
      "wait/procsync/procs:4", None, tail_ratio, "<=", 10.0),
+    ("p99.9 wait at P=4 <= 1.0x pthread non-robust's (same run)", "wait",
+     "wait/procsync/procs:4", "wait/pthread/procs:4", lambda r: r.get("p999_ns"), "<=", 1.0),
+    ("fairness at 4 procs in bench_wait: fair_min_max >= 0.8 (a value)", "wait",
+     "wait/procsync/procs:4", None, fair_min_max, ">=", 0.8),
 ]
 
 
