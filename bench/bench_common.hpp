@@ -41,6 +41,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -343,9 +344,10 @@ inline constexpr int kMaxProcs = 64;
 enum class data { counter, record };
 
 struct alignas(64) worker_slot {
-  std::uint64_t ops;    // modifications this worker made
-  std::uint64_t torn;   // records it saw with disagreeing words
-  std::int64_t end_ns;  // when it finished
+  std::uint64_t ops;          // modifications this worker made
+  std::uint64_t torn;         // records it saw with disagreeing words
+  std::int64_t end_ns;        // when it finished
+  std::uint64_t futex_calls;  // procsync's futex system calls in this worker (procsync locks only)
 };
 
 struct contention_area {
@@ -382,6 +384,8 @@ template <class L>
 int contention_worker(contention_area& a, worker_slot& me, L* lock, mode m, data d, std::uint64_t total,
                       std::uint64_t share) {
   a.gate.arrive_and_wait();
+  // Relaxed: a per-process statistic read by this process only.
+  const std::uint64_t futex_before = procsync::detail::futex_syscalls.load(std::memory_order_relaxed);
   std::uint64_t ops = 0, torn = 0;
   switch (m) {
     case mode::serial:
@@ -421,6 +425,7 @@ int contention_worker(contention_area& a, worker_slot& me, L* lock, mode m, data
   me.ops = ops;
   me.torn = torn;
   me.end_ns = now_ns();
+  me.futex_calls = procsync::detail::futex_syscalls.load(std::memory_order_relaxed) - futex_before;
   return 0;
 }
 
@@ -448,7 +453,7 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
   lock_holder<L> holder;
   L* lock = &holder.get();
   shared<contention_area> area;
-  double seconds = 0, lost = 0, torn = 0, min_max = 0, cv = 0;
+  double seconds = 0, lost = 0, torn = 0, min_max = 0, cv = 0, futex_calls = 0;
   std::uint64_t runs = 0;
   for (auto _ : state) {
     contention_area& a = *area;
@@ -479,6 +484,7 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
       lo = std::min(lo, s.ops);
       hi = std::max(hi, s.ops);
       run_torn += s.torn;
+      futex_calls += static_cast<double>(s.futex_calls);
     }
     const double mean = static_cast<double>(sum) / procs;
     double var = 0;
@@ -502,6 +508,9 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
   state.counters["torn"] = torn / n;
   state.counters["fair_min_max"] = min_max / n;
   state.counters["fair_cv"] = cv / n;
+  // procsync's own count of futex calls per modification (the other locks' calls happen inside libc).
+  if constexpr (requires { L::label; })
+    if (std::string_view(L::label).starts_with("procsync")) state.counters["futex_calls_per_op"] = futex_calls / ops;
 }
 
 inline const char* data_name(data d) { return d == data::counter ? "counter" : "record"; }

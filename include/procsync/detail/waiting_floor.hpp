@@ -97,22 +97,25 @@ enum class sleep_end {
   deadline_over,  ///< the caller's deadline passed
 };
 
-/// Sleeps while `word == expected`, for at most `slice_ns` and never past
-/// `deadline` (absolute CLOCK_MONOTONIC; nullptr: none).
-inline sleep_end sleep_bounded(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* deadline,
-                               std::int64_t slice_ns = rearm_slice_ns,
-                               std::uint32_t bitset = FUTEX_BITSET_MATCH_ANY) noexcept {
-  timespec until{};
-  ::clock_gettime(CLOCK_MONOTONIC, &until);
+/// sleep_bounded() from a CLOCK_MONOTONIC time `now_ns` the caller has just read.
+inline sleep_end sleep_bounded_from(std::int64_t now_ns, std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                                    const timespec* deadline, std::int64_t slice_ns = rearm_slice_ns,
+                                    std::uint32_t bitset = FUTEX_BITSET_MATCH_ANY) noexcept {
   if (slice_ns > rearm_slice_ns) slice_ns = rearm_slice_ns;
   if (slice_ns < 1000) slice_ns = 1000;  // a look that is already due: a token sleep first
-  const std::int64_t ns = until.tv_nsec + slice_ns;
-  until.tv_sec += static_cast<time_t>(ns / 1000000000);
-  until.tv_nsec = static_cast<long>(ns % 1000000000);
+  const std::int64_t end_ns = now_ns + slice_ns;
+  const timespec until{static_cast<time_t>(end_ns / 1'000'000'000), static_cast<long>(end_ns % 1'000'000'000)};
   const bool last = deadline != nullptr && (deadline->tv_sec < until.tv_sec ||
                                             (deadline->tv_sec == until.tv_sec && deadline->tv_nsec <= until.tv_nsec));
   if (futex_wait(&word, expected, last ? deadline : &until, bitset) != wait_result::timed_out) return sleep_end::woken;
   return last ? sleep_end::deadline_over : sleep_end::slice_over;
+}
+
+/// Sleeps while `word == expected`, for at most `slice_ns` and never past
+/// `deadline` (absolute CLOCK_MONOTONIC; nullptr: none).
+inline sleep_end sleep_bounded(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* deadline,
+                               std::int64_t slice_ns = rearm_slice_ns) noexcept {
+  return sleep_bounded_from(monotonic_ns(), word, expected, deadline, slice_ns);
 }
 
 /// Polling for a state that no futex word can announce — a segment file that
@@ -312,12 +315,14 @@ class robust_wait {
   bool sleep(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* deadline, robust_lock& lock,
              const char* kind, bool heir = false) {
     const std::uint32_t bitset = heir ? FUTEX_BITSET_MATCH_ANY : ~heir_wake_bit;
-    if (started_ns_ == 0) started_ns_ = monotonic_ns();
-    if (hook_ == nullptr)
-      return sleep_bounded(word, expected, deadline, rearm_slice_ns, bitset) != sleep_end::deadline_over;
+    // One clock read per sleep, as for any bounded sleep; policy 5 keeps it.
     const std::int64_t now_ns = monotonic_ns();
+    if (started_ns_ == 0) started_ns_ = now_ns;
+    last_sleep_ns_ = now_ns;
+    if (hook_ == nullptr)
+      return sleep_bounded_from(now_ns, word, expected, deadline, rearm_slice_ns, bitset) != sleep_end::deadline_over;
     if (next_look_ns_ == 0) next_look_ns_ = now_ns + hook_->slice_ns(slices_++);
-    const sleep_end end = sleep_bounded(word, expected, deadline, next_look_ns_ - now_ns, bitset);
+    const sleep_end end = sleep_bounded_from(now_ns, word, expected, deadline, next_look_ns_ - now_ns, bitset);
     if (end == sleep_end::deadline_over) return false;
     if (end == sleep_end::slice_over && monotonic_ns() >= next_look_ns_) {
       next_look_ns_ = 0;
@@ -326,8 +331,9 @@ class robust_wait {
     return true;
   }
 
-  /// Whether this wait has lasted starvation_bound_ns since its first sleep.
-  bool starving() const noexcept { return started_ns_ != 0 && monotonic_ns() - started_ns_ >= starvation_bound_ns; }
+  /// Whether this wait had lasted starvation_bound_ns when its latest sleep
+  /// began (no clock read of its own: the sleep's is used).
+  bool starving() const noexcept { return last_sleep_ns_ - started_ns_ >= starvation_bound_ns; }
 
   /// Called on finding the lock free but reserved for `heir`: whether this wait
   /// has seen it so, for the same heir, for heir_patience_ns (the heir is dead,
@@ -348,6 +354,7 @@ class robust_wait {
   const contended_wait_hook* hook_;
   std::int64_t next_look_ns_ = 0;  // CLOCK_MONOTONIC time of the hook's next look; 0: not planned
   std::int64_t started_ns_ = 0;    // CLOCK_MONOTONIC time of the first sleep; 0: none yet
+  std::int64_t last_sleep_ns_ = 0;  // ... and of the latest
   std::int64_t reserved_seen_ns_ = 0;
   std::uint32_t reserved_for_ = 0;  // the heir whose unused reservation this wait saw first at reserved_seen_ns_
   std::int32_t slot_ = -1;
