@@ -429,6 +429,18 @@ int contention_worker(contention_area& a, worker_slot& me, L* lock, mode m, data
   return 0;
 }
 
+/// Fairness of one run: min/max of the per-process operation counts
+/// (1 = perfectly even, 0 = some process starved).
+struct op_spread {
+  std::uint64_t lo = ~std::uint64_t{0};
+  std::uint64_t hi = 0;
+  void add(std::uint64_t ops) noexcept {
+    lo = std::min(lo, ops);
+    hi = std::max(hi, ops);
+  }
+  double min_max() const noexcept { return hi == 0 ? 1.0 : static_cast<double>(lo) / static_cast<double>(hi); }
+};
+
 /// Runs the benchmark: per iteration, fork `procs` workers that make `total`
 /// modifications between them. Reports ops_per_s, ns_per_op, lost updates,
 /// torn records and fairness (min/max of per-process op counts, and their
@@ -476,13 +488,13 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
       break;
     }
     std::int64_t t1 = t0;
-    std::uint64_t sum = 0, lo = ~std::uint64_t{0}, hi = 0, run_torn = 0;
+    std::uint64_t sum = 0, run_torn = 0;
+    op_spread spread;
     for (int p = 0; p < procs; ++p) {
       const worker_slot& s = a.slots[p];
       t1 = std::max(t1, s.end_ns);
       sum += s.ops;
-      lo = std::min(lo, s.ops);
-      hi = std::max(hi, s.ops);
+      spread.add(s.ops);
       run_torn += s.torn;
       futex_calls += static_cast<double>(s.futex_calls);
     }
@@ -497,7 +509,7 @@ void run_contention(benchmark::State& state, mode m, data d, int procs) {
     seconds += elapsed;
     lost += static_cast<double>(sum - std::min(sum, final_value));
     torn += static_cast<double>(run_torn);
-    min_max += hi == 0 ? 1.0 : static_cast<double>(lo) / static_cast<double>(hi);
+    min_max += spread.min_max();
     cv += mean == 0 ? 0.0 : std::sqrt(var) / mean;
     ++runs;
   }

@@ -166,13 +166,13 @@ void run_wait(benchmark::State& state, int procs) {
       break;
     }
     std::int64_t t1 = t0;
-    std::uint64_t ops = 0, logged = 0, lo = ~std::uint64_t{0}, hi = 0;
+    std::uint64_t ops = 0, logged = 0;
+    op_spread spread;
     for (int p = 0; p < procs; ++p) {
       const wait_log& log = a.logs[p];
       t1 = std::max(t1, log.end_ns);
       ops += log.ops;
-      lo = std::min(lo, log.ops);
-      hi = std::max(hi, log.ops);
+      spread.add(log.ops);
       for (std::size_t i = 0; i < kBuckets; ++i) logged += log.count[i];
     }
     if (a.counter != target || ops != total || logged != total) {
@@ -191,7 +191,7 @@ void run_wait(benchmark::State& state, int procs) {
     const double elapsed = static_cast<double>(t1 - t0) * 1e-9;
     state.SetIterationTime(elapsed);
     seconds += elapsed;
-    min_max += hi == 0 ? 1.0 : static_cast<double>(lo) / static_cast<double>(hi);
+    min_max += spread.min_max();
     ++runs;
   }
   if (runs == 0) return;
