@@ -45,8 +45,7 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
     detail::thread_identity& self = detail::current_thread();
     if (core_.take_if_clean(self)) [[likely]]
       return lock_status::acquired;  // a free lock has no levels beyond the first
-    if (reenter(self)) return lock_status::acquired;
-    return first_hold(core_.acquire(self, message_name, nullptr));
+    return lock_taken_or_contended(self);
   }
 
   [[nodiscard]] bool try_lock() { return holds(try_lock_robust()); }
@@ -61,12 +60,12 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
   /// Releases one level. Requires: the caller holds it (else errc::not_owner).
   void unlock() {
     const detail::thread_identity& self = detail::current_thread();
-    if (!core_.held_by(self)) [[unlikely]]
-      throw_not_owner(self);
-    if (extra_levels() == 0)
-      core_.release(self, message_name);
-    else
-      --extra_levels();
+    // One load of the word, one test (ours and consistent, as release's own
+    // fast path tests it, so the compiler drops that one), then the level.
+    const std::uint32_t seen = core_.word().load(std::memory_order_relaxed);
+    if ((seen & ~detail::word_waiters) != self.tid) [[unlikely]]
+      return unlock_unusual(self, seen);
+    release_one_level(self, seen);
   }
 
   /// See mutex::consistent().
@@ -77,6 +76,8 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
   bool clear_poison() noexcept { return core_.clear_poison(); }
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+  /// As mutex::heir_tid(): the waiter it is reserved for, 0 if none (a racy snapshot).
+  [[nodiscard]] std::uint32_t heir_tid() const noexcept { return core_.heir_tid(); }
   /// The raw robust lock word (holder TID | owner-died bit | waiters bit, see
   /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }
@@ -102,12 +103,33 @@ class recursive_mutex : public detail::timed_lock_api<recursive_mutex> {
   // it: every release leaves 0 behind, and only a dead owner can leave more.
   std::uint32_t& extra_levels() noexcept { return core_.recursion_extra_levels(); }
 
+  // lock_robust() past the fast path: ours already (one level more), or wait.
+  [[gnu::noinline]] lock_status lock_taken_or_contended(detail::thread_identity& self) {
+    if (reenter(self)) return lock_status::acquired;
+    return first_hold(core_.acquire(self, message_name, nullptr));
+  }
+
   bool reenter(const detail::thread_identity& self) {
     if (!core_.held_by(self)) return false;
     if (extra_levels() == std::numeric_limits<std::uint32_t>::max() - 1)
       detail::throw_error(errc::invalid_argument, "procsync::recursive_mutex: recursion depth limit reached");
     ++extra_levels();
     return true;
+  }
+
+  // `seen`: the word, just loaded, held by the caller.
+  void release_one_level(const detail::thread_identity& self, std::uint32_t seen) {
+    if (extra_levels() == 0)
+      core_.release_seen(self, seen, message_name);
+    else
+      --extra_levels();
+  }
+  // unlock() when the word is not simply ours: not held by the caller
+  // (throws) or held while inconsistent (the last level poisons it).
+  [[gnu::cold, gnu::noinline]] void unlock_unusual(const detail::thread_identity& self, std::uint32_t seen) {
+    // A TID never equals word_tid_mask, so a poisoned word is held by no one.
+    if ((seen & detail::word_tid_mask) != self.tid) throw_not_owner(self);
+    release_one_level(self, seen);
   }
 
   [[noreturn, gnu::cold, gnu::noinline]] static void throw_not_owner(const detail::thread_identity& self) {

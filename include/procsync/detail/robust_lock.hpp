@@ -96,7 +96,11 @@ class robust_lock {
   /// Releases the lock and wakes one sleeper (mutex hand-off).
   void release(const char* kind) { release(current_thread(), kind); }
   void release(const thread_identity& self, const char* kind) {
-    const std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    release_seen(self, word_.load(std::memory_order_relaxed), kind);
+  }
+  /// release() given the word the caller has just loaded (recursive_mutex,
+  /// which reads it first to tell a nested unlock from the last).
+  void release_seen(const thread_identity& self, std::uint32_t seen, const char* kind) {
     // Fast path: held by us, consistent. A TID never reaches word_tid_mask
     // (pid_max <= 2^22), so this also rules out not_recoverable.
     if ((seen & ~word_waiters) != self.tid) [[unlikely]]
