@@ -120,6 +120,8 @@ BOOST_AUTO_TEST_CASE(locks_held_waited_for_died_and_poisoned) {
   BOOST_TEST(held.holder->alive);
   BOOST_TEST(held.waiters.value_or(0) == 1u);
   BOOST_TEST(!held.waiters_exact);
+  BOOST_REQUIRE(held.reserved_for.has_value());
+  BOOST_TEST(is_thread(*held.reserved_for, scene.waiter, "ps-waiter"));
 
   const auto& orphaned = find(s, "orphaned");
   BOOST_TEST(to_string(orphaned.state) == "inconsistent");
@@ -128,6 +130,7 @@ BOOST_AUTO_TEST_CASE(locks_held_waited_for_died_and_poisoned) {
   BOOST_TEST(to_string(find(s, "poisoned").state) == "poisoned");
   BOOST_TEST(to_string(find(s, "free").state) == "free");
   BOOST_TEST(find(s, "free").waiters.value_or(9) == 0u);
+  BOOST_TEST(!find(s, "free").reserved_for.has_value());
 
   const auto& seats = find(s, "seats");
   BOOST_TEST(seats.short_kind == "semaphore");
@@ -188,6 +191,8 @@ BOOST_AUTO_TEST_CASE(locks_held_waited_for_died_and_poisoned) {
     const auto h = in.object("held");
     return h && h->state == procsync::object_state::inconsistent && h->holder && h->holder->pid == scene.waiter;
   }));
+  // A death mark ends the reservation: the new owner holds it, reserved for no one.
+  BOOST_TEST(eventually([&] { return !in.object("held")->reserved_for.has_value(); }));
 }
 
 BOOST_AUTO_TEST_CASE(read_only_mapping_and_no_locks) {

@@ -259,6 +259,7 @@ std::string details_text(const procsync::object_snapshot& o) {
     for (const auto& t : o.readers) r += " " + thread_text(t);
     add(r);
   }
+  if (o.reserved_for) add("reserved for " + thread_text(*o.reserved_for));
   if (o.value) add("value " + std::to_string(*o.value) + "/" + (o.max ? std::to_string(*o.max) : std::string("?")));
   if (o.short_kind == "semaphore" && o.undo) {
     std::string u = "undo (" + std::to_string(o.undo_slots) + " slots):";
@@ -376,7 +377,8 @@ std::string locks_json(const procsync::segment_snapshot& s, const std::string& o
     o += "{\"name\":" + js(x.name) + ",\"kind\":" + js(x.kind) + ",\"type\":" + js(x.short_kind) +
          ",\"layout_version\":" + std::to_string(x.layout_version) + ",\"bytes\":" + std::to_string(x.bytes) +
          ",\"state\":" + js(procsync::to_string(x.state)) + ",\"holder\":" + jthread(x.holder) +
-         ",\"waiters\":" + jn(x.waiters) + ",\"waiters_exact\":" + jb(x.waiters_exact) + ",\"readers\":[";
+         ",\"waiters\":" + jn(x.waiters) + ",\"waiters_exact\":" + jb(x.waiters_exact) +
+         ",\"reserved_for\":" + jthread(x.reserved_for) + ",\"readers\":[";
     for (std::size_t i = 0; i < x.readers.size(); ++i) o += (i ? "," : "") + jthread(x.readers[i]);
     o += "],\"lock_class\":" + jstr_or_null(x.lock_class) + ",\"value\":" + jn(x.value) + ",\"max\":" + jn(x.max) +
          ",\"undo\":" + jb(x.undo) + ",\"undo_slots\":" + std::to_string(x.undo_slots) + ",\"permit_holders\":[";

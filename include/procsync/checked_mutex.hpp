@@ -69,6 +69,8 @@ class checked_mutex : public detail::timed_lock_api<checked_mutex> {
   [[nodiscard]] bool not_recoverable() const noexcept { return core_.not_recoverable(); }
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }
   [[nodiscard]] std::uint32_t holder_tid() const noexcept { return core_.holder_tid(); }
+  /// As mutex::heir_tid(): the waiter it is reserved for, 0 if none (a racy snapshot).
+  [[nodiscard]] std::uint32_t heir_tid() const noexcept { return core_.heir_tid(); }
   /// The raw robust lock word (holder TID | owner-died bit | waiters bit, see
   /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return core_.word().load(std::memory_order_relaxed); }

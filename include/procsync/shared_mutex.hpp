@@ -152,6 +152,9 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   [[nodiscard]] std::uint32_t reader_tid(std::size_t i) const noexcept {
     return i < reader_slots ? slots_[i].holder_tid() : 0;
   }
+  /// The writer the gate is reserved for (a writer starved among writers,
+  /// as mutex::heir_tid()), 0 if none: a racy snapshot for inspectors.
+  [[nodiscard]] std::uint32_t heir_tid() const noexcept { return gate_.heir_tid(); }
   /// The writer gate's raw robust lock word (holder TID | owner-died bit | waiters bit, see
   /// detail/robust_list.hpp): one racy load, for inspectors (procsync/inspect.hpp).
   [[nodiscard]] std::uint32_t lock_word() const noexcept { return gate_.word().load(std::memory_order_relaxed); }

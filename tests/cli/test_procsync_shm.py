@@ -171,6 +171,9 @@ try:
     h = row("held")
     check("locks: held by the holder, named, waiters 1+",
           h[1:5] == ["mutex", "held", f"{facts['holder']}:{facts['holder']}", "(ps-holder)"] and h[5] == "1+", repr(h))
+    check("locks: held is reserved for its starved waiter",
+          f"reserved for {facts['waiter']}:{facts['waiter']} (ps-waiter)" in (line_of(out, "held") or ""),
+          line_of(out, "held"))
     check("locks: orphaned is inconsistent", row("orphaned")[1:3] == ["mutex", "inconsistent"], repr(row("orphaned")))
     check("locks: poisoned", row("poisoned")[2] == "poisoned", repr(row("poisoned")))
     check("locks: free", row("free")[2:5] == ["free", "-", "0"], repr(row("free")))
@@ -213,6 +216,9 @@ try:
     check("json: holder pid/tid/name", held["holder"] == {"tid": facts["holder"], "pid": facts["holder"],
                                                           "name": "ps-holder", "alive": True}, repr(held))
     check("json: waiters", held["waiters"] == 1 and held["waiters_exact"] is False, repr(held))
+    check("json: reserved_for", held["reserved_for"] == {"tid": facts["waiter"], "pid": facts["waiter"],
+                                                         "name": "ps-waiter", "alive": True} and
+          objs["free"]["reserved_for"] is None, repr(held))
     check("json: states", [objs[n]["state"] for n in ("orphaned", "poisoned", "free", "door", "gate", "table")] ==
           ["inconsistent", "poisoned", "free", "set", "waiting", "shared"], repr(objs))
     check("json: semaphore", objs["seats"]["value"] == 2 and objs["seats"]["max"] == 4 and

@@ -2,7 +2,8 @@
 // made by real processes, for the inspector's tests (test_inspect.cpp) and
 // procsync-shm's (tests/cli/lock_scene.cpp):
 //
-//   held      mutex held by child "ps-holder"; child "ps-waiter" sleeps on it
+//   held      mutex held by child "ps-holder"; child "ps-waiter" sleeps on it,
+//             and has reserved it (it has waited past the starvation bound)
 //   orphaned  mutex whose holder "ps-victim" was SIGKILLed (inconsistent)
 //   poisoned  mutex released without consistent() after its holder died
 //   free      mutex nobody holds
@@ -141,6 +142,8 @@ class lock_scene {
     }));
     need(eventually([&] { return (held.lock_word() & procsync::detail::word_waiters) != 0 && blocked_in_futex(waiter); }),
          "waiter sleeps");
+    // Waiting longer than the starvation bound, it reserves the lock (eventual fairness).
+    need(eventually([&] { return held.heir_tid() == static_cast<std::uint32_t>(waiter); }), "waiter reserves it");
 
     victim = keep(fork_child([&] {
       named("ps-victim");

@@ -34,7 +34,9 @@ namespace procsync {
 
 namespace detail::inspect {
 
-inline void lock_state(std::uint32_t word, object_snapshot& o) {
+template <class Lock>
+void lock_state(const Lock& lock, object_snapshot& o) {
+  const std::uint32_t word = lock.lock_word();
   if (word == detail::word_not_recoverable) {
     o.state = object_state::poisoned;
   } else {
@@ -46,6 +48,7 @@ inline void lock_state(std::uint32_t word, object_snapshot& o) {
   }
   o.waiters = (word != detail::word_not_recoverable && (word & detail::word_waiters) != 0) ? 1u : 0u;
   o.waiters_exact = false;
+  if (const std::uint32_t heir = lock.heir_tid(); heir != 0) o.reserved_for = describe_thread(heir);
 }
 
 template <std::size_t Slots>
@@ -104,17 +107,17 @@ inline object_snapshot read_object(const entry& e) {
   }
   if (e.header.same_kind(mutex::kind_name)) {
     o.short_kind = "mutex";
-    if (const auto* m = as<mutex>(e, o)) lock_state(m->lock_word(), o);
+    if (const auto* m = as<mutex>(e, o)) lock_state(*m, o);
   } else if (e.header.same_kind(recursive_mutex::kind_name)) {
     o.short_kind = "recursive_mutex";
-    if (const auto* m = as<recursive_mutex>(e, o)) lock_state(m->lock_word(), o);
+    if (const auto* m = as<recursive_mutex>(e, o)) lock_state(*m, o);
   } else if (e.header.same_kind(checked_mutex::kind_name)) {
     o.short_kind = "checked_mutex";
-    if (const auto* m = as<checked_mutex>(e, o)) lock_state(m->lock_word(), o);
+    if (const auto* m = as<checked_mutex>(e, o)) lock_state(*m, o);
   } else if (e.header.same_kind(shared_mutex::kind_name)) {
     o.short_kind = "shared_mutex";
     if (const auto* m = as<shared_mutex>(e, o)) {
-      lock_state(m->lock_word(), o);
+      lock_state(*m, o);
       for (std::size_t i = 0; i < shared_mutex::reader_slots; ++i)
         if (const std::uint32_t tid = m->reader_tid(i); tid != 0) o.readers.push_back(describe_thread(tid));
       if (o.state == object_state::free && !o.readers.empty()) o.state = object_state::shared;

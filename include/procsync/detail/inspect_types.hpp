@@ -114,6 +114,11 @@ struct object_snapshot {
   /// index lock, held for a few hundred ns per call unless stopped there)
   std::optional<thread_info> holder;
   std::vector<thread_info> readers;   ///< shared_mutex: threads holding a share
+  /// mutex kinds: the starved waiter the lock is reserved for (eventual
+  /// fairness, see mutex.hpp; shared_mutex: a writer), if any. A reservation
+  /// whose thread is gone or stopped costs the next waiter at most 50 ms of
+  /// its wait, then that waiter drops it.
+  std::optional<thread_info> reserved_for;
   /// Threads waiting: an exact count for semaphore, event, barrier,
   /// condition_variable and the queues (threads asleep or about to sleep; for a
   /// queue consumers_waiting + producers_waiting); for the mutex kinds the lock
