@@ -7,6 +7,14 @@
 // contended/<impl>/counter/procs:<P>: P = 2..4 forked processes each taking the
 //   lock once per increment of a shared counter, 1000000 increments in all
 //   (PROCSYNC_BENCH_OPS); ns_per_op is per locked increment.
+// syscall/futex_wake_nobody, syscall/futex_wait_changed: one futex call that
+//   finds nothing to do (a wake with no sleeper; a wait on a word that no
+//   longer holds the expected value, EAGAIN). Under contention nearly every
+//   futex call a lock makes is one of these (scripts/count-futex-calls.sh), so
+//   this is the least any acquisition that enters the kernel costs.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
 #include <mutex>
 
 #include "bench_common.hpp"
@@ -22,6 +30,14 @@ struct std_mutex {
   void lock() { m.lock(); }
   void unlock() { m.unlock(); }
 };
+
+void futex_call_that_finds_nothing(benchmark::State& state, int op) {
+  std::uint32_t word = 1;  // FUTEX_WAIT expects 0: the value "changed"
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(::syscall(SYS_futex, &word, op | FUTEX_PRIVATE_FLAG, op == FUTEX_WAKE ? 1 : 0, nullptr,
+                                       nullptr, 0));
+  }
+}
 
 template <class L>
 void register_both() {
@@ -41,5 +57,7 @@ int main(int argc, char** argv) {
   register_both<sem_lock>();
   register_both<spin_lock>();
   register_both<std_mutex>();
+  benchmark::RegisterBenchmark("syscall/futex_wake_nobody", futex_call_that_finds_nothing, FUTEX_WAKE);
+  benchmark::RegisterBenchmark("syscall/futex_wait_changed", futex_call_that_finds_nothing, FUTEX_WAIT);
   return bench::run_registered(argc, argv);
 }

@@ -444,6 +444,11 @@ def summary_targets(data):
     if rows:
         print("== design targets (median of the per-run ratios, min-max over the runs)")
         table(["target", "measured", ""], rows)
+    calls = [data.get("mutex", {}).get(f"syscall/{op}") for op in ("futex_wake_nobody", "futex_wait_changed")]
+    floor = [cpu_ns(row) if row else None for row in calls]
+    if all(floor):
+        print(f"a futex call that finds nothing to do: wake {floor[0]:.0f} ns, wait {floor[1]:.0f} ns "
+              "(the least any lock() that enters the kernel costs)")
     sizes = {impl: data.get("shared_mutex", {}).get(f"uncontended_shared/{impl}", {}).get("bytes")
              for impl in ("procsync", "pthread_rwlock")}
     if all(sizes.values()):
