@@ -261,6 +261,24 @@ struct reserved_mutex_kind : plain_mutex_kind {
   static std::vector<int> targets() { return {0, 1}; }
 };
 
+// The same fairness on shared_mutex's gate, among writers only: its unlock
+// frees the gate to 0 for the readers, and a newcomer writer (locker-1 or -2
+// coming straight back) waits behind the reservation instead.
+struct reserved_shared_writer_kind : steady_lockers {
+  static constexpr const char* name = "shared_mutex_writer_reserved";
+  struct lock_type {
+    procsync::shared_mutex m;
+  };
+  static procsync::lock_status lock(lock_type& l) { return l.m.lock_robust(); }
+  static void unlock(lock_type& l) { l.m.unlock(); }
+  static void consistent(lock_type& l) { l.m.consistent(); }
+  static std::uint32_t holder(lock_type& l) { return l.m.writer_tid(); }
+  static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
+  static long hold_us(int i) { return reserved_mutex_kind::hold_us(i); }
+  static long gap_us(int i) { return reserved_mutex_kind::gap_us(i); }
+  static std::vector<int> targets() { return reserved_mutex_kind::targets(); }
+};
+
 template <class K>
 struct mutex_scenario : scenario_base {
   static constexpr const char* name = K::name;
@@ -1907,6 +1925,7 @@ KILLPOINT_CASES(mutex_reserved, mutex_scenario<reserved_mutex_kind>)
 KILLPOINT_CASES(recursive_mutex, mutex_scenario<recursive_mutex_kind>)
 KILLPOINT_CASES(shared_mutex, shared_mutex_scenario)
 KILLPOINT_CASES(shared_mutex_33_readers, shared_mutex_slots_scenario)
+KILLPOINT_CASES(shared_mutex_writer_reserved, mutex_scenario<reserved_shared_writer_kind>)
 KILLPOINT_CASES(condition_variable, condvar_scenario_of<procsync::condition_variable>)
 KILLPOINT_CASES(condition_variable_any, condvar_scenario_of<procsync::condition_variable_any>)
 KILLPOINT_CASES(counting_semaphore, semaphore_scenario)

@@ -424,3 +424,71 @@ BOOST_AUTO_TEST_CASE(exclusion_checked_by_writers_and_by_readers, *boost::unit_t
   BOOST_TEST(b->writers_in.load() == 0);
   BOOST_TEST_MESSAGE("most readers inside at once: " << b->max_readers.load());
 }
+
+// Eventual fairness among writers (procsync::mutex's policy): a writer that has
+// waited past the starvation bound reserves the gate, and the unlocking writer,
+// coming straight back, waits behind it. Readers are not held back.
+BOOST_AUTO_TEST_CASE(a_starved_writer_is_served_before_the_unlocking_writer_relocks,
+                     *boost::unit_test::timeout(120)) {
+  auto s = procsync::make_anonymous<block>();
+  s->m.lock();
+  const pid_t heir = fork_child([&s] {
+    s->m.lock();
+    s->inside = 1;
+    s->m.unlock();
+    return 0;
+  });
+  // It sleeps, wakes at its first re-arm slice having waited > 1 ms, and reserves.
+  BOOST_REQUIRE(eventually([&] { return s->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+  // The gate is free for readers while it is reserved: a reader gets in at once.
+  const auto t0 = clk::now();
+  s->m.unlock();
+  s->m.lock();  // without the reservation: straight back, nanoseconds after the unlock
+  const auto relock = clk::now() - t0;
+  // The heir went first, or (a machine so loaded that it was not scheduled for
+  // 50 ms) its reservation was dropped after that patience, never sooner.
+  BOOST_TEST((s->inside.load() == 1 || relock >= 50ms), "relocked after " << (relock / 1us) << " us");
+  BOOST_TEST(s->m.heir_tid() == 0u);
+  s->m.unlock();
+  BOOST_TEST(wait_exit_code(heir) == 0);
+  BOOST_TEST(s->inside.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_stopped_heir_holds_writers_back_boundedly_and_readers_not_at_all,
+                     *boost::unit_test::timeout(120)) {
+  auto s = procsync::make_anonymous<block>();
+  s->m.lock();
+  const pid_t heir = fork_child([&s] {
+    s->m.lock();
+    s->inside = 1;
+    s->m.unlock();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return s->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+  ::kill(heir, SIGSTOP);
+  s->m.unlock();  // released to a heir that cannot come
+  BOOST_TEST(s->m.heir_tid() == static_cast<std::uint32_t>(heir));
+  // A reservation is among writers: a reader gets in at once.
+  BOOST_TEST(s->m.try_lock_shared());
+  s->m.unlock_shared();
+  // A newcomer writer waits behind the stopped heir for its patience (one
+  // re-arm slice, counted from its own first look), and no longer.
+  const auto t0 = clk::now();
+  const pid_t newcomer = fork_child([&s] {
+    s->m.lock();
+    s->m.unlock();
+    return 0;
+  });
+  // The watchdog: a hang fails here (10 s is 200 times the bound), and the heir goes with it.
+  const int code = wait_exit_code(newcomer, 10s);
+  if (code != 0) ::kill(heir, SIGKILL);
+  BOOST_REQUIRE_MESSAGE(code == 0, "the newcomer writer ended with " << code);
+  const auto waited = clk::now() - t0;
+  BOOST_TEST(waited >= 50ms, "the newcomer got in after " << (waited / 1us) << " us, before the heir's patience ran out");
+  BOOST_TEST(s->m.heir_tid() != static_cast<std::uint32_t>(heir), "the stale reservation was dropped");
+  ::kill(heir, SIGCONT);
+  BOOST_TEST(wait_exit_code(heir, 30s) == 0);  // resumed, it still gets the lock
+  BOOST_TEST(s->inside.load() == 1);
+  BOOST_TEST(s->m.try_lock());
+  s->m.unlock();
+}

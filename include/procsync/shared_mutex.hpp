@@ -3,7 +3,10 @@
 //
 // One writer or many readers. Writers do not starve: a writer that has claimed
 // the lock (it holds the *gate*) blocks new readers and waits only for the
-// readers already inside. Writers queue among themselves on the gate.
+// readers already inside. Writers queue among themselves on the gate, with
+// procsync::mutex's eventual fairness: a writer that has waited 1 ms reserves
+// the gate, and a newcomer writer (or the unlocking one, coming straight back)
+// then waits behind it; readers are never held back by a reservation.
 //
 // Built from procsync's robust lock (the one under procsync::mutex): the gate
 // is one, and each of `reader_slots` reader slots is one, taken by a reader
@@ -175,7 +178,8 @@ class shared_mutex : public detail::timed_lock_api<shared_mutex> {
   // and its gate re-check (Dekker): either the writer sees the reader's slot or
   // the reader sees the writer's gate, never neither.
   lock_status acquire(const timespec* deadline, bool may_wait) {
-    const lock_status got = may_wait ? gate_.acquire(message_name, deadline) : gate_.try_acquire(message_name);
+    const lock_status got =
+        may_wait ? gate_.acquire_behind_heir(message_name, deadline) : gate_.try_acquire(message_name);
     if (!holds(got)) return got;
     if (no_reader_inside()) [[likely]]
       return got;

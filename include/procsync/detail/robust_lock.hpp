@@ -57,6 +57,17 @@ class robust_lock {
     set_pending(self, &node_);
     return acquire_contended(self, kind, deadline);
   }
+  /// acquire() for a lock released by release_to_all() (shared_mutex's gate),
+  /// which frees the word to 0 for the readers even when a waiter has reserved
+  /// it: here the reservation itself turns a newcomer from the fast path.
+  lock_status acquire_behind_heir(const char* kind, const timespec* deadline) {
+    thread_identity& self = current_thread();
+    // Relaxed: the reservation only routes; acquire_contended() decides by the word's CAS.
+    if (heir_.load(std::memory_order_relaxed) == 0 && take_if_clean(self)) [[likely]]
+      return lock_status::acquired;
+    set_pending(self, &node_);
+    return acquire_contended(self, kind, deadline);
+  }
 
   /// The uncontended path alone: takes the lock if it is free and clean (no
   /// owner_died mark, no waiters); false, with nothing changed, otherwise.
