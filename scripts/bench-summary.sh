@@ -69,6 +69,16 @@ for b in "${benches[@]}"; do
 done
 echo "after $(loadavg)" >>"$out/load.txt"
 echo "cpus $cpus" >>"$out/load.txt"
+# The load average after the run counts the benchmarks' own processes (up to 8
+# runnable at once in the last programs), so it cannot tell whether anything
+# else competed. What is still runnable once they are gone can: the median of
+# 20 samples of the kernel's running-task count over 2 s, less the sampler.
+others=()
+for _ in $(seq 20); do
+  others+=("$(awk '/^procs_running/ { print $2 - 1 }' /proc/stat)")
+  sleep 0.1
+done
+echo "others_running $(printf '%s\n' "${others[@]}" | sort -n | sed -n 10p)" >>"$out/load.txt"
 echo "benchmarks took $((SECONDS - start)) s; JSON and console output in $out/"
 echo
 

@@ -472,14 +472,28 @@ def read_load(results):
 
 
 def load_warning(load):
-    """Lines of a loud warning if the 1-minute load average exceeded the CPUs."""
+    """Lines of a loud warning if other work competed with the benchmarks: the
+    1-minute load average before the run exceeded the CPUs, or other tasks were
+    still running once the benchmarks had ended (others_running, the median of
+    samples taken then). The load average after the run is not judged: it counts
+    the benchmarks' own processes. Results without others_running (older runs)
+    are judged by the larger of before and after, as they were."""
     cpus = load.get("cpus") or os.cpu_count() or 1
-    worst = max(load.get("before", [0])[0], load.get("after", [0])[0])
-    if worst <= cpus:
-        return []
+    before = load.get("before", [0])[0]
+    if "others_running" in load:
+        others = load["others_running"][0]
+        if before <= cpus and others < 1:
+            return []
+        what = (f"load average {before:.2f} > {cpus} CPUs before the run" if before > cpus else
+                f"{others:.0f} other task(s) still running after it")
+    else:
+        worst = max(before, load.get("after", [0])[0])
+        if worst <= cpus:
+            return []
+        what = f"load average {worst:.2f} > {cpus} CPUs"
     bar = "!" * 78
     return [bar,
-            f"!! WARNING: the machine was busy: load average {worst:.2f} > {cpus} CPUs.",
+            f"!! WARNING: the machine was busy: {what}.",
             "!! Other processes competed with the benchmarks for the CPUs, so throughput,",
             "!! latency and every ratio here measure that load as much as the locks.",
             "!! Read the min-max spreads; rerun on an idle machine before drawing conclusions.",
@@ -735,8 +749,11 @@ def main():
                   f"@ {context.get('mhz_per_cpu', '?')} MHz; date {context.get('date', '?')}")
         if load:
             fmt_load = lambda v: " ".join(f"{x:.2f}" for x in v) if v else "?"
+            others = load.get("others_running")
             print(f"Load average (1, 5, 15 min): before {fmt_load(load.get('before'))}, "
-                  f"after {fmt_load(load.get('after'))}; {load.get('cpus', '?')} CPUs")
+                  f"after {fmt_load(load.get('after'))} (with the benchmarks' own processes); "
+                  f"{load.get('cpus', '?')} CPUs" +
+                  (f"; other tasks running after the run: {others[0]:.0f}" if others else ""))
         elif context:
             print(f"Load average (1, 5, 15 min) at the start of the first program: {context.get('load_avg', '?')}")
         runs = max((len(v) for b in REPS.values() for v in b.values()), default=0)
