@@ -71,11 +71,11 @@ echo "after $(loadavg)" >>"$out/load.txt"
 echo "cpus $cpus" >>"$out/load.txt"
 # The load average after the run counts the benchmarks' own processes (up to 8
 # runnable at once in the last programs), so it cannot tell whether anything
-# else competed. What is still runnable once they are gone can: the median of
-# 20 samples of the kernel's running-task count over 2 s, less the sampler.
+# else competed. What is still running once they are gone can: the median of
+# 20 samples over 2 s of the processes in state R, less ps itself.
 others=()
 for _ in $(seq 20); do
-  others+=("$(awk '/^procs_running/ { print $2 - 1 }' /proc/stat)")
+  others+=("$(($(ps -eo stat= | grep -c '^R') - 1))")
   sleep 0.1
 done
 echo "others_running $(printf '%s\n' "${others[@]}" | sort -n | sed -n 10p)" >>"$out/load.txt"
