@@ -13,7 +13,11 @@ script=scripts/bench-full.sh
 if [ "${1:-}" = --short ]; then script=scripts/bench-summary.sh; shift; fi
 build=${1:-build-release}
 out=bench/results
-rm -f "$out"/*.json "$out"/*.txt "$out"/*.png
+# bench_queue is refreshed separately (PROVENANCE.md's "## bench_queue"
+# section says how): its files and that section are kept.
+find "$out" -maxdepth 1 \( -name '*.json' -o -name '*.txt' -o -name '*.png' \) \
+  ! -name 'bench_queue.*' ! -name 'queue_*.png' -delete
+queue_provenance=$(sed -n '/^## bench_queue/,$p' "$out/PROVENANCE.md" 2>/dev/null || true)
 PROCSYNC_BENCH_OUT=$out bash "$script" "$build" | tee "$out/summary.txt.tmp"
 mv "$out/summary.txt.tmp" "$out/summary.txt"
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -27,5 +31,10 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "- compiler: $(c++ --version | head -n 1)"
   echo "- command: \`$script $build\`"
   echo "- load average (1, 5, 15 min): $(sed -n 's/^before /before /p; s/^after /after /p' "$out/load.txt" | paste -sd';' -)"
+  echo "- other tasks running once the benchmarks had ended: $(sed -n 's/^others_running //p' "$out/load.txt")"
+  if [ -n "$queue_provenance" ]; then
+    echo
+    echo "$queue_provenance"
+  fi
 } >"$out/PROVENANCE.md"
 echo "reference results and PROVENANCE.md written to $out/; review, then commit them"
