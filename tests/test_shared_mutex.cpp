@@ -428,19 +428,30 @@ BOOST_AUTO_TEST_CASE(exclusion_checked_by_writers_and_by_readers, *boost::unit_t
 // Eventual fairness among writers (procsync::mutex's policy): a writer that has
 // waited past the starvation bound reserves the gate, and the unlocking writer,
 // coming straight back, waits behind it. Readers are not held back.
+
+namespace {
+
+// A child writer that waits for the lock the caller holds, marks that it got
+// in and unlocks; returned once it has reserved the gate (it sleeps, wakes at
+// its first re-arm slice having waited more than 1 ms, and claims it).
+pid_t reserving_writer(block& b) {
+  const pid_t heir = fork_child([&b] {
+    b.m.lock();
+    b.inside = 1;
+    b.m.unlock();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return b.m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+  return heir;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_starved_writer_is_served_before_the_unlocking_writer_relocks,
                      *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>();
   s->m.lock();
-  const pid_t heir = fork_child([&s] {
-    s->m.lock();
-    s->inside = 1;
-    s->m.unlock();
-    return 0;
-  });
-  // It sleeps, wakes at its first re-arm slice having waited > 1 ms, and reserves.
-  BOOST_REQUIRE(eventually([&] { return s->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
-  // The gate is free for readers while it is reserved: a reader gets in at once.
+  const pid_t heir = reserving_writer(*s);
   const auto t0 = clk::now();
   s->m.unlock();
   s->m.lock();  // without the reservation: straight back, nanoseconds after the unlock
@@ -458,13 +469,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_heir_holds_writers_back_boundedly_and_readers_not
                      *boost::unit_test::timeout(120)) {
   auto s = procsync::make_anonymous<block>();
   s->m.lock();
-  const pid_t heir = fork_child([&s] {
-    s->m.lock();
-    s->inside = 1;
-    s->m.unlock();
-    return 0;
-  });
-  BOOST_REQUIRE(eventually([&] { return s->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+  const pid_t heir = reserving_writer(*s);
   ::kill(heir, SIGSTOP);
   s->m.unlock();  // released to a heir that cannot come
   BOOST_TEST(s->m.heir_tid() == static_cast<std::uint32_t>(heir));
