@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Counts the futex system calls a contended benchmark makes, by kind and by
+# Counts the futex system calls the contended benchmarks make, by kind and by
 # outcome, with perf's syscall tracepoints: how many waits slept and how many
 # returned at once (EAGAIN: the word changed before the kernel looked), how
 # many wakes woke someone and how many woke nobody. Under contention almost
 # every futex call of a lock that sleeps is one of those wasted pairs; the
-# counts show how many each lock makes per modification.
+# counts show how many each lock makes per operation, in bench_contention's
+# counter rows (a lock per increment) and in bench_wait's rows (a lock per 8
+# increments, with local work between: the wait-time distribution).
 #
 #   scripts/count-futex-calls.sh [BUILD_DIR] [P ...]     (default: build-release, P = 2 4)
 #
@@ -19,20 +21,21 @@ command -v perf >/dev/null || { echo "count-futex-calls: perf is not installed (
 if [ ! -d "$build" ]; then
   meson setup "$build" --buildtype=release -Dtests=false -Dexamples=false -Dtools=false >/dev/null
 fi
-meson compile -C "$build" bench/bench_contention >/dev/null
+meson compile -C "$build" bench/bench_contention bench/bench_wait >/dev/null
 export PROCSYNC_BENCH_OPS=${PROCSYNC_BENCH_OPS:-1000000}
+export PROCSYNC_BENCH_WAIT_OPS=${PROCSYNC_BENCH_WAIT_OPS:-400000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-printf '%-16s %2s %10s %12s %12s %12s %12s %10s\n' impl P "calls/op" "wait slept" "wait EAGAIN" "wake woke" "wake nobody" "other"
-for p in "${procs[@]}"; do
-  for impl in procsync pthread pthread_robust; do
-    perf record -q -o "$work/perf.data" -e syscalls:sys_enter_futex -e syscalls:sys_exit_futex \
-      "$build/bench/bench_contention" --benchmark_filter="^contention/$impl/counter/procs:$p/" \
-      --benchmark_repetitions=1 >"$work/out.txt" 2>&1 || { cat "$work/out.txt" >&2; exit 1; }
-    # One forked run of PROCSYNC_BENCH_OPS modifications per iteration.
-    iters=$(grep -oE "^contention/$impl/counter/procs:$p/iterations:[0-9]+" "$work/out.txt" | head -n1 | sed 's/.*iterations://')
-    perf script -i "$work/perf.data" 2>/dev/null | python3 -c '
+# Prints one row: the futex calls of benchmark `row` of `program`, whose every
+# iteration (one forked run) makes `ops` operations.
+trace() {  # program row ops impl P
+  perf record -q -o "$work/perf.data" -e syscalls:sys_enter_futex -e syscalls:sys_exit_futex \
+    "$build/bench/$1" --benchmark_filter="^$2/" --benchmark_repetitions=1 >"$work/out.txt" 2>&1 ||
+    { cat "$work/out.txt" >&2; exit 1; }
+  local iters
+  iters=$(grep -oE "^$2/iterations:[0-9]+" "$work/out.txt" | head -n1 | sed 's/.*iterations://')
+  perf script -i "$work/perf.data" 2>/dev/null | python3 -c '
 import re, sys
 ops = float(sys.argv[1]) * float(sys.argv[2])
 pending, n = {}, {"slept": 0, "eagain": 0, "woke": 0, "nobody": 0, "other": 0}
@@ -55,7 +58,27 @@ for line in sys.stdin:
 total = sum(n.values())
 print("%-16s %2s %10.4f %12d %12d %12d %12d %10d" % (sys.argv[3], sys.argv[4], total / ops, n["slept"], n["eagain"],
       n["woke"], n["nobody"], n["other"]))
-' "$PROCSYNC_BENCH_OPS" "$iters" "$impl" "$p"
+' "$3" "$iters" "$4" "$5"
+}
+
+header() {
+  printf '%-16s %2s %10s %12s %12s %12s %12s %10s\n' impl P "calls/op" "wait slept" "wait EAGAIN" "wake woke" \
+    "wake nobody" "other"
+}
+
+echo "bench_contention, counter rows ($PROCSYNC_BENCH_OPS increments per run, a lock per increment):"
+header
+for p in "${procs[@]}"; do
+  for impl in procsync pthread pthread_robust; do
+    trace bench_contention "contention/$impl/counter/procs:$p" "$PROCSYNC_BENCH_OPS" "$impl" "$p"
   done
 done
-echo "(bench_contention counter rows, $PROCSYNC_BENCH_OPS modifications per run; the traced process and its workers only)"
+echo
+echo "bench_wait ($PROCSYNC_BENCH_WAIT_OPS acquisitions per run; calls/op per acquisition):"
+header
+for p in "${procs[@]}"; do
+  for impl in procsync pthread pthread_robust; do
+    trace bench_wait "wait/$impl/procs:$p" "$PROCSYNC_BENCH_WAIT_OPS" "$impl" "$p"
+  done
+done
+echo "(the counts are totals over the runs; the traced process and its workers only; tracing slows each call)"
