@@ -61,24 +61,24 @@ print("%-16s %2s %10.4f %12d %12d %12d %12d %10d" % (sys.argv[3], sys.argv[4], t
 ' "$3" "$iters" "$4" "$5"
 }
 
-header() {
+# One table: every impl at every P, for rows named by `pattern` (IMPL and P
+# stand for the impl and the process count).
+table() {  # title program pattern ops
+  echo "$1"
   printf '%-16s %2s %10s %12s %12s %12s %12s %10s\n' impl P "calls/op" "wait slept" "wait EAGAIN" "wake woke" \
     "wake nobody" "other"
+  local p impl row
+  for p in "${procs[@]}"; do
+    for impl in procsync pthread pthread_robust; do
+      row=${3//IMPL/$impl}
+      trace "$2" "${row//P/$p}" "$4" "$impl" "$p"
+    done
+  done
 }
 
-echo "bench_contention, counter rows ($PROCSYNC_BENCH_OPS increments per run, a lock per increment):"
-header
-for p in "${procs[@]}"; do
-  for impl in procsync pthread pthread_robust; do
-    trace bench_contention "contention/$impl/counter/procs:$p" "$PROCSYNC_BENCH_OPS" "$impl" "$p"
-  done
-done
+table "bench_contention, counter rows ($PROCSYNC_BENCH_OPS increments per run, a lock per increment):" \
+  bench_contention "contention/IMPL/counter/procs:P" "$PROCSYNC_BENCH_OPS"
 echo
-echo "bench_wait ($PROCSYNC_BENCH_WAIT_OPS acquisitions per run; calls/op per acquisition):"
-header
-for p in "${procs[@]}"; do
-  for impl in procsync pthread pthread_robust; do
-    trace bench_wait "wait/$impl/procs:$p" "$PROCSYNC_BENCH_WAIT_OPS" "$impl" "$p"
-  done
-done
+table "bench_wait ($PROCSYNC_BENCH_WAIT_OPS acquisitions per run; calls/op per acquisition):" \
+  bench_wait "wait/IMPL/procs:P" "$PROCSYNC_BENCH_WAIT_OPS"
 echo "(the counts are totals over the runs; the traced process and its workers only; tracing slows each call)"
