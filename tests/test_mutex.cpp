@@ -641,3 +641,116 @@ BOOST_AUTO_TEST_CASE(a_heir_that_times_out_drops_its_reservation, *boost::unit_t
   BOOST_TEST(b->m.try_lock());
   b->m.unlock();
 }
+
+// --- Hand-off (fairness::handoff): unlock leaves the mutex to a waiter --------
+
+struct handoff_block {
+  procsync::mutex m{procsync::fairness::handoff};
+  long count = 0;
+  std::atomic<int> waiter_inside{0};
+};
+
+BOOST_AUTO_TEST_CASE(handoff_locked_increments_are_exact_and_leave_the_word_free, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<handoff_block>();
+  BOOST_TEST((b->m.fairness_mode() == procsync::fairness::handoff));
+  BOOST_TEST((procsync::mutex{}.fairness_mode() == procsync::fairness::eventual));
+  constexpr int procs = 4, iters = 3000;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < procs; ++i)
+    kids.push_back(fork_child([&] {
+      for (int j = 0; j < iters; ++j) {
+        std::lock_guard g(b->m);
+        ++b->count;
+      }
+      return 0;
+    }));
+  for (pid_t k : kids) BOOST_TEST(wait_exit_code(k) == 0);
+  BOOST_TEST(b->count == procs * iters);
+  // The last unlock found nobody to hand it to and freed the word for the fast path.
+  BOOST_TEST(b->m.lock_word() == 0u);
+  const auto calls_before = procsync::detail::futex_syscalls.load();
+  b->m.lock();
+  b->m.unlock();
+  BOOST_TEST(procsync::detail::futex_syscalls.load() == calls_before);
+}
+
+// Eventual fairness lets the unlocker take the mutex straight back; hand-off
+// must not: a thread already asleep on it goes first, whatever the timing.
+BOOST_AUTO_TEST_CASE(handoff_serves_a_sleeper_before_the_unlocker_relocks, *boost::unit_test::timeout(120)) {
+  for (int round = 0; round < 20; ++round) {
+    auto b = procsync::make_anonymous<handoff_block>();
+    b->m.lock();
+    const pid_t waiter = fork_child([&b] {
+      b->m.lock();
+      b->waiter_inside = 1;
+      b->m.unlock();
+      return 0;
+    });
+    BOOST_REQUIRE(eventually([&] { return (b->m.lock_word() & 0x80000000u) != 0 && blocked_in_futex(waiter); }));
+    const auto t0 = clk::now();
+    b->m.unlock();
+    b->m.lock();
+    const auto relock = clk::now() - t0;
+    // The sleeper went first, or (a machine so loaded that the woken waiter was
+    // not scheduled for a whole 50 ms re-arm slice) the unlocker took it after that.
+    BOOST_TEST((b->waiter_inside.load() == 1 || relock >= 50ms), "round " << round << ": relocked after "
+                                                                           << (relock / 1us) << " us");
+    b->m.unlock();
+    BOOST_TEST(wait_exit_code(waiter) == 0);
+  }
+}
+
+// The state a woken waiter leaves when it is stopped (or killed, where the
+// kernel passes the wake-up on) before it takes the word: free, still reserved
+// (`waiters`), nobody asleep to take it. A newcomer queues behind the reservation
+// for one re-arm slice, then takes it; nothing hangs and the word ends free.
+BOOST_AUTO_TEST_CASE(handoff_a_reservation_nobody_takes_delays_a_newcomer_one_slice, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<handoff_block>();
+  auto& word = *reinterpret_cast<std::atomic<std::uint32_t>*>(&b->m);
+  word.store(0x80000000u);
+  const auto t0 = clk::now();
+  const pid_t newcomer = fork_child([&b] {
+    std::lock_guard g(b->m);
+    ++b->count;
+    return 0;
+  });
+  BOOST_REQUIRE(wait_exit_code(newcomer, 10s) == 0);  // the watchdog: 200 times the bound
+  BOOST_TEST_MESSAGE("the newcomer got the mutex after " << ((clk::now() - t0) / 1ms) << " ms");
+  BOOST_TEST(b->count == 1);
+  BOOST_TEST(b->m.lock_word() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(handoff_a_timed_lock_gives_up_and_leaves_the_mutex_usable, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<handoff_block>();
+  b->m.lock();
+  const pid_t waiter = fork_child([&b] { return b->m.try_lock_for(200ms) ? 1 : 0; });
+  BOOST_TEST(wait_exit_code(waiter) == 0);  // it timed out: we still hold the mutex
+  b->m.unlock();
+  BOOST_TEST(b->m.lock_word() == 0u);
+  BOOST_TEST(b->m.try_lock());
+  b->m.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(handoff_holder_killed_waiter_gets_owner_died, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<handoff_block>();
+  auto locked = procsync::make_anonymous<std::atomic<int>>(0);
+  const pid_t holder = fork_child([&] {
+    b->m.lock();
+    locked->store(1);
+    ::pause();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return locked->load() == 1; }));
+  const pid_t waiter = fork_child([&b] {
+    if (b->m.lock_robust() != procsync::lock_status::owner_died) return 1;
+    b->m.consistent();
+    b->m.unlock();
+    return 0;
+  });
+  BOOST_REQUIRE(eventually([&] { return blocked_in_futex(waiter); }));
+  ::kill(holder, SIGKILL);
+  BOOST_TEST(wait_exit_code(holder) == -SIGKILL);
+  BOOST_TEST(wait_exit_code(waiter, 30s) == 0);
+  BOOST_TEST(b->m.try_lock());
+  b->m.unlock();
+}
