@@ -221,11 +221,6 @@ class boost_named {
 struct procsync_mutex : procsync::mutex {
   static constexpr const char* label = "procsync";
 };
-/// procsync::mutex in its opt-in hand-off mode (fairness::handoff).
-struct procsync_handoff : procsync::mutex {
-  static constexpr const char* label = "procsync_handoff";
-  procsync_handoff() noexcept : procsync::mutex(procsync::fairness::handoff) {}
-};
 struct procsync_recursive : procsync::recursive_mutex {
   static constexpr const char* label = "procsync_recursive";
 };

@@ -9,8 +9,7 @@
 //   <lock>     P processes, one lock acquisition per modification, until K are
 //              done, for every lock implementation compared;
 //   atomic     lock-free fetch_add (counter only: 64 bytes have no atomic add);
-//   batched    procsync::mutex and pthread taken once per 64 modifications;
-//   procsync_handoff  procsync::mutex with fairness::handoff (counter, P = 2, 4).
+//   batched    procsync::mutex and pthread taken once per 64 modifications.
 // Counters: ops_per_s, ns_per_op, lost, lost_pct, torn, fair_min_max (min/max
 // of per-process op counts: 1 = perfectly even, 0 = some process starved) and
 // fair_cv (their coefficient of variation). With P above the core count a lock
@@ -34,9 +33,6 @@ int main(int argc, char** argv) {
     for (const int procs : {1, 2, 4, 8}) {
       register_contention<no_lock>("contention", "unlocked", mode::unlocked, d, procs);
       register_locked<procsync_mutex>(d, procs);
-      // The opt-in hand-off mode, where its fairness is judged: at 8 processes on
-      // 2 CPUs every hand-off is a context switch, 20 s per run of 1M operations.
-      if (d == data::counter && (procs == 2 || procs == 4)) register_locked<procsync_handoff>(d, procs);
       register_locked<pthread_normal>(d, procs);
       register_locked<pthread_robust>(d, procs);
       register_locked<boost_mutex>(d, procs);

@@ -26,8 +26,7 @@
 // fair_min_max (min/max of per-process acquisitions, averaged over the runs:
 // 1 = even, 0 = some process starved). The counter must end at exactly 8K,
 // and the histograms must hold exactly K waits; otherwise the run fails.
-// impls: procsync (procsync::mutex), procsync_handoff (the same in its
-// fairness::handoff mode), pthread and pthread_robust
+// impls: procsync (procsync::mutex), pthread and pthread_robust
 // (PROCESS_SHARED pthread mutexes, glibc's normal and robust kinds).
 #include <bit>
 
@@ -222,7 +221,6 @@ void register_wait(int procs) {
 int main(int argc, char** argv) {
   for (const int procs : {2, 4, 8}) {
     register_wait<procsync_mutex>(procs);
-    register_wait<procsync_handoff>(procs);
     register_wait<pthread_normal>(procs);
     register_wait<pthread_robust>(procs);
   }

@@ -177,7 +177,7 @@ def summary_contention(data, kind):
         return
     print(f"== Lock contention: {kind} ({'64-bit counter' if kind == 'counter' else '64-byte record, 8 words must agree'})")
     print("   Mops/s of modifications by P processes (higher is better); x = throughput ratio at the same P")
-    order = ["serial", "unlocked", "atomic", "cas_spin", "procsync", "procsync_handoff", "pthread", "pthread_robust",
+    order = ["serial", "unlocked", "atomic", "cas_spin", "procsync", "pthread", "pthread_robust",
              "boost_interprocess", "boost_named", "sem_t", "procsync_batched64", "pthread_batched64"]
     rows = []
     for impl in order + sorted(set(series) - set(order)):
@@ -294,7 +294,7 @@ def summary_shared_value(data):
     table(["impl", "1 proc", "2 procs", "4 procs", "lost"], rows)
 
 
-WAIT_IMPLS = ("procsync", "procsync_handoff", "pthread", "pthread_robust")
+WAIT_IMPLS = ("procsync", "pthread", "pthread_robust")
 WAIT_PROCS = (2, 4, 8)
 
 
@@ -365,13 +365,6 @@ TARGETS = [
      "wait/procsync/procs:4", "wait/pthread/procs:4", lambda r: r.get("p999_ns"), "<=", 1.0),
     ("fairness at 4 procs in bench_wait: fair_min_max >= 0.8 (a value)", "wait",
      "wait/procsync/procs:4", None, fair_min_max, ">=", 0.8),
-    # The opt-in hand-off mode, for the fairness targets the default misses.
-    ("fairness::handoff at 4 procs: fair_min_max >= 0.8 (a value)", "contention",
-     "contention/procsync_handoff/counter/procs:4", None, fair_min_max, ">=", 0.8),
-    ("fairness::handoff at 4 procs in bench_wait: fair_min_max >= 0.8", "wait",
-     "wait/procsync_handoff/procs:4", None, fair_min_max, ">=", 0.8),
-    ("fairness::handoff p99.9 wait at P=4 <= 10x its median (a value)", "wait",
-     "wait/procsync_handoff/procs:4", None, tail_ratio, "<=", 10.0),
 ]
 
 
@@ -456,11 +449,6 @@ def summary_targets(data):
     if all(floor):
         print(f"a futex call that finds nothing to do: wake {floor[0]:.0f} ns, wait {floor[1]:.0f} ns "
               "(the least any lock() that enters the kernel costs)")
-    costs = [spread_text(run_ratios("contention", f"contention/procsync_handoff/counter/procs:{p}",
-                                    f"contention/procsync/counter/procs:{p}", mops)) for p in (2, 4)]
-    if "-" not in costs:
-        print("fairness::handoff throughput, x the default (eventual) mode's: "
-              + ", ".join(f"P={p} {c}" for p, c in zip((2, 4), costs)))
     sizes = {impl: data.get("shared_mutex", {}).get(f"uncontended_shared/{impl}", {}).get("bytes")
              for impl in ("procsync", "pthread_rwlock")}
     if all(sizes.values()):
@@ -519,7 +507,6 @@ def load_warning(load):
 LABELS = {
     "procsync": "procsync::mutex",
     "procsync_recursive": "procsync::recursive_mutex",
-    "procsync_handoff": "procsync::mutex, fairness::handoff",
     "procsync_batched64": "procsync::mutex, 64 updates per lock",
     "pthread": "pthread mutex (process-shared)",
     "pthread_robust": "pthread mutex, robust (glibc)",
@@ -591,15 +578,15 @@ def plots(data, results):
             continue
         fig, ax = plt.subplots(figsize=(10, 5.8))
         others = iter(OTHER_COLORS)
-        order = ["procsync", "procsync_handoff", "pthread", "pthread_robust", "boost_interprocess", "boost_named", "sem_t",
+        order = ["procsync", "pthread", "pthread_robust", "boost_interprocess", "boost_named", "sem_t",
                  "cas_spin", "atomic", "procsync_batched64", "pthread_batched64"]
         for impl in order + sorted(set(series) - set(order) - {"serial", "unlocked"}):
             if impl not in series:
                 continue
             s = series[impl]
             ps = sorted(p for p in s if mops(s[p]))
-            mine = impl in ("procsync", "procsync_batched64", "procsync_handoff")
-            style = "--" if impl == "atomic" or "batched" in impl else "-." if impl == "procsync_handoff" else "-"
+            mine = impl == "procsync" or impl == "procsync_batched64"
+            style = "--" if impl == "atomic" or "batched" in impl else "-"
             ax.plot(ps, [mops(s[p]) for p in ps], style, marker="o", label=label(impl),
                     linewidth=2.8 if impl == "procsync" else 1.3, zorder=5 if mine else 3,
                     color=PROCSYNC_COLOR if mine else next(others))

@@ -206,29 +206,16 @@ struct steady_lockers {
   static std::vector<int> targets() { return {0}; }
 };
 
-template <procsync::fairness Mode>
-struct plain_mutex_kind_of : steady_lockers {
+struct plain_mutex_kind : steady_lockers {
   static constexpr const char* name = "mutex";
   struct lock_type {
-    procsync::mutex m{procsync::owner_death::must_repair, Mode};
+    procsync::mutex m;
   };
   static procsync::lock_status lock(lock_type& l) { return l.m.lock_robust(); }
   static void unlock(lock_type& l) { l.m.unlock(); }
   static void consistent(lock_type& l) { l.m.consistent(); }
   static std::uint32_t holder(lock_type& l) { return l.m.holder_tid(); }
   static bool poisoned(lock_type& l) { return l.m.not_recoverable(); }
-};
-
-using plain_mutex_kind = plain_mutex_kind_of<procsync::fairness::eventual>;
-
-// Hand-off (waiting_floor.hpp, policy 6): every unlock that finds sleepers
-// leaves the mutex to them. Traced: locker-0 and locker-1, each both a woken
-// waiter (killed before it takes the word left to it, the kernel passes the
-// wake-up on; stopped there, the others take it after one re-arm slice) and an
-// unlocker (killed between freeing the word to `waiters` and its wake calls).
-struct handoff_mutex_kind : plain_mutex_kind_of<procsync::fairness::handoff> {
-  static constexpr const char* name = "mutex_handoff";
-  static std::vector<int> targets() { return {0, 1}; }
 };
 
 struct recursive_mutex_kind : steady_lockers {
@@ -1935,7 +1922,6 @@ BOOST_TEST_GLOBAL_FIXTURE(summary_writer);
 
 KILLPOINT_CASES(mutex, mutex_scenario<plain_mutex_kind>)
 KILLPOINT_CASES(mutex_reserved, mutex_scenario<reserved_mutex_kind>)
-KILLPOINT_CASES(mutex_handoff, mutex_scenario<handoff_mutex_kind>)
 KILLPOINT_CASES(recursive_mutex, mutex_scenario<recursive_mutex_kind>)
 KILLPOINT_CASES(shared_mutex, shared_mutex_scenario)
 KILLPOINT_CASES(shared_mutex_33_readers, shared_mutex_slots_scenario)

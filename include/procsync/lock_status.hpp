@@ -34,20 +34,4 @@ enum class owner_death : std::uint32_t {
   nothing_to_repair = 1,
 };
 
-/// Who gets a contended procsync::mutex when its holder unlocks it: chosen
-/// once, when the mutex is constructed (part of its state in shared memory).
-enum class fairness : std::uint32_t {
-  /// The default, for throughput: the unlocking thread may take the mutex
-  /// straight back, but a waiter that has waited 1 ms reserves it and is
-  /// served before anyone new (eventual fairness; mutex.hpp says more).
-  eventual = 0,
-  /// For even service: every unlock that finds sleepers hands the mutex to the
-  /// sleeper the kernel wakes (the longest-sleeping one among threads of equal
-  /// scheduling priority), and every other locker, the unlocker included,
-  /// queues behind it. Each contended acquisition then costs a wake-up and a
-  /// context switch: far less throughput under contention (docs/benchmarks.md
-  /// measures both modes). Uncontended cost is the same.
-  handoff = 1,
-};
-
 }  // namespace procsync

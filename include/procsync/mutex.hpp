@@ -31,15 +31,6 @@
 // 50 ms re-arm slice loses its reservation, so it delays the others by at most
 // that slice plus scheduling, the bound every procsync wait keeps.
 // try_lock() ignores reservations.
-//
-// Hand-off (opt-in, fairness::handoff): for even service rather than
-// throughput. Every unlock that finds sleepers hands the mutex to the sleeper
-// the kernel wakes (the longest-sleeping one, among threads of equal
-// scheduling priority); everyone else, the unlocker included, queues behind
-// it. Under contention each acquisition then costs a wake-up and a context
-// switch (docs/benchmarks.md measures both modes); the uncontended cost and
-// every robustness guarantee are the same, and a woken waiter that is stopped
-// before it takes the mutex delays the others by at most one re-arm slice.
 #pragma once
 
 #include "detail/config.hpp"  // first: one clear error below C++20
@@ -62,17 +53,13 @@ class mutex : public detail::timed_lock_api<mutex> {
   /// An unlocked mutex whose owner deaths must be repaired (owner_death::must_repair).
   constexpr mutex() noexcept = default;
 
-  /// An unlocked mutex with the given meaning of an owner's death and, optionally,
-  /// fairness::handoff (see "Hand-off" above).
-  constexpr explicit mutex(owner_death policy, fairness mode = fairness::eventual) noexcept : core_(policy, mode) {}
-  /// An unlocked mutex with the given fairness (deaths: owner_death::must_repair).
-  constexpr explicit mutex(fairness mode) noexcept : core_(owner_death::must_repair, mode) {}
+  /// An unlocked mutex with the given meaning of an owner's death.
+  constexpr explicit mutex(owner_death policy) noexcept : core_(policy) {}
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 
   /// Blocks until the calling thread holds the mutex. Once it has waited 1 ms
-  /// it is served before newcomers (see "Fairness" above); under
-  /// fairness::handoff, once it has slept. Throws errc::would_deadlock if the caller already holds it,
+  /// it is served before newcomers (see "Fairness" above). Throws errc::would_deadlock if the caller already holds it,
   /// errc::not_recoverable if it was poisoned. After an owner's death it
   /// succeeds and inconsistent() is true.
   void lock() { (void)core_.acquire(message_name, nullptr); }
@@ -114,9 +101,6 @@ class mutex : public detail::timed_lock_api<mutex> {
 
   /// What an owner's death means for this mutex (fixed at construction).
   [[nodiscard]] owner_death death_policy() const noexcept { return core_.policy(); }
-
-  /// Who gets the mutex when a contended holder unlocks it (fixed at construction).
-  [[nodiscard]] fairness fairness_mode() const noexcept { return core_.fairness_mode(); }
 
   /// True if the calling thread holds the mutex.
   [[nodiscard]] bool owned_by_caller() const { return core_.held_by_caller(); }

@@ -21,13 +21,6 @@
 // first waiter that sees the lock free and unused for heir_patience_ns, and a
 // death mark (owner_died) ends it at once. try_acquire() ignores it (as
 // pthread_mutex_trylock barges).
-// Hand-off (policy 6, fairness::handoff): every unlock that finds sleepers
-// leaves the word `waiters` and wakes one; only a thread that has already
-// tried to sleep here (`mark` in acquire_contended()) may take a free word that
-// still carries `waiters`, so the unlocker and newcomers queue behind the
-// waiters. An unlock whose wake reaches nobody frees the word to 0 and wakes
-// once more, for a thread that went to sleep on `waiters` in between.
-// try_acquire() ignores this reservation too.
 // Sleeping goes through the waiting floor (waiting_floor.hpp), with this lock
 // as the sleeper's robust-list pending op, so the kernel hands on a wake-up
 // whose receiver died.
@@ -51,8 +44,7 @@ namespace procsync::detail {
 class robust_lock {
  public:
   constexpr robust_lock() noexcept = default;
-  constexpr explicit robust_lock(owner_death policy, fairness mode = fairness::eventual) noexcept
-      : policy_(static_cast<std::uint32_t>(policy)), fairness_(static_cast<std::uint32_t>(mode)) {}
+  constexpr explicit robust_lock(owner_death policy) noexcept : policy_(static_cast<std::uint32_t>(policy)) {}
   robust_lock(const robust_lock&) = delete;
   robust_lock& operator=(const robust_lock&) = delete;
 
@@ -234,7 +226,6 @@ class robust_lock {
   std::uint32_t lock_class() const noexcept { return lock_class_; }  // checked_mutex: class id + 1; 0: none
   void set_lock_class(std::uint32_t id_plus_one) noexcept { lock_class_ = id_plus_one; }
   owner_death policy() const noexcept { return static_cast<owner_death>(policy_); }
-  fairness fairness_mode() const noexcept { return static_cast<fairness>(fairness_); }
 
  private:
   /// The common part of both releases: checks ownership, unlinks, and swaps in
@@ -273,34 +264,18 @@ class robust_lock {
   // and our seq_cst exchange, either we see the claim or the heir, reading the
   // word after its claim, finds the lock free.
   std::uint32_t free_value_for_sleepers() const noexcept {
-    return hands_off() || heir_.load(std::memory_order_seq_cst) != 0 ? word_waiters : 0;
+    return heir_.load(std::memory_order_seq_cst) != 0 ? word_waiters : 0;
   }
-  bool hands_off() const noexcept { return fairness_ == static_cast<std::uint32_t>(fairness::handoff); }
   // Wakes the heir (only it sleeps with heir_wake_bit); if it was not asleep
   // (awake, stopped or dead), one other sleeper too, who starts the heir's
   // patience clock: a heir that never comes then costs one re-arm slice.
   void wake_next() noexcept {
-    if (hands_off()) return hand_off();
     if (heir_.load(std::memory_order_seq_cst) != 0 && futex_wake_bitset(&word_, 1, heir_wake_bit) != 0) return;
     futex_wake(&word_, 1);
   }
 
-  // Policy 6, the unlocker's side (the word is `waiters` now): wake the sleeper
-  // it is reserved for. If none was asleep, nobody is owed it: free it to 0,
-  // and wake once more for a waiter that went to sleep on `waiters` meanwhile.
-  [[gnu::noinline]] void hand_off() noexcept {
-    if (futex_wake(&word_, 1) != 0) return;
-    std::uint32_t reserved = word_waiters;
-    // Relaxed: routing only; whoever takes the word orders the data by its CAS.
-    if (word_.compare_exchange_strong(reserved, 0, std::memory_order_relaxed)) futex_wake(&word_, 1);
-  }
-
-  // Policies 5 and 6, a waiter's side: may it take the free lock word `seen` now?
-  bool may_take(const thread_identity& self, std::uint32_t seen, robust_wait& wait, bool announced) noexcept {
-    // Policy 6: a free word still carrying `waiters` is for those who were
-    // already waiting (`announced`: tried to sleep here); a death mark, as
-    // below, lets anyone in to repair.
-    if (hands_off()) return (seen & word_owner_died) || !(seen & word_waiters) || announced;
+  // Policy 5, a waiter's side: may it take the free lock word `seen` now?
+  bool may_take(const thread_identity& self, std::uint32_t seen, robust_wait& wait) noexcept {
     std::uint32_t heir = heir_.load(std::memory_order_relaxed);
     // A death mark ends any reservation: recovery never waits for a heir.
     if (heir == 0 || heir == self.tid || (seen & word_owner_died)) return true;
@@ -332,9 +307,8 @@ class robust_lock {
   }
   // Leaving without the lock: drop our reservation, and if the lock sits free
   // (perhaps released to us), pass on the wake-up nobody else was sent.
-  // Under policy 6 a free word may have been left to us: pass the wake-up on too.
   void leave_without_lock(const thread_identity& self) noexcept {
-    if ((end_reservation(self) || hands_off()) && (word_.load(std::memory_order_seq_cst) & word_tid_mask) == 0)
+    if (end_reservation(self) && (word_.load(std::memory_order_seq_cst) & word_tid_mask) == 0)
       futex_wake(&word_, 1);
     clear_pending(self);
   }
@@ -362,7 +336,7 @@ class robust_lock {
         throw_not_recoverable(kind);
       }
       const std::uint32_t owner = seen & word_tid_mask;
-      if (owner == 0 && may_take(self, seen, wait, mark != 0)) {
+      if (owner == 0 && may_take(self, seen, wait)) {
         if (word_.compare_exchange_weak(seen, seen | self.tid | mark, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
           reservation_after_taking(self, seen);
@@ -391,8 +365,7 @@ class robust_lock {
         leave_without_lock(self);
         return lock_status::unavailable;
       }
-      if (!heir && !hands_off() && heir_.load(std::memory_order_relaxed) == 0 && wait.starving())
-        claim_reservation(self);
+      if (!heir && heir_.load(std::memory_order_relaxed) == 0 && wait.starving()) claim_reservation(self);
       seen = word_.load(std::memory_order_relaxed);
     }
   }
@@ -419,7 +392,7 @@ class robust_lock {
   std::uint32_t lock_class_ = 0;
   std::uint32_t policy_ = 0;
   std::atomic<std::uint32_t> heir_{0};  // policy 5: the starved waiter this lock is reserved for; 0: none
-  std::uint32_t fairness_ = 0;          // procsync::fairness; policy 6 when handoff
+  [[maybe_unused]] std::uint32_t spare_ = 0;  // room for the next per-lock field
   robust_node node_{};
 
   friend struct robust_lock_layout;

@@ -46,16 +46,6 @@
 //     unlock that finds its heir not asleep also wakes one other sleeper to
 //     watch, so a heir killed or stopped costs the others one slice (policy 1's
 //     bound). It never decides who may hold the lock (the word's CAS does).
-//  6. Hand-off, for robust locks made with fairness::handoff. An unlock that
-//     finds the waiters bit frees the word to `waiters`, not 0, and wakes one
-//     sleeper: only a thread that has already tried to sleep on this lock may
-//     take such a word, so the unlocker and newcomers queue behind the
-//     waiters. An unlock whose wake reaches nobody frees the word to 0 and
-//     wakes once more (for a thread that went to sleep on `waiters` in
-//     between). A woken waiter killed before it takes the word leaves it free
-//     with its pending op set, so the kernel wakes the next (policy 2); one
-//     stopped there costs the others one re-arm slice (policy 1), after which
-//     any of them takes it. As in 5, the word's CAS alone decides.
 // The bounds each primitive promises follow from 1–3 and are measured by the
 // kill-point harness (tests/killpoint.cpp); README.md states them per primitive.
 #pragma once
