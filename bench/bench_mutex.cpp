@@ -7,6 +7,10 @@
 // contended/<impl>/counter/procs:<P>: P = 2..4 forked processes each taking the
 //   lock once per increment of a shared counter, 1000000 increments in all
 //   (PROCSYNC_BENCH_OPS); ns_per_op is per locked increment.
+// uncontended/pthread_again, contended/pthread_again/...: pthread's mutex
+//   measured a second time under another name. Identical code, so its per-run
+//   ratio to `pthread` is 1.00 but for the machine: the A/A noise floor that
+//   every other ratio of the run carries (the summary prints it).
 // syscall/futex_wake_nobody, syscall/futex_wait_changed: one futex call that
 //   finds nothing to do (a wake with no sleeper; a wait on a word that no
 //   longer holds the expected value, EAGAIN). Under contention nearly every
@@ -31,6 +35,10 @@ struct std_mutex {
   void unlock() { m.unlock(); }
 };
 
+struct pthread_again : pthread_normal {
+  static constexpr const char* label = "pthread_again";
+};
+
 void futex_call_that_finds_nothing(benchmark::State& state, int op) {
   std::uint32_t word = 1;  // FUTEX_WAIT expects 0: the value "changed"
   for (auto _ : state) {
@@ -52,6 +60,7 @@ int main(int argc, char** argv) {
   register_both<procsync_mutex>();
   register_both<procsync_recursive>();
   register_both<pthread_normal>();
+  register_both<pthread_again>();
   register_both<pthread_robust>();
   register_both<boost_mutex>();
   register_both<sem_lock>();

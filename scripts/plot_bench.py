@@ -439,11 +439,25 @@ def targets(data):
     return out
 
 
+def print_noise_floor():
+    """The A/A line: pthread's mutex against itself, measured twice in the run
+    (bench_mutex's pthread_again rows). Identical code, so how far its per-run
+    ratios stray from 1.00 is how far any ratio above can stray for no reason."""
+    cells = [("uncontended", run_ratios("mutex", "uncontended/pthread_again", "uncontended/pthread", cpu_ns))]
+    for procs in (2, 4):
+        cells.append((f"contended P={procs}", run_ratios("mutex", contended("pthread_again", procs),
+                                                          contended("pthread", procs), lambda r: r.get("ops_per_s"))))
+    if all(r for _, r in cells):
+        print("A/A noise floor, pthread against itself in this run: "
+              + ", ".join(f"{name} {spread_text(r)}" for name, r in cells))
+
+
 def summary_targets(data):
     rows = [[t, m, v] for t, m, v in targets(data)]
     if rows:
         print("== design targets (median of the per-run ratios, min-max over the runs)")
         table(["target", "measured", ""], rows)
+    print_noise_floor()
     calls = [data.get("mutex", {}).get(f"syscall/{op}") for op in ("futex_wake_nobody", "futex_wait_changed")]
     floor = [cpu_ns(row) if row else None for row in calls]
     if all(floor):
@@ -511,6 +525,7 @@ LABELS = {
     "pthread": "pthread mutex (process-shared)",
     "pthread_robust": "pthread mutex, robust (glibc)",
     "pthread_batched64": "pthread mutex, 64 updates per lock",
+    "pthread_again": "pthread mutex, measured again (A/A)",
     "boost_interprocess": "Boost interprocess_mutex",
     "boost_named": "Boost named_mutex",
     "sem_t": "POSIX sem_t used as a lock",

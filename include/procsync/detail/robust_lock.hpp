@@ -329,6 +329,8 @@ class robust_lock {
     // take the lock with `waiters` set so our unlock wakes the next one.
     std::uint32_t mark = 0;
     robust_wait wait;
+    // Policy 4: leave the line to the holder for a moment before the first look.
+    pause_without_looking();
     std::uint32_t seen = word_.load(std::memory_order_relaxed);
     for (;;) {
       if (seen == word_not_recoverable) {

@@ -30,13 +30,19 @@
 //  3. Conditions that need a look at other processes (a dead undo-semaphore
 //     holder, a dead barrier party, a deadlock) are checked between slices by
 //     the caller's `between_slices` step: no primitive writes its own loop.
-//  4. No spinning before sleeping. Measured (bench_mutex, 2 vCPUs, same run): a
-//     100-iteration spin cost 40 % of contended throughput — the spinner's loads
-//     steal the line from the holder about to release it. Shorter spins (8,
-//     32, 128 pauses) measured later changed neither the futex calls per
-//     acquisition nor throughput: the holder retakes the lock within
-//     nanoseconds, so a spinner almost never sees it free. Spinning is a
-//     primitive's fast-path decision, not the floor's.
+//  4. No spinning on a lock word before sleeping, but one pause before looking.
+//     Measured (bench_mutex, 2 vCPUs, same run): a 100-iteration spin cost
+//     40 % of contended throughput — the spinner's loads steal the line from
+//     the holder about to release it; shorter spins (8, 32, 128 pauses)
+//     changed nothing, as the holder retakes the lock within nanoseconds and
+//     a spinner almost never sees it free. What helps is not looking: a
+//     robust lock's contended acquisition first waits `contended_pause_ns`
+//     (2 us) in pause_without_looking(), touching no shared memory, then looks
+//     and, if the lock is still held, sleeps as below. Meanwhile the holder
+//     keeps the line and gets through more critical sections, and the first
+//     look often finds the lock free, so fewer acquisitions enter the kernel
+//     (docs/benchmarks.md has the numbers, 0.5-2 us tried). It is a pause, not
+//     a wait: once per acquisition, never in the kernel, bounded by the clock.
 //  5. Eventual fairness for robust locks. A waiter that has waited longer than
 //     `starvation_bound` (1 ms) since its first sleep may reserve the lock
 //     (robust_lock's heir): the holder's unlock then leaves it to that waiter
@@ -77,6 +83,28 @@ inline std::int64_t monotonic_ns() noexcept {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+/// Policy 4: how long a contended robust acquisition waits before its first look.
+inline constexpr std::int64_t contended_pause_ns = 2'000;
+
+/// One "pause" instruction: tells the CPU (and a hypervisor, or the other
+/// hyperthread) that this is a busy wait.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// Policy 4's pause: about `ns` nanoseconds of pause instructions that read
+/// nothing but the clock, so the lock's cache line stays with its holder.
+inline void pause_without_looking(std::int64_t ns = contended_pause_ns) noexcept {
+  const std::int64_t until = monotonic_ns() + ns;
+  do {
+    for (int i = 0; i < 4; ++i) cpu_relax();
+  } while (monotonic_ns() < until);
 }
 
 /// Slow-path hook for the deadlock detector (deadlock.hpp), process-local.
