@@ -540,3 +540,17 @@ BOOST_AUTO_TEST_CASE(a_recycled_pid_is_not_the_process_recorded) {
 }
 
 }  // namespace
+
+// Policy 4: the contended pause lasts its length by the monotonic clock (a
+// broken loop would return at once) and never enters the kernel.
+BOOST_AUTO_TEST_CASE(the_contended_pause_lasts_its_length_without_a_system_call) {
+  using namespace procsync::detail;
+  for (const std::int64_t ns : {std::int64_t{0}, contended_pause_ns, std::int64_t{300'000}}) {
+    const auto calls_before = futex_syscalls.load();
+    const std::int64_t t0 = monotonic_ns();
+    pause_without_looking(ns);
+    BOOST_TEST(monotonic_ns() - t0 >= ns);
+    BOOST_TEST(futex_syscalls.load() == calls_before);
+  }
+  BOOST_TEST(contended_pause_ns < starvation_bound_ns, "the pause is far below the bound that reserves a lock");
+}

@@ -23,10 +23,10 @@
 //
 // Cost: lock+unlock without contention is two atomic instructions and no system
 // call; a system call is made only when a thread has to sleep or wake a sleeper.
-// A lock() that finds the mutex held first pauses about 2 us on its CPU without
+// A lock() that finds the mutex held first pauses for 2 us on its CPU without
 // touching the mutex (the holder keeps its cache line and often finishes), then
-// looks again and sleeps if it must: a contended lock() burns at most that much
-// CPU before it sleeps (detail/waiting_floor.hpp, policy 4).
+// looks again and sleeps if it must: one such pause per contended lock(), spent
+// busy rather than asleep (detail/waiting_floor.hpp, policy 4).
 //
 // Fairness: eventual. An unlocking thread may take the mutex straight back
 // (throughput), but a waiter that has slept and waited at least 1 ms reserves
