@@ -67,11 +67,8 @@ inline std::uint64_t total_ops() { return env_u64("PROCSYNC_BENCH_OPS", 1000000)
 inline std::uint64_t run_iterations() { return env_u64("PROCSYNC_BENCH_ITERS", 3); }
 inline std::uint64_t ping_rounds() { return env_u64("PROCSYNC_BENCH_ROUNDS", 20000); }
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+// The waiting floor's busy-wait hint (a `pause`), shared with the peers' spin loops here.
+using procsync::detail::cpu_relax;
 
 inline std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())

@@ -446,7 +446,7 @@ def print_noise_floor():
     cells = [("uncontended", run_ratios("mutex", "uncontended/pthread_again", "uncontended/pthread", cpu_ns))]
     for procs in (2, 4):
         cells.append((f"contended P={procs}", run_ratios("mutex", contended("pthread_again", procs),
-                                                          contended("pthread", procs), lambda r: r.get("ops_per_s"))))
+                                                          contended("pthread", procs), mops)))
     if all(r for _, r in cells):
         print("A/A noise floor, pthread against itself in this run: "
               + ", ".join(f"{name} {spread_text(r)}" for name, r in cells))
