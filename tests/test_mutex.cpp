@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -593,6 +594,52 @@ BOOST_AUTO_TEST_CASE(a_starved_waiter_is_served_before_the_unlocker_relocks, *bo
   BOOST_TEST(b->m.heir_tid() == 0u);
   b->m.unlock();
   BOOST_TEST(wait_exit_code(waiter) == 0);
+  BOOST_TEST(b->heir_inside.load() == 1);
+}
+
+// The patience runs only while the lock sits free: a heir that has waited out
+// a long critical section still gets the lock first when it is released.
+BOOST_AUTO_TEST_CASE(a_reservation_outlasts_a_hold_longer_than_its_patience, *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<fairness_block>();
+  b->m.lock();
+  const pid_t waiter = fair_waiter(*b);
+  BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(waiter); }));
+  std::this_thread::sleep_for(3 * procsync::detail::heir_patience_ns * 1ns / 2);
+  const auto t0 = clk::now();
+  b->m.unlock();
+  b->m.lock();
+  const auto relock = clk::now() - t0;
+  BOOST_TEST((b->heir_inside.load() == 1 || relock >= 50ms), "relocked after " << (relock / 1us) << " us");
+  b->m.unlock();
+  BOOST_TEST(wait_exit_code(waiter) == 0);
+  BOOST_TEST(b->heir_inside.load() == 1);
+}
+
+// The patience counts from the unlock that left the lock to its heir, not from
+// when a waiter first sees it: a newcomer arriving after it has passed takes
+// the lock at once, without a single futex wait (before, it slept a full slice,
+// and a survivor whose slice ended late slept two).
+BOOST_AUTO_TEST_CASE(a_newcomer_after_the_heirs_patience_takes_the_lock_without_sleeping,
+                     *boost::unit_test::timeout(120)) {
+  auto b = procsync::make_anonymous<fairness_block>();
+  b->m.lock();
+  const pid_t heir = fair_waiter(*b);
+  BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
+  ::kill(heir, SIGSTOP);  // stopped in its sleep: it will not run before SIGCONT
+  b->m.unlock();
+  std::this_thread::sleep_for(3 * procsync::detail::heir_patience_ns * 1ns / 2);
+  const pid_t newcomer = fork_child([&b] {
+    const auto calls_before = procsync::detail::futex_syscalls.load();
+    b->m.lock();
+    const auto calls = procsync::detail::futex_syscalls.load() - calls_before;
+    b->m.unlock();
+    return calls == 0 ? 0 : 10 + static_cast<int>(std::min<std::uint64_t>(calls, 100));
+  });
+  const int code = wait_exit_code(newcomer, 10s);  // the watchdog: a hang fails here
+  BOOST_TEST(code == 0, "the newcomer ended with " << code << " (10 + its futex calls while locking)");
+  BOOST_TEST(b->m.heir_tid() != static_cast<std::uint32_t>(heir), "the stale reservation was dropped");
+  ::kill(heir, SIGCONT);
+  BOOST_TEST(wait_exit_code(heir, 30s) == 0);  // resumed, it still gets the mutex
   BOOST_TEST(b->heir_inside.load() == 1);
 }
 

@@ -32,10 +32,11 @@
 // (throughput), but a waiter that has slept and waited at least 1 ms reserves
 // it, and the next unlock hands it to that waiter before anyone new. A reserved
 // waiter that dies, is stopped, or does not take the free mutex within one
-// 50 ms re-arm slice loses its reservation, so it delays the others by one
-// slice plus scheduling in the cases traced; with every kill point tried, a
-// stopped participant was measured to delay them by two slices (about 100 ms)
-// at worst (docs/killpoints.md, "mutex_reserved").
+// 50 ms re-arm slice of the unlock that left it the mutex loses its
+// reservation, so it delays the others by one slice plus scheduling. That time
+// is kept in the mutex, so a waiter that first looks late does not start a
+// patience of its own (measured at every kill point: docs/killpoints.md,
+// "mutex_reserved").
 // try_lock() ignores reservations.
 #pragma once
 

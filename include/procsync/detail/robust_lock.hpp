@@ -18,9 +18,10 @@
 // fast path, which needs 0, fails) and wakes the heir alone; other waiters in
 // acquire_contended() leave a free, reserved lock to the heir. A reservation
 // never owns anything: a heir that dies, stops or is too slow loses it to the
-// first waiter that sees the lock free and unused for heir_patience_ns, and a
-// death mark (owner_died) ends it at once. try_acquire() ignores it (as
-// pthread_mutex_trylock barges).
+// first waiter that sees the lock free and unused heir_patience_ns after it was
+// reserved or last released to the heir (`reserved_ms_`, stamped by the claim
+// and by such unlocks), and a death mark (owner_died) ends it at once.
+// try_acquire() ignores it (as pthread_mutex_trylock barges).
 // Sleeping goes through the waiting floor (waiting_floor.hpp), with this lock
 // as the sleeper's robust-list pending op, so the kernel hands on a wake-up
 // whose receiver died.
@@ -238,6 +239,7 @@ class robust_lock {
     set_pending(self, &node_);
     robust_dequeue(&node_);
     const bool died = (seen & word_owner_died) != 0;
+    (void)stamp_if_reserved();
     // Unlocking while inconsistent poisons the lock for good (pthread's
     // ENOTRECOVERABLE) — unless the holder gives up before using the data.
     std::uint32_t next = free_value & ((seen & word_waiters) | ~word_waiters);
@@ -263,14 +265,24 @@ class robust_lock {
   // Policy 5, the unlocker's side. seq_cst loads: with the heir's seq_cst claim
   // and our seq_cst exchange, either we see the claim or the heir, reading the
   // word after its claim, finds the lock free.
-  std::uint32_t free_value_for_sleepers() const noexcept {
-    return heir_.load(std::memory_order_seq_cst) != 0 ? word_waiters : 0;
+  std::uint32_t free_value_for_sleepers() noexcept { return stamp_if_reserved() ? word_waiters : 0; }
+  // Whether a heir is waiting; if so, its patience starts again now (at this unlock).
+  bool stamp_if_reserved() noexcept {
+    if (heir_.load(std::memory_order_seq_cst) == 0) return false;
+    stamp_reservation();
+    return true;
   }
-  // Wakes the heir (only it sleeps with heir_wake_bit); if it was not asleep
-  // (awake, stopped or dead), one other sleeper too, who starts the heir's
-  // patience clock: a heir that never comes then costs one re-arm slice.
+  // Relaxed: ordered before the word's release by the exchange that follows
+  // (or the claim's seq_cst CAS); a stale stamp only moves the patience.
+  void stamp_reservation() noexcept { reserved_ms_.store(reservation_clock_ms(), std::memory_order_relaxed); }
+  // Wakes the heir alone (only it sleeps with heir_wake_bit). If it was not
+  // asleep (awake, stopped or dead), nobody else needs waking: every sleeper
+  // looks again within a slice, and the patience runs on the lock's stamp.
   void wake_next() noexcept {
-    if (heir_.load(std::memory_order_seq_cst) != 0 && futex_wake_bitset(&word_, 1, heir_wake_bit) != 0) return;
+    if (heir_.load(std::memory_order_seq_cst) != 0) {
+      futex_wake_bitset(&word_, 1, heir_wake_bit);
+      return;
+    }
     futex_wake(&word_, 1);
   }
 
@@ -279,13 +291,17 @@ class robust_lock {
     std::uint32_t heir = heir_.load(std::memory_order_relaxed);
     // A death mark ends any reservation: recovery never waits for a heir.
     if (heir == 0 || heir == self.tid || (seen & word_owner_died)) return true;
-    if (!wait.reservation_expired(heir)) return false;
+    // Acquire: pairs with the exchange that freed the word, so the stamp read is
+    // the one written before it (the word itself was loaded relaxed).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (!wait.reservation_expired(reserved_ms_.load(std::memory_order_relaxed))) return false;
     // Relaxed: the reservation only routes wake-ups; the word's CAS decides.
     // Fails harmlessly if the heir changed meanwhile.
     heir_.compare_exchange_strong(heir, 0, std::memory_order_relaxed);
     return true;
   }
   void claim_reservation(const thread_identity& self) noexcept {
+    stamp_reservation();  // before the claim is seen, so nobody reads an older one with it
     std::uint32_t none = 0;
     // seq_cst: the heir's half of the pair with the unlocker (see wake_next()).
     heir_.compare_exchange_strong(none, self.tid, std::memory_order_seq_cst, std::memory_order_relaxed);
@@ -350,7 +366,6 @@ class robust_lock {
         leave_without_lock(self);
         throw_would_deadlock(kind);
       }
-      if (owner != 0) wait.reservation_used();
       if (!(seen & word_waiters) &&
           !word_.compare_exchange_weak(seen, seen | word_waiters, std::memory_order_relaxed))
         continue;
@@ -394,7 +409,7 @@ class robust_lock {
   std::uint32_t lock_class_ = 0;
   std::uint32_t policy_ = 0;
   std::atomic<std::uint32_t> heir_{0};  // policy 5: the starved waiter this lock is reserved for; 0: none
-  [[maybe_unused]] std::uint32_t spare_ = 0;  // room for the next per-lock field
+  std::atomic<std::uint32_t> reserved_ms_{0};  // policy 5: reservation_clock_ms() of the claim or last unlock to the heir
   robust_node node_{};
 
   friend struct robust_lock_layout;

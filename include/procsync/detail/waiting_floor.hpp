@@ -47,11 +47,14 @@
 //     `starvation_bound` (1 ms) since its first sleep may reserve the lock
 //     (robust_lock's heir): the holder's unlock then leaves it to that waiter
 //     alone and wakes it by a futex bitset no other sleeper uses. A reservation
-//     is only a request: one whose lock sits free and unclaimed for
-//     `heir_patience` (one re-arm slice) is dropped by whoever sees that. An
-//     unlock that finds its heir not asleep also wakes one other sleeper to
-//     watch, so a heir killed or stopped costs the others one slice (policy 1's
-//     bound). It never decides who may hold the lock (the word's CAS does).
+//     is only a request: the lock records when it was reserved and when each
+//     unlock left it to its heir, and a waiter that finds it free and unused
+//     `heir_patience` (one re-arm slice) after that drops it; one that finds
+//     it younger sleeps only until then. The clock is the lock's, not the
+//     waiter's: a survivor whose slice ends late, after the heir took its
+//     wake-up and was stopped, does not start a patience of its own, so a
+//     heir killed or stopped costs the others one slice (policy 1's bound).
+//     It never decides who may hold the lock (the word's CAS does).
 // The bounds each primitive promises follow from 1–3 and are measured by the
 // kill-point harness (tests/killpoint.cpp); README.md states them per primitive.
 #pragma once
@@ -75,6 +78,7 @@ inline constexpr std::int64_t rearm_slice_ns = 50'000'000;
 inline constexpr std::int64_t starvation_bound_ns = 1'000'000;
 /// A reservation whose lock stayed free this long without its heir is dropped.
 inline constexpr std::int64_t heir_patience_ns = rearm_slice_ns;
+inline constexpr std::uint32_t heir_patience_ms = heir_patience_ns / 1'000'000;
 /// The futex bitset bit only a lock's heir sleeps with (policy 5); every other
 /// robust sleeper leaves it out, and plain wakes match everyone.
 inline constexpr std::uint32_t heir_wake_bit = 0x1u;
@@ -84,6 +88,10 @@ inline std::int64_t monotonic_ns() noexcept {
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
 }
+
+/// Policy 5's clock: CLOCK_MONOTONIC in milliseconds, modulo 2^32 (49 days),
+/// a time that fits in 32 bits of a lock in shared memory.
+inline std::uint32_t reservation_clock_ms() noexcept { return static_cast<std::uint32_t>(monotonic_ns() / 1'000'000); }
 
 /// Policy 4: how long a contended robust acquisition waits before its first look.
 inline constexpr std::int64_t contended_pause_ns = 2'000;
@@ -326,7 +334,7 @@ bool wait_until_rung(wait_word& w, const timespec* deadline, Done&& done, Step&&
 
 /// The state of one contended robust acquisition across its sleeps: the
 /// deadlock hook (if one is installed) and its per-wait slot, and what policy 5
-/// needs (when this wait began, and which reservation it has seen unused since when).
+/// needs (when this wait began, and when an unused reservation's patience ends).
 class robust_wait {
  public:
   // Acquire: pairs with the installer's release, so the hook's tables are seen.
@@ -350,10 +358,14 @@ class robust_wait {
     const std::int64_t now_ns = monotonic_ns();
     if (started_ns_ == 0) started_ns_ = now_ns;
     last_sleep_ns_ = now_ns;
+    // A reservation seen unused ends its patience before the slice would: look then.
+    std::int64_t slice_ns = recheck_in_ns_ != 0 && recheck_in_ns_ < rearm_slice_ns ? recheck_in_ns_ : rearm_slice_ns;
+    recheck_in_ns_ = 0;
     if (hook_ == nullptr)
-      return sleep_bounded_from(now_ns, word, expected, deadline, rearm_slice_ns, bitset) != sleep_end::deadline_over;
+      return sleep_bounded_from(now_ns, word, expected, deadline, slice_ns, bitset) != sleep_end::deadline_over;
     if (next_look_ns_ == 0) next_look_ns_ = now_ns + hook_->slice_ns(slices_++);
-    const sleep_end end = sleep_bounded_from(now_ns, word, expected, deadline, next_look_ns_ - now_ns, bitset);
+    if (next_look_ns_ - now_ns < slice_ns) slice_ns = next_look_ns_ - now_ns;
+    const sleep_end end = sleep_bounded_from(now_ns, word, expected, deadline, slice_ns, bitset);
     if (end == sleep_end::deadline_over) return false;
     if (end == sleep_end::slice_over && monotonic_ns() >= next_look_ns_) {
       next_look_ns_ = 0;
@@ -366,28 +378,26 @@ class robust_wait {
   /// began (no clock read of its own: the sleep's is used).
   bool starving() const noexcept { return last_sleep_ns_ - started_ns_ >= starvation_bound_ns; }
 
-  /// Called on finding the lock free but reserved for `heir`: whether this wait
-  /// has seen it so, for the same heir, for heir_patience_ns (the heir is dead,
-  /// stopped or too slow, and the reservation may be dropped).
-  bool reservation_expired(std::uint32_t heir) noexcept {
-    const std::int64_t now_ns = monotonic_ns();
-    if (heir != reserved_for_) {
-      reserved_for_ = heir;
-      reserved_seen_ns_ = now_ns;
-      return false;
-    }
-    return now_ns - reserved_seen_ns_ >= heir_patience_ns;
+  /// Called on finding the lock free but reserved since `reserved_ms` (the
+  /// lock's reservation clock, reservation_clock_ms()): whether the heir has had
+  /// heir_patience_ns and not come (it is dead, stopped or too slow, and the
+  /// reservation may be dropped). If not, the next sleep ends when it will have.
+  bool reservation_expired(std::uint32_t reserved_ms) noexcept {
+    // Modulo 2^32. A process in another time namespace reads an offset clock:
+    // the age looks wrong and the reservation is dropped early (fairness is
+    // lost, never liveness).
+    const std::uint32_t age_ms = reservation_clock_ms() - reserved_ms;
+    if (age_ms >= heir_patience_ms) return true;
+    recheck_in_ns_ = std::int64_t{heir_patience_ms - age_ms} * 1'000'000;
+    return false;
   }
-  /// Called on finding the lock held: a reservation seen before was used.
-  void reservation_used() noexcept { reserved_for_ = 0; }
 
  private:
   const contended_wait_hook* hook_;
   std::int64_t next_look_ns_ = 0;  // CLOCK_MONOTONIC time of the hook's next look; 0: not planned
   std::int64_t started_ns_ = 0;    // CLOCK_MONOTONIC time of the first sleep; 0: none yet
   std::int64_t last_sleep_ns_ = 0;  // ... and of the latest
-  std::int64_t reserved_seen_ns_ = 0;
-  std::uint32_t reserved_for_ = 0;  // the heir whose unused reservation this wait saw first at reserved_seen_ns_
+  std::int64_t recheck_in_ns_ = 0;  // a reservation's patience ends this long after the next sleep begins; 0: none
   std::int32_t slot_ = -1;
   std::uint32_t slices_ = 0;
 };
