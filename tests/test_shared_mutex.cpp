@@ -471,14 +471,14 @@ BOOST_AUTO_TEST_CASE(a_stopped_heir_holds_writers_back_boundedly_and_readers_not
   s->m.lock();
   const pid_t heir = reserving_writer(*s);
   ::kill(heir, SIGSTOP);
+  const auto t0 = clk::now();  // before the unlock, where the heir's patience starts
   s->m.unlock();  // released to a heir that cannot come
   BOOST_TEST(s->m.heir_tid() == static_cast<std::uint32_t>(heir));
   // A reservation is among writers: a reader gets in at once.
   BOOST_TEST(s->m.try_lock_shared());
   s->m.unlock_shared();
   // A newcomer writer waits behind the stopped heir for its patience (one
-  // re-arm slice, counted from its own first look), and no longer.
-  const auto t0 = clk::now();
+  // re-arm slice, counted from the unlock), and no longer.
   const pid_t newcomer = fork_child([&s] {
     s->m.lock();
     s->m.unlock();

@@ -386,9 +386,11 @@ class robust_wait {
     // Modulo 2^32. A process in another time namespace reads an offset clock:
     // the age looks wrong and the reservation is dropped early (fairness is
     // lost, never liveness).
+    // Both times are whole milliseconds rounded down, so only an age past the
+    // patience proves that the patience has passed.
     const std::uint32_t age_ms = reservation_clock_ms() - reserved_ms;
-    if (age_ms >= heir_patience_ms) return true;
-    recheck_in_ns_ = std::int64_t{heir_patience_ms - age_ms} * 1'000'000;
+    if (age_ms > heir_patience_ms) return true;
+    recheck_in_ns_ = std::int64_t{heir_patience_ms + 1 - age_ms} * 1'000'000;
     return false;
   }
 
