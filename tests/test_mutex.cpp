@@ -625,7 +625,8 @@ BOOST_AUTO_TEST_CASE(a_newcomer_after_the_heirs_patience_takes_the_lock_without_
   b->m.lock();
   const pid_t heir = fair_waiter(*b);
   BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
-  ::kill(heir, SIGSTOP);  // stopped in its sleep: it will not run before SIGCONT
+  ::kill(heir, SIGSTOP);
+  BOOST_REQUIRE(eventually([&] { return is_stopped(heir); }));  // it cannot take the unlock's wake-up
   b->m.unlock();
   std::this_thread::sleep_for(3 * procsync::detail::heir_patience_ns * 1ns / 2);
   const pid_t newcomer = fork_child([&b] {
@@ -651,6 +652,7 @@ BOOST_AUTO_TEST_CASE(a_killed_or_stopped_heir_delays_the_others_boundedly, *boos
     BOOST_REQUIRE(eventually([&] { return b->m.heir_tid() == static_cast<std::uint32_t>(heir); }));
     ::kill(heir, sig);
     if (sig == SIGKILL) BOOST_TEST(wait_exit_code(heir) == -SIGKILL);
+    if (sig == SIGSTOP) BOOST_REQUIRE(eventually([&] { return is_stopped(heir); }));
     // Released to a heir that will not come; a newcomer must still get it.
     b->m.unlock();
     const auto t0 = clk::now();

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <random>
 #include <span>
 #include <string>
@@ -52,13 +51,6 @@ void arm(step at, int sig, int nth = 1) {
   hook_signal = sig;
   hook_countdown = nth;
   procsync::detail::queue_test_hook.store(&hook);
-}
-
-bool is_stopped(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const auto p = all.rfind(')');
-  return p != std::string::npos && p + 2 < all.size() && all[p + 2] == 'T';
 }
 
 /// Runs `op` in a child that SIGKILLs itself the `nth` time it reaches step

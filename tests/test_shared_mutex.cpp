@@ -471,6 +471,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_heir_holds_writers_back_boundedly_and_readers_not
   s->m.lock();
   const pid_t heir = reserving_writer(*s);
   ::kill(heir, SIGSTOP);
+  BOOST_REQUIRE(eventually([&] { return is_stopped(heir); }));
   const auto t0 = clk::now();  // before the unlock, where the heir's patience starts
   s->m.unlock();  // released to a heir that cannot come
   BOOST_TEST(s->m.heir_tid() == static_cast<std::uint32_t>(heir));

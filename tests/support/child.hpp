@@ -210,6 +210,20 @@ inline long current_syscall(pid_t pid, pid_t tid = 0) {
   return std::strtol(buf, nullptr, 10);
 }
 
+/// Whether process `pid` is stopped (state T in /proc/<pid>/stat): a SIGSTOP
+/// has taken effect, so it runs no more instructions until SIGCONT.
+inline bool is_stopped(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  char buf[512] = {};
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return false;
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  const std::string_view stat(buf, n);
+  const auto paren = stat.rfind(')');  // the name, in parentheses, may hold anything
+  return paren != std::string_view::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T';
+}
+
 /// Whether thread `tid` of process `pid` is blocked in a futex(2) call now:
 /// "is it asleep yet?" decided by looking, never by sleeping.
 inline bool blocked_in_futex(pid_t pid, pid_t tid = 0) { return current_syscall(pid, tid) == SYS_futex; }
